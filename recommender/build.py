@@ -1,0 +1,137 @@
+"""Registry files in, index folder out: the whole offline build as one function."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recommender.index import describe_source, save_index, utc_now
+from recommender.ingest import IngestReport, read_records
+from recommender.neighbours import CosineNeighbours
+from recommender.text import DEFAULT_FIELD_GROUPS, FieldGroup, FieldGroupVectorizer
+
+DEFAULT_K = 50
+
+
+@dataclass
+class BuildSummary:
+    """What a build did, for the CLI's summary and the index metadata."""
+
+    path: Path
+    studies: int
+    report: IngestReport
+    vocabulary: dict[str, int]
+    nonzeros: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def build_index(
+    sources: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    groups: Sequence[FieldGroup] = DEFAULT_FIELD_GROUPS,
+    k: int = DEFAULT_K,
+    n_jobs: int = -1,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> BuildSummary:
+    """Read registry sources, vectorise, compute every trial's top-``k`` and save.
+
+    Parameters
+    ----------
+    sources : sequence of path
+        Registry files or folders (API v2 JSON zip, folder, JSON lines or pages;
+        legacy XML zip or folder), read in order: for a trial present in several,
+        the source given last wins.
+    out : path
+        Index folder, replaced atomically when the build succeeds.
+    groups : sequence of FieldGroup
+        Field groups, weights and vectoriser settings.
+    k : int, default 50
+        Neighbours stored per trial.
+    n_jobs : int, default -1
+        Cores for vectorising and neighbour search.
+    progress : bool, default False
+        Progress bars on stderr.
+    log : callable, optional
+        Receives one line per finished stage.
+
+    Returns
+    -------
+    BuildSummary
+    """
+    if not sources:
+        raise ValueError("at least one source is needed")
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    say = log or (lambda _line: None)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+
+    records, report = read_records(sources, progress=progress)
+    seconds["read"] = _lap(started, seconds)
+    say(f"read {len(records):,} studies ({seconds['read']:.1f} s)")
+    if not records:
+        raise ValueError("the sources hold no readable study; nothing to index")
+
+    vectorizer = FieldGroupVectorizer(groups, n_jobs=n_jobs)
+    vectors = vectorizer.fit_transform(records)
+    seconds["vectorise"] = _lap(started, seconds)
+    say(f"vectorised: {vectors.shape[1]:,} features ({seconds['vectorise']:.1f} s)")
+
+    indices, scores = _all_neighbours(vectors, k, n_jobs, progress)
+    seconds["neighbours"] = _lap(started, seconds)
+    say(f"neighbours: top {k} of {len(records):,} trials ({seconds['neighbours']:.1f} s)")
+
+    vocabulary = {g.name: len(t) for g, t in zip(groups, _vocab(vectorizer), strict=True)}
+    meta = {
+        "built_at": utc_now(),
+        "sources": [
+            {**describe_source(path), **vars(summary)}
+            for path, summary in zip(sources, report.sources, strict=True)
+        ],
+        "ingest": {"skipped": len(report.skipped), "replaced": report.replaced},
+    }
+    path = save_index(
+        out,
+        records=records,
+        vectorizer=vectorizer,
+        vectors=vectors,
+        neighbour_indices=indices,
+        neighbour_scores=scores,
+        meta={**meta, "seconds": seconds},
+        report=_report_dict(report),
+    )
+    seconds["save"] = _lap(started, seconds)
+    say(f"saved to {path} ({seconds['save']:.1f} s)")
+    return BuildSummary(path, len(records), report, vocabulary, int(vectors.nnz), seconds)
+
+
+def _lap(started: float, seconds: dict[str, float]) -> float:
+    return round(time.perf_counter() - started - sum(seconds.values()), 3)
+
+
+def _vocab(vectorizer: FieldGroupVectorizer) -> list[list[str]]:
+    _, vocabularies, _ = vectorizer.get_state()
+    return list(vocabularies.values())
+
+
+def _all_neighbours(vectors, k: int, n_jobs: int, progress: bool):
+    search = CosineNeighbours(n_jobs=n_jobs).fit(vectors)
+    if not progress:
+        return search.all_kneighbors(vectors, k)
+    from tqdm import tqdm
+
+    with tqdm(total=vectors.shape[0], desc="neighbours", unit="trial") as bar:
+        return search.all_kneighbors(vectors, k, progress=bar.update)
+
+
+def _report_dict(report: IngestReport) -> dict:
+    return {
+        "sources": [vars(s) for s in report.sources],
+        "replaced": report.replaced,
+        "skipped": [vars(s) for s in report.skipped],
+    }

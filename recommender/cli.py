@@ -1,0 +1,184 @@
+"""The ``recommender`` command: build an index, ask it for similar trials, serve it.
+
+Exit codes: 0 success, 2 bad usage or bad input (a malformed id, a missing source,
+an unusable index), 1 any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from recommender.build import DEFAULT_K, BuildSummary, build_index
+from recommender.index import DamagedIndexError, NotInIndexError, TrialIndex
+from recommender.ingest import SourceError
+from recommender.records import InvalidNctIdError, TrialRecord
+
+DEFAULT_INDEX = Path("models/index")
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class BadInput(Exception):
+    """A problem with what the user gave us; reported without a traceback, exit 2."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _jobs(text: str) -> int:
+    value = int(text)
+    if value == 0 or value < -1:
+        raise argparse.ArgumentTypeError("use a positive number of cores, or -1 for all")
+    return value
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recommender",
+        description="Similar-clinical-trial recommendations from ClinicalTrials.gov records.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    build = commands.add_parser("build", help="build an index from registry downloads")
+    build.add_argument(
+        "--source",
+        action="append",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="registry file or folder (API v2 JSON zip/folder/JSONL/pages, legacy XML "
+        "zip/folder); repeat for several, the last one wins for a trial in several",
+    )
+    build.add_argument("--out", type=Path, default=DEFAULT_INDEX, help="index folder (%(default)s)")
+    build.add_argument(
+        "-k", type=_positive_int, default=DEFAULT_K, help="neighbours stored per trial"
+    )
+    build.add_argument("--jobs", type=_jobs, default=-1, help="cores to use (-1: all)")
+    build.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    similar = commands.add_parser("similar", help="trials most like a trial or a text")
+    similar.add_argument("nct_id", nargs="?", help="an indexed trial, e.g. NCT05940610")
+    similar.add_argument("--text", help="free text of a trial that is not registered instead")
+    similar.add_argument("-k", type=_positive_int, default=10, help="results (%(default)s)")
+    similar.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="index folder")
+    similar.add_argument("--json", action="store_true", help="print JSON")
+    similar.add_argument("--why", action="store_true", help="show the terms behind each score")
+
+    serve = commands.add_parser("serve", help="serve the index over HTTP")
+    serve.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="index folder")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=_positive_int, default=1)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    handlers = {"build": run_build, "similar": run_similar, "serve": run_serve}
+    try:
+        return handlers[args.command](args)
+    except (BadInput, InvalidNctIdError, NotInIndexError, DamagedIndexError, SourceError) as exc:
+        print(f"recommender {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"recommender {args.command}: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def run_build(args: argparse.Namespace) -> int:
+    def log(line: str) -> None:
+        if not args.quiet:
+            print(line, file=sys.stderr)
+
+    summary = build_index(
+        args.source, args.out, k=args.k, n_jobs=args.jobs, progress=not args.quiet, log=log
+    )
+    print(format_build_summary(summary))
+    return EXIT_OK
+
+
+def format_build_summary(summary: BuildSummary) -> str:
+    report = summary.report
+    lines = [f"index written to {summary.path}"]
+    for source in report.sources:
+        lines.append(
+            f"  {source.path} ({source.format}): {source.read:,} studies read, "
+            f"{source.skipped:,} skipped"
+        )
+    lines.append(f"studies indexed: {summary.studies:,}")
+    lines.append(f"duplicates replaced by a later source: {report.replaced:,}")
+    lines.append(f"skipped: {len(report.skipped):,}")
+    reasons = Counter(item.reason for item in report.skipped)
+    for reason, count in reasons.most_common(10):
+        example = next(i for i in report.skipped if i.reason == reason)
+        lines.append(f"  {count:,} x {reason} (e.g. {example.source}: {example.item})")
+    vocab = ", ".join(f"{name} {size:,}" for name, size in summary.vocabulary.items())
+    lines.append(f"vocabulary: {vocab}; {summary.nonzeros:,} non-zeros")
+    lines.append("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))
+    return "\n".join(lines)
+
+
+def run_similar(args: argparse.Namespace) -> int:
+    if (args.nct_id is None) == (args.text is None):
+        raise BadInput("give either an NCT id or --text, not both")
+    index = TrialIndex.load(args.index)
+    if args.text is not None:
+        query = index.vectorize(TrialRecord("NCT00000000", brief_summary=args.text))
+        if query.nnz == 0:
+            raise BadInput("none of the words of --text occur in this index")
+        results = index.similar_to_vector(query, args.k)
+        title = args.text
+    else:
+        pos = index.position(args.nct_id)
+        query = index.vectors[pos]
+        results = index.similar(args.nct_id, args.k)
+        title = index.records[pos].title
+    rows = []
+    for n in results:
+        row = {
+            "rank": n.rank,
+            "nct_id": n.nct_id,
+            "score": round(n.score, 4),
+            "title": index.records[n.position].title,
+        }
+        if args.why:
+            row["why"] = index.explain(query, n.position)
+        rows.append(row)
+    if args.json:
+        print(json.dumps({"query": args.nct_id or args.text, "results": rows}, indent=1))
+    else:
+        print(f"trials like {args.nct_id or 'your text'}: {title}")
+        for row in rows:
+            print(f"{row['rank']:>3}  {row['nct_id']}  {row['score']:.3f}  {row['title']}")
+            for part in row.get("why", []):
+                print(f"{'':22}{part['field']}: {', '.join(part['terms'])}")
+    return EXIT_OK
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+    from api.app import INDEX_ENV
+
+    TrialIndex.load(args.index)  # fail here, with a clear message, not in a worker
+    os.environ[INDEX_ENV] = str(args.index.resolve())
+    uvicorn.run(
+        "api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers
+    )
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Per-trial facts used as filters (status, phase, study type), as small coded arrays.
+
+Filtering before ranking needs a yes/no per trial for every query; decoding records
+for that would be far too slow, so each facet is an integer array beside the vectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from recommender.records import TrialRecord
+
+# Facet name -> TrialRecord attribute. Phases are multi-valued (PHASE1 and PHASE2).
+FACET_FIELDS = {"status": "overall_status", "study_type": "study_type", "phase": "phases"}
+_MISSING = ""
+
+# The registry's API v2 enumerations: a filter may name any of these even when no
+# trial of this index has it (and then matches nothing); anything else is a typo.
+REGISTRY_VALUES = {
+    "status": (
+        "ACTIVE_NOT_RECRUITING", "APPROVED_FOR_MARKETING", "AVAILABLE", "COMPLETED",
+        "ENROLLING_BY_INVITATION", "NOT_YET_RECRUITING", "NO_LONGER_AVAILABLE", "RECRUITING",
+        "SUSPENDED", "TEMPORARILY_NOT_AVAILABLE", "TERMINATED", "UNKNOWN", "WITHDRAWN",
+        "WITHHELD",
+    ),
+    "phase": ("EARLY_PHASE1", "NA", "PHASE1", "PHASE2", "PHASE3", "PHASE4"),
+    "study_type": ("EXPANDED_ACCESS", "INTERVENTIONAL", "OBSERVATIONAL"),
+}  # fmt: skip
+
+
+class UnknownFacetValueError(ValueError):
+    """A filter asked for a value the index has never seen for that facet."""
+
+
+@dataclass(frozen=True)
+class Facets:
+    """Coded facet values of every trial of an index.
+
+    Attributes
+    ----------
+    labels : dict of str to list of str
+        For each facet, the values seen, in code order (code 0 is "missing").
+    codes : dict of str to ndarray of shape (n_trials,), dtype uint32
+        Single-valued facets hold a code; ``phase`` holds a bit mask of codes.
+    """
+
+    labels: Mapping[str, list[str]]
+    codes: Mapping[str, np.ndarray]
+
+    @classmethod
+    def from_records(cls, records: Sequence[TrialRecord]) -> Facets:
+        labels: dict[str, list[str]] = {}
+        codes: dict[str, np.ndarray] = {}
+        for facet, attr in FACET_FIELDS.items():
+            values = [_as_tuple(getattr(r, attr)) for r in records]
+            seen = sorted({v for vs in values for v in vs})
+            if facet == "phase" and len(seen) > 31:
+                raise ValueError(f"too many distinct phases to code: {seen}")
+            labels[facet] = [_MISSING, *seen]
+            code_of = {label: i for i, label in enumerate(labels[facet])}
+            if facet == "phase":
+                column = [sum(1 << code_of[v] for v in vs) for vs in values]
+            else:
+                column = [code_of[vs[0]] if vs else 0 for vs in values]
+            codes[facet] = np.asarray(column, dtype=np.uint32)
+        return cls(labels=labels, codes=codes)
+
+    def allowed(self, filters: Mapping[str, Iterable[str]]) -> np.ndarray | None:
+        """Boolean mask of trials matching every given facet (any of its values).
+
+        Returns None when no filter is given. A value that is neither a registry value
+        nor seen in this index raises :class:`UnknownFacetValueError` naming the
+        values that are known.
+        """
+        mask = None
+        for facet, wanted in filters.items():
+            wanted = list(wanted)
+            if not wanted:
+                continue
+            match = self._match(facet, wanted)
+            mask = match if mask is None else mask & match
+        return mask
+
+    def _match(self, facet: str, wanted: list[str]) -> np.ndarray:
+        if facet not in FACET_FIELDS:
+            raise UnknownFacetValueError(f"unknown filter {facet!r}; use {sorted(FACET_FIELDS)}")
+        labels = self.labels[facet]
+        valid = set(REGISTRY_VALUES[facet]) | set(labels[1:])
+        unknown = [v for v in wanted if v not in valid]
+        if unknown:
+            raise UnknownFacetValueError(
+                f"unknown {facet} {', '.join(map(repr, unknown))}; "
+                f"expected one of {', '.join(sorted(valid))}"
+            )
+        codes = [labels.index(v) for v in wanted if v in labels]
+        column = self.codes[facet]
+        if not codes:
+            return np.zeros(len(column), dtype=bool)
+        if facet == "phase":
+            bits = np.uint32(sum(1 << c for c in codes))
+            return (column & bits) != 0
+        return np.isin(column, codes)
+
+    def values_of(self, position: int) -> dict[str, list[str]]:
+        """The facet values of one trial, decoded."""
+        out = {}
+        for facet, column in self.codes.items():
+            code = int(column[position])
+            labels = self.labels[facet]
+            if facet == "phase":
+                out[facet] = [labels[i] for i in range(1, len(labels)) if code >> i & 1]
+            else:
+                out[facet] = [labels[code]] if code else []
+        return out
+
+
+def _as_tuple(value: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,) if value else ()
+    return tuple(v for v in value if v)

@@ -1,0 +1,334 @@
+"""Read ClinicalTrials.gov registry files into :class:`~recommender.records.TrialRecord` s.
+
+Entry points:
+
+* :func:`read_records` reads several sources in order and keeps one record per NCT
+  id, the one read last (so a hand-curated folder listed last overrides the bulk
+  download);
+* :func:`iter_source` streams the records of one source;
+* :func:`detect_format` says how a path will be read.
+
+Formats, by path:
+
+==================  =============================================================
+``json-zip``        zip of API v2 ``*.json`` files (``ctg-studies.json.zip``)
+``xml-zip``         zip of legacy ``*.xml`` records (``AllPublicXML.zip``)
+``json-dir``        folder of ``*.json`` files, searched recursively
+``xml-dir``         folder of ``*.xml`` files, searched recursively
+``json+xml-dir``    folder holding both: both are read, JSON first
+``json+xml-zip``    zip holding both: both are read, JSON first
+``jsonl``           ``.jsonl`` / ``.ndjson``, one study per line
+``json``            one ``.json`` file
+``xml``             one ``.xml`` file
+==================  =============================================================
+
+A JSON document (file, member, line) may hold a study, an API response page
+``{"studies": [...]}`` or a list of studies. In folders and zips only ``.json`` and
+``.xml`` files are looked at: other files (``README.md``, ``*.page.txt``) are not
+registry data by name and are passed over without a report. Every ``.json`` or
+``.xml`` file that does not yield a study *is* reported, as is every bad line,
+member or record: a :class:`SkippedItem` with its name and a one-line reason. Nothing
+is skipped silently and one bad item never stops a read. Only a source that cannot
+be read at all raises :class:`SourceError`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from recommender.ingest.ctgov_json import (
+    JSON_SUFFIX,
+    JSONL_SUFFIXES,
+    iter_json_dir,
+    iter_json_file,
+    iter_json_zip,
+    iter_jsonl,
+    parse_study,
+)
+from recommender.ingest.ctgov_xml import (
+    XML_SUFFIX,
+    iter_xml_dir,
+    iter_xml_file,
+    iter_xml_zip,
+    parse_study_xml,
+)
+from recommender.ingest.errors import (
+    Outcome,
+    RecordError,
+    SourceError,
+    one_line,
+    open_zip,
+    zip_members,
+)
+from recommender.records import TrialRecord
+
+__all__ = [
+    "FORMATS",
+    "IngestReport",
+    "RecordError",
+    "SkippedItem",
+    "SourceError",
+    "SourceSummary",
+    "detect_format",
+    "iter_source",
+    "parse_study",
+    "parse_study_xml",
+    "read_records",
+]
+
+PathLike = str | os.PathLike[str]
+Reader = Callable[[PathLike], Iterator[Outcome]]
+
+# Format name -> readers run in turn over the same path.
+_READERS: dict[str, tuple[Reader, ...]] = {
+    "json-zip": (iter_json_zip,),
+    "xml-zip": (iter_xml_zip,),
+    "json+xml-zip": (iter_json_zip, iter_xml_zip),
+    "json-dir": (iter_json_dir,),
+    "xml-dir": (iter_xml_dir,),
+    "json+xml-dir": (iter_json_dir, iter_xml_dir),
+    "jsonl": (iter_jsonl,),
+    "json": (iter_json_file,),
+    "xml": (iter_xml_file,),
+}
+FORMATS = tuple(_READERS)
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    """One item of a source that gave no record, and why.
+
+    ``item`` is the zip member or file name relative to the source (with
+    ``[3]`` / ``:studies[3]`` for an entry of a list or page), or ``"line 17"``.
+    """
+
+    source: str
+    item: str
+    reason: str
+
+
+@dataclass
+class SourceSummary:
+    """What one source gave: records ``read`` (before de-duplication) and ``skipped`` items."""
+
+    path: str
+    format: str
+    read: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class IngestReport:
+    """What a read did: per-source counts, every skipped item, and de-duplication.
+
+    ``replaced`` counts records overwritten by a later one with the same NCT id;
+    ``studies`` is the number of unique records kept (set by :func:`read_records`).
+    """
+
+    sources: list[SourceSummary] = field(default_factory=list)
+    skipped: list[SkippedItem] = field(default_factory=list)
+    replaced: int = 0
+    studies: int = 0
+
+    def summary(self, max_skipped: int = 5) -> str:
+        """A short human-readable account: one line per source, totals, first skips."""
+        lines = [
+            f"{s.read:,} read, {s.skipped:,} skipped: {s.path} ({s.format})" for s in self.sources
+        ]
+        lines.append(
+            f"{self.studies:,} studies kept; {self.replaced:,} replaced by a later record "
+            f"with the same id; {len(self.skipped):,} skipped"
+        )
+        for skip in self.skipped[:max_skipped]:
+            lines.append(f"  skipped {skip.item} in {skip.source}: {skip.reason}")
+        if len(self.skipped) > max_skipped:
+            lines.append(f"  ... and {len(self.skipped) - max_skipped:,} more skipped items")
+        return "\n".join(lines)
+
+
+# --- format detection ------------------------------------------------------------------
+
+
+def _has_files(root: Path, suffix: str) -> bool:
+    """Whether any file under ``root`` (recursively) ends in ``suffix``, any case."""
+    return any(p.suffix.lower() == suffix and p.is_file() for p in root.rglob("*"))
+
+
+def _combined(has_json: bool, has_xml: bool, kind: str, source: Path) -> str:
+    """``json-<kind>``, ``xml-<kind>`` or ``json+xml-<kind>``; SourceError if neither."""
+    if not (has_json or has_xml):
+        what = "members" if kind == "zip" else "files"
+        raise SourceError(f"{source}: {kind} holds no .json or .xml {what}")
+    prefix = "json+xml" if has_json and has_xml else "json" if has_json else "xml"
+    return f"{prefix}-{kind}"
+
+
+def _zip_format(source: Path) -> str:
+    """The format of a zip, from the suffixes of its members."""
+    with open_zip(source) as archive:
+        has_json = next(zip_members(archive, JSON_SUFFIX), None) is not None
+        has_xml = next(zip_members(archive, XML_SUFFIX), None) is not None
+    return _combined(has_json, has_xml, "zip", source)
+
+
+def detect_format(path: PathLike) -> str:
+    """Say how ``path`` will be read: one of :data:`FORMATS`.
+
+    Folders and zips are classified by the suffixes of the files they hold, single
+    files by their own suffix (any case).
+
+    Parameters
+    ----------
+    path
+        A registry file or folder.
+
+    Returns
+    -------
+    str
+        ``"json-zip"``, ``"xml-zip"``, ``"json+xml-zip"``, ``"json-dir"``,
+        ``"xml-dir"``, ``"json+xml-dir"``, ``"jsonl"``, ``"json"`` or ``"xml"``.
+
+    Raises
+    ------
+    SourceError
+        If the path does not exist, a zip is corrupt, a folder or zip holds no
+        ``.json``/``.xml`` files, or the suffix is not one of the above.
+    """
+    source = Path(path)
+    if source.is_dir():
+        has_json, has_xml = _has_files(source, JSON_SUFFIX), _has_files(source, XML_SUFFIX)
+        return _combined(has_json, has_xml, "dir", source)
+    if not source.exists():
+        raise SourceError(f"{source}: no such file or folder")
+    suffix = source.suffix.lower()
+    if suffix == ".zip":
+        return _zip_format(source)
+    if suffix in JSONL_SUFFIXES:
+        return "jsonl"
+    if suffix in (JSON_SUFFIX, XML_SUFFIX):
+        return suffix[1:]
+    raise SourceError(
+        f"{source}: unknown registry format; expected a .zip or folder of .json/.xml "
+        "studies, or a .json, .jsonl, .ndjson or .xml file"
+    )
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def _expected_items(path: PathLike, fmt: str) -> int | None:
+    """How many items a source will roughly yield, for the progress bar's total."""
+    suffixes = tuple(f".{kind}" for kind in fmt.rsplit("-", 1)[0].split("+"))  # json+xml-dir
+    if fmt.endswith("-zip"):
+        with open_zip(path) as archive:
+            return sum(sum(1 for _ in zip_members(archive, s)) for s in suffixes)
+    if fmt.endswith("-dir"):
+        files = (p for p in Path(path).rglob("*") if p.suffix.lower() in suffixes)
+        return sum(1 for p in files if p.is_file())
+    return None
+
+
+def _outcomes(path: PathLike, fmt: str, progress: bool) -> Iterator[Outcome]:
+    """Every outcome of a source, through a tqdm bar on stderr when ``progress``."""
+    outcomes = (outcome for reader in _READERS[fmt] for outcome in reader(path))
+    if not progress:
+        return outcomes
+    return iter(
+        tqdm(
+            outcomes,
+            total=_expected_items(path, fmt),
+            desc=Path(path).name,
+            unit=" items",
+            file=sys.stderr,
+        )
+    )
+
+
+def _read_source(
+    path: PathLike, fmt: str, report: IngestReport, progress: bool
+) -> Iterator[TrialRecord]:
+    """Yield a source's records, recording its summary and skips in ``report``."""
+    summary = SourceSummary(path=str(path), format=fmt)
+    report.sources.append(summary)
+    for item, result in _outcomes(path, fmt, progress):
+        if isinstance(result, RecordError):
+            summary.skipped += 1
+            report.skipped.append(SkippedItem(str(path), item, one_line(result)))
+        else:
+            summary.read += 1
+            yield result
+
+
+def iter_source(
+    path: PathLike, report: IngestReport, *, progress: bool = False
+) -> Iterator[TrialRecord]:
+    """Stream the records of one source, in source order, duplicates included.
+
+    Parameters
+    ----------
+    path
+        A registry file or folder (see :func:`detect_format`).
+    report
+        Receives this source's :class:`SourceSummary` and its :class:`SkippedItem` s.
+    progress
+        Show a tqdm progress bar on stderr.
+
+    Yields
+    ------
+    TrialRecord
+        Each readable study; unreadable items are appended to ``report.skipped``.
+
+    Raises
+    ------
+    SourceError
+        If the source cannot be read at all (see :func:`detect_format`).
+    """
+    yield from _read_source(path, detect_format(path), report, progress)
+
+
+def read_records(
+    sources: Sequence[PathLike] | PathLike, *, progress: bool = False
+) -> tuple[list[TrialRecord], IngestReport]:
+    """Read registry sources in order into one record per NCT id.
+
+    Parameters
+    ----------
+    sources
+        Files or folders (see :func:`detect_format`), read in the given order; a
+        single path is accepted too.
+    progress
+        Show a tqdm progress bar per source on stderr.
+
+    Returns
+    -------
+    records : list of TrialRecord
+        One record per NCT id, the one read last (across and within sources),
+        sorted by NCT id.
+    report : IngestReport
+        Per-source counts, every skipped item with its reason, the number of
+        records ``replaced`` by a later one and of ``studies`` kept.
+
+    Raises
+    ------
+    SourceError
+        If any source cannot be read at all; every source is checked before any
+        is read, so a typo in the last one fails fast.
+    """
+    if isinstance(sources, str | os.PathLike):
+        sources = [sources]
+    formats = [detect_format(source) for source in sources]
+    report = IngestReport()
+    kept: dict[str, TrialRecord] = {}
+    for source, fmt in zip(sources, formats, strict=True):
+        for record in _read_source(source, fmt, report, progress):
+            if record.nct_id in kept:
+                report.replaced += 1
+            kept[record.nct_id] = record
+    report.studies = len(kept)
+    return sorted(kept.values(), key=lambda record: record.nct_id), report

@@ -1,0 +1,378 @@
+"""Reader of ClinicalTrials.gov API v2 JSON studies and of the containers they come in.
+
+One study is ``{"protocolSection": {...}, "derivedSection": {...}}``. Containers:
+
+* the bulk-download zip ``ctg-studies.json.zip`` (one ``NCTxxxxxxxx.json`` per study),
+* a folder of ``*.json`` files (searched recursively),
+* a JSON-lines file (``.jsonl`` / ``.ndjson``, one study per line),
+* a single ``.json`` file.
+
+Every JSON document (file, member or line) may hold one study, an API response page
+``{"studies": [...], "nextPageToken": ...}`` or a list of studies.
+
+Readers never raise for a bad item: they yield ``(item, RecordError)`` so the caller
+can skip and report it. Only a source that cannot be opened raises
+:class:`~recommender.ingest.errors.SourceError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from recommender.ingest.errors import (
+    Outcome,
+    RecordError,
+    SourceError,
+    one_line,
+    open_zip,
+    read_member,
+    zip_members,
+)
+from recommender.records import (
+    ArmGroup,
+    Intervention,
+    InvalidNctIdError,
+    TrialRecord,
+    collapse_whitespace,
+    validate_nct_id,
+)
+
+JSON_SUFFIX = ".json"
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+_KIND_NAMES = {dict: "an object", list: "a list", str: "a string"}
+
+
+# --- typed access with a path for the error message ----------------------------------
+
+
+def _kind(value: object) -> str:
+    """The JSON name of ``value``'s type, for error messages."""
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number" if isinstance(value, int | float) else "value")
+
+
+def _get(mapping: dict[str, Any], key: str, where: str, kind: type) -> Any:
+    """``mapping[key]`` if it is a ``kind``, ``None`` if absent or null, else RecordError."""
+    value = mapping.get(key)
+    if value is None or isinstance(value, kind):
+        return value
+    raise RecordError(f"{where}.{key}: expected {_KIND_NAMES[kind]}, got {_kind(value)}")
+
+
+def _obj(mapping: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """A nested object; a missing module reads as empty (most studies lack most modules)."""
+    return _get(mapping, key, where, dict) or {}
+
+
+def _text(mapping: dict[str, Any], key: str, where: str) -> str:
+    """Free text with whitespace collapsed; ``""`` when absent."""
+    return collapse_whitespace(_get(mapping, key, where, str))
+
+
+def _code(mapping: dict[str, Any], key: str, where: str) -> str | None:
+    """A short value (enumeration, date, name) kept as given; ``None`` when absent or blank."""
+    return collapse_whitespace(_get(mapping, key, where, str)) or None
+
+
+def _texts(mapping: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    """A list of strings, each collapsed, empty entries dropped."""
+    values = _get(mapping, key, where, list) or []
+    for index, value in enumerate(values):
+        if not isinstance(value, str):
+            raise RecordError(f"{where}.{key}[{index}]: expected a string, got {_kind(value)}")
+    return tuple(text for text in map(collapse_whitespace, values) if text)
+
+
+def _objs(mapping: dict[str, Any], key: str, where: str) -> list[tuple[str, dict[str, Any]]]:
+    """A list of objects, each with its path for later error messages."""
+    values = _get(mapping, key, where, list) or []
+    items = []
+    for index, value in enumerate(values):
+        path = f"{where}.{key}[{index}]"
+        if not isinstance(value, dict):
+            raise RecordError(f"{path}: expected an object, got {_kind(value)}")
+        items.append((path, value))
+    return items
+
+
+# --- one study -------------------------------------------------------------------------
+
+
+def _not_a_study(data: object) -> RecordError:
+    """The error for a JSON value that is not shaped like a study at all."""
+    if not isinstance(data, dict):
+        return RecordError(f"not a study: expected a JSON object, got {_kind(data)}")
+    keys = ", ".join(repr(key) for key in list(data)[:5]) or "none"
+    return RecordError(f"not a study: a JSON object without 'protocolSection' (keys: {keys})")
+
+
+def _nct_id(identification: dict[str, Any]) -> str:
+    """The study's validated NCT id."""
+    value = identification.get("nctId")
+    if value is None:
+        raise RecordError("no protocolSection.identificationModule.nctId")
+    try:
+        return validate_nct_id(value)
+    except InvalidNctIdError as err:
+        raise RecordError(f"invalid nctId: {err}") from err
+
+
+def _interventions(arms_module: dict[str, Any], where: str) -> tuple[Intervention, ...]:
+    """``armsInterventionsModule.interventions[]``; entries without any content are dropped."""
+    interventions = []
+    for path, item in _objs(arms_module, "interventions", where):
+        intervention = Intervention(
+            name=_text(item, "name", path),
+            type=_code(item, "type", path),
+            other_names=_texts(item, "otherNames", path),
+            description=_text(item, "description", path),
+        )
+        if intervention != Intervention(name=""):
+            interventions.append(intervention)
+    return tuple(interventions)
+
+
+def _arm_groups(arms_module: dict[str, Any], where: str) -> tuple[ArmGroup, ...]:
+    """``armsInterventionsModule.armGroups[]``; ``interventionNames`` kept as given."""
+    arms = []
+    for path, item in _objs(arms_module, "armGroups", where):
+        arm = ArmGroup(
+            label=_text(item, "label", path),
+            type=_code(item, "type", path),
+            description=_text(item, "description", path),
+            intervention_names=_texts(item, "interventionNames", path),
+        )
+        if arm != ArmGroup(label=""):
+            arms.append(arm)
+    return tuple(arms)
+
+
+def _mesh_terms(derived: dict[str, Any], module: str) -> tuple[str, ...]:
+    """``derivedSection.<module>.meshes[].term``, collapsed, empty terms dropped."""
+    where = f"derivedSection.{module}"
+    meshes = _objs(_obj(derived, module, "derivedSection"), "meshes", where)
+    terms = (collapse_whitespace(_get(mesh, "term", path, str)) for path, mesh in meshes)
+    return tuple(term for term in terms if term)
+
+
+def parse_study(data: object) -> TrialRecord:
+    """Build a :class:`TrialRecord` from one API v2 study.
+
+    Parameters
+    ----------
+    data
+        One decoded study, ``{"protocolSection": {...}, "derivedSection": {...}}``.
+        Missing modules and fields read as empty; enumerations and dates are kept
+        as given (API v2 spelling, ISO dates).
+
+    Returns
+    -------
+    TrialRecord
+        The study's record.
+
+    Raises
+    ------
+    RecordError
+        If ``data`` is not a study: not an object, no ``protocolSection``, a missing
+        or invalid ``nctId``, or a field of the wrong JSON type (the message names
+        the field's path).
+    """
+    if not isinstance(data, dict) or "protocolSection" not in data:
+        raise _not_a_study(data)
+    protocol = _obj(data, "protocolSection", "study")
+    derived = _obj(data, "derivedSection", "study")
+    p = "protocolSection"
+    ident = _obj(protocol, "identificationModule", p)
+    status = _obj(protocol, "statusModule", p)
+    sponsors = _obj(protocol, "sponsorCollaboratorsModule", p)
+    description = _obj(protocol, "descriptionModule", p)
+    conditions = _obj(protocol, "conditionsModule", p)
+    design = _obj(protocol, "designModule", p)
+    arms = _obj(protocol, "armsInterventionsModule", p)
+    eligibility = _obj(protocol, "eligibilityModule", p)
+    return TrialRecord(
+        nct_id=_nct_id(ident),
+        brief_title=_text(ident, "briefTitle", f"{p}.identificationModule"),
+        official_title=_text(ident, "officialTitle", f"{p}.identificationModule"),
+        acronym=_text(ident, "acronym", f"{p}.identificationModule"),
+        brief_summary=_text(description, "briefSummary", f"{p}.descriptionModule"),
+        detailed_description=_text(description, "detailedDescription", f"{p}.descriptionModule"),
+        conditions=_texts(conditions, "conditions", f"{p}.conditionsModule"),
+        keywords=_texts(conditions, "keywords", f"{p}.conditionsModule"),
+        interventions=_interventions(arms, f"{p}.armsInterventionsModule"),
+        arm_groups=_arm_groups(arms, f"{p}.armsInterventionsModule"),
+        condition_mesh_terms=_mesh_terms(derived, "conditionBrowseModule"),
+        intervention_mesh_terms=_mesh_terms(derived, "interventionBrowseModule"),
+        phases=_texts(design, "phases", f"{p}.designModule"),
+        overall_status=_code(status, "overallStatus", f"{p}.statusModule"),
+        study_type=_code(design, "studyType", f"{p}.designModule"),
+        start_date=_date(status, "startDateStruct"),
+        lead_sponsor=_code(
+            _obj(sponsors, "leadSponsor", f"{p}.sponsorCollaboratorsModule"),
+            "name",
+            f"{p}.sponsorCollaboratorsModule.leadSponsor",
+        ),
+        eligibility_criteria=_text(eligibility, "eligibilityCriteria", f"{p}.eligibilityModule"),
+        last_update_date=_date(status, "lastUpdatePostDateStruct"),
+    )
+
+
+def _date(status: dict[str, Any], struct: str) -> str | None:
+    """``statusModule.<struct>.date``: ISO at the registry's precision, kept as given."""
+    where = "protocolSection.statusModule"
+    return _code(_obj(status, struct, where), "date", f"{where}.{struct}")
+
+
+# --- documents and containers ---------------------------------------------------------
+
+
+def split_document(document: object, name: str) -> Iterator[tuple[str, object]]:
+    """Split one decoded JSON document into ``(item name, candidate study)`` pairs.
+
+    A list yields its entries (``name[3]``), an API page its ``studies`` entries
+    (``name:studies[3]``), anything else is one candidate, which
+    :func:`parse_study` accepts or rejects with a reason.
+    """
+    if isinstance(document, list):
+        for index, entry in enumerate(document):
+            yield f"{name}[{index}]", entry
+    elif (
+        isinstance(document, dict)
+        and "protocolSection" not in document
+        and isinstance(document.get("studies"), list)
+    ):
+        for index, entry in enumerate(document["studies"]):
+            yield f"{name}:studies[{index}]", entry
+    else:
+        yield name, document
+
+
+def parse_document(raw: bytes | str, name: str) -> Iterator[Outcome]:
+    """Decode one JSON document and yield an outcome per study it holds.
+
+    Parameters
+    ----------
+    raw
+        The document's bytes (UTF-8, -16 or -32) or text.
+    name
+        How to name the document's items in the report (member, file, ``"line 17"``).
+
+    Yields
+    ------
+    tuple of (str, TrialRecord or RecordError)
+        Each item's name and its record, or why it is skipped; invalid JSON is one
+        skipped item named ``name``.
+    """
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
+        yield name, RecordError(f"invalid JSON: {one_line(err)}")
+        return
+    for item, candidate in split_document(document, name):
+        try:
+            yield item, parse_study(candidate)
+        except RecordError as err:
+            yield item, err
+
+
+def iter_json_zip(path: str | PathLike[str]) -> Iterator[Outcome]:
+    """Yield an outcome per study of a zip of JSON files (the bulk download layout).
+
+    Members are read in archive order; directories and members not ending in
+    ``.json`` are passed over (they are not studies by name). A damaged member is
+    one skipped item.
+
+    Raises
+    ------
+    SourceError
+        If the file is missing or not a zip archive.
+    """
+    with open_zip(path) as archive:
+        for info in zip_members(archive, JSON_SUFFIX):
+            raw = read_member(archive, info)
+            if isinstance(raw, RecordError):
+                yield info.filename, raw
+            else:
+                yield from parse_document(raw, info.filename)
+
+
+def list_files(root: Path, suffix: str) -> list[Path]:
+    """Files under ``root`` (recursively) ending in ``suffix`` (any case), sorted by path.
+
+    Sorted so that "last one read wins" means the same on every file system.
+    """
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() == suffix and p.is_file())
+
+
+def _read_bytes(path: Path) -> bytes | RecordError:
+    """A file's bytes, or the :class:`RecordError` saying why it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        return RecordError(f"unreadable file: {one_line(err)}")
+
+
+def iter_json_dir(path: str | PathLike[str]) -> Iterator[Outcome]:
+    """Yield an outcome per study in the ``*.json`` files under a folder (recursively).
+
+    Items are named by their path relative to the folder. Each file may hold a
+    study, an API page or a list of studies; a file that holds none of those (such
+    as ``expected_related.json``) is a skipped item, never passed over silently.
+    Files with other suffixes are not looked at.
+    """
+    root = Path(path)
+    for file in list_files(root, JSON_SUFFIX):
+        name = file.relative_to(root).as_posix()
+        raw = _read_bytes(file)
+        if isinstance(raw, RecordError):
+            yield name, raw
+        else:
+            yield from parse_document(raw, name)
+
+
+def _open_source(path: str | PathLike[str]) -> Path:
+    """``path`` as a Path to an existing file, or raise :class:`SourceError`."""
+    source = Path(path)
+    if not source.is_file():
+        raise SourceError(f"{source}: no such file")
+    return source
+
+
+def iter_jsonl(path: str | PathLike[str]) -> Iterator[Outcome]:
+    """Yield an outcome per study of a JSON-lines file (one study per line).
+
+    Items are named ``"line 17"`` (1-based); blank lines are not items.
+
+    Raises
+    ------
+    SourceError
+        If the file is missing or unreadable.
+    """
+    source = _open_source(path)
+    try:
+        with source.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield from parse_document(line, f"line {number}")
+    except OSError as err:
+        raise SourceError(f"{source}: {one_line(err)}") from err
+
+
+def iter_json_file(path: str | PathLike[str]) -> Iterator[Outcome]:
+    """Yield an outcome per study of one ``.json`` file (a study, an API page or a list).
+
+    Raises
+    ------
+    SourceError
+        If the file is missing or unreadable.
+    """
+    source = _open_source(path)
+    raw = _read_bytes(source)
+    if isinstance(raw, RecordError):
+        raise SourceError(f"{source}: {raw}")
+    yield from parse_document(raw, source.name)

@@ -1,0 +1,80 @@
+"""Errors of the registry readers, and the zip plumbing both readers share.
+
+Two levels of error, because they are handled differently: a :class:`RecordError`
+spoils one study (one zip member, file or line), which is skipped and listed in the
+ingest report; a :class:`SourceError` spoils a whole source (missing path, unknown
+format, a zip that is not a zip), which the caller must fix before anything is read.
+"""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+from collections.abc import Iterator
+from os import PathLike
+
+from recommender.records import TrialRecord
+
+
+class RecordError(ValueError):
+    """One item of a source is not a readable study; the message says why."""
+
+
+class SourceError(ValueError):
+    """A source cannot be read at all (missing, unknown format, corrupt container)."""
+
+
+#: What a reader yields for each item of a source: the item's name (zip member,
+#: file, ``"line 17"``) and either its record or the reason it was skipped.
+Outcome = tuple[str, TrialRecord | RecordError]
+
+#: What reading one zip member raises when the member, not the whole zip, is
+#: damaged: bad CRC or local header, truncated or corrupt deflate stream,
+#: encryption, an unsupported compression method.
+ZIP_MEMBER_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+)
+
+
+def one_line(message: object, limit: int = 300) -> str:
+    """Return ``message`` as a single line of at most ``limit`` characters.
+
+    Skip reasons are shown one per line in reports, and parser messages can carry
+    newlines or long offending snippets.
+    """
+    text = " ".join(str(message).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def open_zip(path: str | PathLike[str]) -> zipfile.ZipFile:
+    """Open a zip archive for reading, or raise :class:`SourceError`.
+
+    A file that is not a zip at all (or whose central directory is damaged) spoils
+    the whole source, unlike a damaged member, which the readers skip and report.
+    """
+    try:
+        return zipfile.ZipFile(path)
+    except FileNotFoundError as err:
+        raise SourceError(f"{path}: no such file") from err
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise SourceError(f"{path}: not a readable zip archive ({one_line(err)})") from err
+
+
+def zip_members(archive: zipfile.ZipFile, suffix: str) -> Iterator[zipfile.ZipInfo]:
+    """The archive's file members whose name ends with ``suffix`` (any case), in order."""
+    for info in archive.infolist():
+        if not info.is_dir() and info.filename.lower().endswith(suffix):
+            yield info
+
+
+def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes | RecordError:
+    """Return one member's bytes, or the :class:`RecordError` saying why it is unreadable."""
+    try:
+        return archive.read(info)
+    except ZIP_MEMBER_ERRORS as err:
+        return RecordError(f"unreadable zip member: {one_line(err)}")

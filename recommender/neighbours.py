@@ -1,0 +1,179 @@
+"""Exact top-k cosine neighbours over L2-normalised sparse rows.
+
+Scores for a block of query rows are accumulated term by term from the *postings*
+(``X.T`` in CSR form: for each term, the trials that contain it) into one dense row
+of scores, and a k-sized heap keeps the best. This is the sparse product
+``Q @ X.T`` with the selection fused in, so no N x N matrix, and not even a sparse
+block of it, is ever held. Blocks of rows run in parallel on joblib threads; the
+compiled kernel releases the GIL, so threads share the matrix instead of copying it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+from joblib import Parallel, delayed
+
+from recommender._kernels import rows_top_k
+
+NO_NEIGHBOUR = -1
+
+
+def as_float32_csr(X: sp.spmatrix) -> sp.csr_matrix:
+    """``X`` as CSR float32 with int32-or-int64 indices, sorted, without copying if it can."""
+    if not sp.issparse(X):
+        raise TypeError(f"expected a scipy sparse matrix, got {type(X).__name__}")
+    X = sp.csr_matrix(X, dtype=np.float32)
+    if not X.has_sorted_indices:
+        X.sort_indices()
+    return X
+
+
+class CosineNeighbours:
+    """Exact cosine top-k search over unit-norm sparse rows.
+
+    Parameters
+    ----------
+    block_size : int, default 512
+        Query rows per parallel task.
+    n_jobs : int, default -1
+        Threads used by :meth:`all_kneighbors`; -1 uses every core.
+
+    Attributes
+    ----------
+    n_rows_ : int
+        Number of indexed rows.
+    postings_ : csr_matrix of shape (n_features, n_rows_), dtype float32
+        ``X.T``: for each term, the rows containing it and their weights.
+    """
+
+    def __init__(self, *, block_size: int = 512, n_jobs: int = -1) -> None:
+        if block_size < 1:
+            raise ValueError(f"block_size must be at least 1, got {block_size}")
+        self.block_size = block_size
+        self.n_jobs = n_jobs
+
+    def fit(self, X: sp.spmatrix) -> CosineNeighbours:
+        """Index the rows of ``X`` (shape (n_rows, n_features), unit L2 norm)."""
+        return self.set_postings(as_float32_csr(X).T.tocsr())
+
+    def set_postings(self, postings: sp.csr_matrix) -> CosineNeighbours:
+        """Use an already transposed matrix (e.g. memory-mapped from an index)."""
+        self.postings_ = postings
+        self.n_rows_ = postings.shape[1]
+        return self
+
+    def kneighbors(
+        self,
+        Q: sp.spmatrix,
+        k: int,
+        *,
+        exclude: np.ndarray | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` indexed rows for each query row.
+
+        Parameters
+        ----------
+        Q : sparse matrix of shape (n_queries, n_features)
+            Unit-norm query rows in the same feature space.
+        k : int
+            Results per query.
+        exclude : ndarray of shape (n_queries,), dtype int, optional
+            One indexed row to leave out per query (the query itself); -1 for none.
+        allowed : ndarray of shape (n_rows_,), dtype bool, optional
+            Only rows marked True may be returned: filters apply before ranking.
+
+        Returns
+        -------
+        indices : ndarray of shape (n_queries, k), dtype int32
+            Best first, ties to the smaller row; -1 pads when fewer than ``k`` rows
+            have a positive score.
+        scores : ndarray of shape (n_queries, k), dtype float32
+            Cosine similarities; 0 where padded.
+        """
+        self._check_k(k)
+        Q = as_float32_csr(Q)
+        if Q.shape[1] != self.postings_.shape[0]:
+            raise ValueError(
+                f"queries have {Q.shape[1]} features, the index has {self.postings_.shape[0]}"
+            )
+        n_queries = Q.shape[0]
+        if exclude is None:
+            exclude = np.full(n_queries, NO_NEIGHBOUR, dtype=np.int64)
+        exclude = np.asarray(exclude, dtype=np.int64)
+        if exclude.shape != (n_queries,):
+            raise ValueError(f"exclude must have shape ({n_queries},), got {exclude.shape}")
+        use_allowed = allowed is not None
+        if allowed is None:
+            allowed = np.ones(0, dtype=np.bool_)
+        elif allowed.shape != (self.n_rows_,):
+            raise ValueError(f"allowed must have shape ({self.n_rows_},), got {allowed.shape}")
+        return self._run(Q.indptr, Q.indices, Q.data, exclude, allowed, use_allowed, k)
+
+    def all_kneighbors(
+        self,
+        X: sp.spmatrix,
+        k: int,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` neighbours of every indexed row among all the others.
+
+        Parameters
+        ----------
+        X : sparse matrix of shape (n_rows_, n_features)
+            The matrix given to :meth:`fit`.
+        k : int
+            Neighbours per row; a row never lists itself.
+        progress : callable, optional
+            Called with the number of rows finished after each block.
+
+        Returns
+        -------
+        indices, scores : ndarrays of shape (n_rows_, k)
+            As in :meth:`kneighbors`.
+        """
+        self._check_k(k)
+        X = as_float32_csr(X)
+        if X.shape[0] != self.n_rows_:
+            raise ValueError(f"X has {X.shape[0]} rows, the index has {self.n_rows_}")
+        indices = np.full((self.n_rows_, k), NO_NEIGHBOUR, dtype=np.int32)
+        scores = np.zeros((self.n_rows_, k), dtype=np.float32)
+        starts = range(0, self.n_rows_, self.block_size)
+        tasks = (delayed(self._block)(X, s, k) for s in starts)
+        parallel = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator_unordered")
+        for start, block_indices, block_scores in parallel(tasks):
+            stop = start + len(block_indices)
+            indices[start:stop] = block_indices
+            scores[start:stop] = block_scores
+            if progress is not None:
+                progress(stop - start)
+        return indices, scores
+
+    def _block(self, X: sp.csr_matrix, start: int, k: int) -> tuple[int, np.ndarray, np.ndarray]:
+        stop = min(start + self.block_size, self.n_rows_)
+        # A slice of indptr still points into the full indices/data arrays: no copy.
+        indptr = X.indptr[start : stop + 1]
+        own = np.arange(start, stop, dtype=np.int64)
+        no_filter = np.ones(0, dtype=np.bool_)
+        ids, values = self._run(indptr, X.indices, X.data, own, no_filter, False, k)
+        return start, ids, values
+
+    def _run(self, indptr, indices, data, exclude, allowed, use_allowed, k):
+        n_queries = len(indptr) - 1
+        out_ids = np.empty((n_queries, k), dtype=np.int32)
+        out_scores = np.empty((n_queries, k), dtype=np.float32)
+        P = self.postings_
+        rows_top_k(
+            indptr, indices, data, P.indptr, P.indices, P.data,
+            self.n_rows_, exclude, allowed, use_allowed, out_ids, out_scores,
+        )  # fmt: skip
+        return out_ids, out_scores
+
+    @staticmethod
+    def _check_k(k: int) -> None:
+        if not isinstance(k, int | np.integer) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")

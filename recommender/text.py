@@ -1,0 +1,361 @@
+"""Turn trial records into one TF-IDF vector each, built from weighted field groups.
+
+A trial is read as a few *field groups* (what it studies, what it gives, what it is
+called, what it says). Each group gets its own scikit-learn ``TfidfVectorizer``, so a
+word that is common in summaries but rare in condition lists is weighted for where it
+appears. Each group's rows are L2-normalised, scaled by the group's weight, laid side
+by side and normalised again, so the dot product of two rows is their cosine and
+splits exactly into per-group, per-term contributions (which is what ``explain``
+reports).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from joblib import Parallel, delayed
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from recommender.records import TrialRecord
+
+# Words are runs of letters and digits; "acute-on-chronic" gives three words and
+# "MSC-EVs" two, so hyphenated and spaced spellings of a term meet.
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class FieldGroup:
+    """How one group of record fields becomes a TF-IDF block.
+
+    Parameters
+    ----------
+    name : str
+        Name used in explanations and the index metadata (``"conditions"``).
+    fields : tuple of str
+        ``TrialRecord`` attributes read, in order. Intervention and arm lists
+        contribute their names (interventions also their other names).
+    weight : float
+        Share of this group in the combined vector; applied to the group's unit rows.
+    whole_items : bool
+        Also emit each list item as one term (``"acute on chronic liver failure"``),
+        so an exact condition or drug name counts more than its words.
+    ngram_range : tuple of int
+        Word n-gram lengths, never crossing from one item to the next.
+    min_df, max_df : int or float
+        Passed to ``TfidfVectorizer``: drop terms too rare to link two trials or too
+        common to tell them apart.
+    sublinear_tf : bool
+        Use ``1 + log(tf)``; long free texts otherwise drown the rest of the group.
+    """
+
+    name: str
+    fields: tuple[str, ...]
+    weight: float = 1.0
+    whole_items: bool = False
+    ngram_range: tuple[int, int] = (1, 1)
+    min_df: int | float = 2
+    max_df: int | float = 0.5
+    sublinear_tf: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = set(self.fields) - set(TrialRecord.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"field group {self.name!r}: unknown record fields {sorted(unknown)}")
+        if not self.weight > 0:
+            raise ValueError(f"field group {self.name!r}: weight must be > 0, got {self.weight}")
+        low, high = self.ngram_range
+        if not 1 <= low <= high:
+            raise ValueError(f"field group {self.name!r}: bad ngram_range {self.ngram_range}")
+
+    def items(self, record: TrialRecord) -> list[str]:
+        """The strings of ``record`` this group reads, one per list item or text."""
+        items: list[str] = []
+        for name in self.fields:
+            value = getattr(record, name)
+            if name == "interventions":
+                for intervention in value:
+                    items.append(intervention.name)
+                    items.extend(intervention.other_names)
+            elif name == "arm_groups":
+                items.extend(arm.label for arm in value)
+            elif isinstance(value, tuple):
+                items.extend(value)
+            elif value:
+                items.append(value)
+        return [item for item in items if item]
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "fields": list(self.fields),
+            "weight": self.weight,
+            "whole_items": self.whole_items,
+            "ngram_range": list(self.ngram_range),
+            "min_df": self.min_df,
+            "max_df": self.max_df,
+            "sublinear_tf": self.sublinear_tf,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> FieldGroup:
+        values = dict(data)
+        values["fields"] = tuple(values["fields"])
+        values["ngram_range"] = tuple(values["ngram_range"])
+        return cls(**values)
+
+
+DEFAULT_FIELD_GROUPS: tuple[FieldGroup, ...] = (
+    FieldGroup(
+        "conditions",
+        ("conditions", "keywords", "condition_mesh_terms"),
+        weight=1.0,
+        whole_items=True,
+        ngram_range=(1, 3),
+    ),
+    FieldGroup(
+        "interventions",
+        ("interventions", "intervention_mesh_terms"),
+        weight=0.7,
+        whole_items=True,
+        ngram_range=(1, 2),
+    ),
+    FieldGroup(
+        "titles",
+        ("brief_title", "official_title", "acronym"),
+        weight=0.8,
+        ngram_range=(1, 2),
+    ),
+    FieldGroup(
+        "summaries",
+        ("brief_summary", "detailed_description"),
+        weight=0.6,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ItemAnalyzer:
+    """Split a list of strings into terms: lower-cased words, n-grams within an item,
+    and optionally the whole item as one phrase term.
+
+    Single words that are stop words are dropped, and so are n-grams that begin or
+    end with one, but stop words inside an n-gram or phrase are kept: "acute on
+    chronic" stays readable in an explanation instead of becoming "acute chronic".
+    A plain class rather than a closure so joblib can send it to worker processes.
+    """
+
+    ngram_range: tuple[int, int] = (1, 1)
+    whole_items: bool = False
+    stop_words: frozenset[str] = field(default=ENGLISH_STOP_WORDS, repr=False)
+
+    def __call__(self, items: Sequence[str]) -> list[str]:
+        low, high = self.ngram_range
+        stop = self.stop_words
+        terms: list[str] = []
+        for item in items:
+            words = _WORD.findall(item.lower())
+            if self.whole_items and len(words) > high:
+                terms.append(" ".join(words))
+            if low == 1:
+                terms.extend(w for w in words if w not in stop)
+            for n in range(max(low, 2), high + 1):
+                terms.extend(
+                    " ".join(words[i : i + n])
+                    for i in range(len(words) - n + 1)
+                    if words[i] not in stop and words[i + n - 1] not in stop
+                )
+        return terms
+
+
+def _make_vectorizer(group: FieldGroup, vocabulary: Sequence[str] | None = None) -> TfidfVectorizer:
+    analyzer = ItemAnalyzer(ngram_range=group.ngram_range, whole_items=group.whole_items)
+    return TfidfVectorizer(
+        analyzer=analyzer,
+        min_df=group.min_df,
+        max_df=group.max_df,
+        sublinear_tf=group.sublinear_tf,
+        dtype=np.float32,
+        vocabulary=vocabulary,
+    )
+
+
+def _fit_group(
+    group: FieldGroup, docs: list[list[str]]
+) -> tuple[TfidfVectorizer | None, sp.csr_matrix]:
+    vectorizer = _make_vectorizer(group)
+    try:
+        matrix = vectorizer.fit_transform(docs)
+    except ValueError:
+        # An empty vocabulary (no record fills this group, or every term was pruned
+        # by min_df/max_df) leaves the group out of every vector instead of failing.
+        return None, sp.csr_matrix((len(docs), 0), dtype=np.float32)
+    return vectorizer, matrix.tocsr()
+
+
+def _transform_group(vectorizer: TfidfVectorizer | None, docs: list[list[str]]) -> sp.csr_matrix:
+    if vectorizer is None:
+        return sp.csr_matrix((len(docs), 0), dtype=np.float32)
+    return vectorizer.transform(docs).tocsr()
+
+
+def _terms(vectorizer: TfidfVectorizer | None) -> list[str]:
+    return [] if vectorizer is None else vectorizer.get_feature_names_out().tolist()
+
+
+class FieldGroupVectorizer:
+    """TF-IDF over weighted field groups of :class:`TrialRecord` objects.
+
+    Parameters
+    ----------
+    groups : sequence of FieldGroup, default DEFAULT_FIELD_GROUPS
+        The field groups, their weights and vectoriser settings.
+    n_jobs : int, default 1
+        Processes used to fit the groups (joblib); -1 uses every core.
+
+    Attributes
+    ----------
+    vectorizers_ : dict of str to TfidfVectorizer or None
+        One fitted vectoriser per group; None for a group left with no terms.
+    offsets_ : ndarray of shape (n_groups + 1,), dtype int64
+        Group ``i`` owns columns ``offsets_[i]:offsets_[i + 1]`` of the output.
+    n_features_ : int
+        Width of the combined vectors.
+    """
+
+    def __init__(
+        self, groups: Sequence[FieldGroup] = DEFAULT_FIELD_GROUPS, *, n_jobs: int = 1
+    ) -> None:
+        names = [g.name for g in groups]
+        if not names:
+            raise ValueError("at least one field group is needed")
+        if len(set(names)) != len(names):
+            raise ValueError(f"field group names must be unique, got {names}")
+        self.groups = tuple(groups)
+        self.n_jobs = n_jobs
+
+    def _documents(self, records: Iterable[TrialRecord]) -> list[list[list[str]]]:
+        records = list(records)
+        return [[g.items(r) for r in records] for g in self.groups]
+
+    def fit_transform(self, records: Sequence[TrialRecord]) -> sp.csr_matrix:
+        """Learn each group's vocabulary and IDF, and return the combined vectors.
+
+        Parameters
+        ----------
+        records : sequence of TrialRecord, length n_records
+
+        Returns
+        -------
+        X : csr_matrix of shape (n_records, n_features_), dtype float32
+            Rows of unit L2 norm; all-zero for a record with no text in any group.
+        """
+        docs = self._documents(records)
+        fitted = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fit_group)(g, d) for g, d in zip(self.groups, docs, strict=True)
+        )
+        self.vectorizers_ = {g.name: v for g, (v, _) in zip(self.groups, fitted, strict=True)}
+        self._set_offsets()
+        return self._combine([m for _, m in fitted])
+
+    def fit(self, records: Sequence[TrialRecord]) -> FieldGroupVectorizer:
+        self.fit_transform(records)
+        return self
+
+    def transform(self, records: Sequence[TrialRecord]) -> sp.csr_matrix:
+        """Vectorise records with the fitted vocabulary (unknown terms are ignored).
+
+        Returns
+        -------
+        X : csr_matrix of shape (n_records, n_features_), dtype float32
+        """
+        self._check_fitted()
+        docs = self._documents(records)
+        blocks = [
+            _transform_group(self.vectorizers_[g.name], d)
+            for g, d in zip(self.groups, docs, strict=True)
+        ]
+        return self._combine(blocks)
+
+    def _combine(self, blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
+        weighted = [
+            block * np.float32(g.weight) for g, block in zip(self.groups, blocks, strict=True)
+        ]
+        combined = sp.hstack(weighted, format="csr", dtype=np.float32)
+        return normalize(combined, norm="l2", copy=False)
+
+    def _set_offsets(self) -> None:
+        sizes = [len(_terms(self.vectorizers_[g.name])) for g in self.groups]
+        self.offsets_ = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.n_features_ = int(self.offsets_[-1])
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "vectorizers_"):
+            raise RuntimeError("FieldGroupVectorizer is not fitted; call fit or from_state first")
+
+    # -- explanations and persistence -------------------------------------------------
+
+    def feature_names(self) -> list[str]:
+        """Every column's term, group by group (length ``n_features_``)."""
+        self._check_fitted()
+        names: list[str] = []
+        for g in self.groups:
+            names.extend(_terms(self.vectorizers_[g.name]))
+        return names
+
+    def group_of_column(self, columns: np.ndarray) -> np.ndarray:
+        """Index into ``groups`` of each column in ``columns``."""
+        return np.searchsorted(self.offsets_, columns, side="right") - 1
+
+    def get_state(self) -> tuple[dict, dict[str, list[str]], dict[str, np.ndarray]]:
+        """What is needed to rebuild this fitted vectoriser without pickle.
+
+        Returns
+        -------
+        params : dict
+            JSON-ready group settings.
+        vocabularies : dict of str to list of str
+            Each group's terms in column order.
+        idfs : dict of str to ndarray of shape (n_terms,), dtype float32
+        """
+        self._check_fitted()
+        params = {"groups": [g.to_dict() for g in self.groups]}
+        vocabularies = {g.name: _terms(self.vectorizers_[g.name]) for g in self.groups}
+        idfs = {
+            g.name: np.zeros(0, np.float32)
+            if self.vectorizers_[g.name] is None
+            else self.vectorizers_[g.name].idf_.astype(np.float32)
+            for g in self.groups
+        }
+        return params, vocabularies, idfs
+
+    @classmethod
+    def from_state(
+        cls,
+        params: Mapping,
+        vocabularies: Mapping[str, Sequence[str]],
+        idfs: Mapping[str, np.ndarray],
+    ) -> FieldGroupVectorizer:
+        """Rebuild a fitted vectoriser from :meth:`get_state` output."""
+        groups = [FieldGroup.from_dict(g) for g in params["groups"]]
+        self = cls(groups)
+        self.vectorizers_ = {}
+        for g in groups:
+            terms = list(vocabularies[g.name])
+            idf = np.asarray(idfs[g.name], dtype=np.float32)
+            if len(terms) != len(idf):
+                raise ValueError(
+                    f"field group {g.name!r}: {len(terms)} terms but {len(idf)} IDF values"
+                )
+            if not terms:
+                self.vectorizers_[g.name] = None
+                continue
+            vectorizer = _make_vectorizer(g, vocabulary=terms)
+            vectorizer.idf_ = idf
+            self.vectorizers_[g.name] = vectorizer
+        self._set_offsets()
+        return self

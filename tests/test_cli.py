@@ -1,0 +1,87 @@
+import json
+
+import pytest
+
+from recommender.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from tests.factories import build_tiny_index, write_studies
+
+
+@pytest.fixture(scope="module")
+def tiny_index_path(tmp_path_factory):
+    return build_tiny_index(tmp_path_factory.mktemp("tiny"))
+
+
+def test_build_prints_a_summary(tmp_path, capsys):
+    source = write_studies(tmp_path / "studies")
+    (source / "broken.json").write_text("{not json")
+    code = main(["build", "--source", str(source), "--out", str(tmp_path / "ix"), "-k", "3",
+                 "--quiet", "--jobs", "1"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == EXIT_OK
+    assert "studies indexed: 9" in out
+    assert "skipped: 1" in out and "broken.json" in out
+    assert "vocabulary: conditions" in out and "seconds: read" in out
+    assert (tmp_path / "ix" / "meta.json").exists()
+
+
+def test_later_source_wins_and_is_counted(tmp_path, capsys):
+    first = write_studies(tmp_path / "a")
+    second = write_studies(tmp_path / "b")
+    code = main(["build", "--source", str(first), "--source", str(second), "--out",
+                 str(tmp_path / "ix"), "--quiet", "-k", "2"])  # fmt: skip
+    assert code == EXIT_OK
+    assert "duplicates replaced by a later source: 9" in capsys.readouterr().out
+
+
+def test_similar_prints_rank_id_score_title(tiny_index_path, capsys):
+    assert main(["similar", "NCT00000007", "--index", str(tiny_index_path), "-k", "1"]) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("trials like NCT00000007: Tamoxifen after surgery")
+    rank, nct_id, score, *title = lines[1].split()
+    assert (rank, nct_id) == ("1", "NCT00000008") and 0 < float(score) <= 1
+    assert " ".join(title) == "Letrozole versus tamoxifen in breast cancer"
+
+
+def test_similar_json_and_why(tiny_index_path, capsys):
+    args = ["similar", "NCT00000004", "--index", str(tiny_index_path), "--json", "--why"]
+    assert main(args) == EXIT_OK
+    data = json.loads(capsys.readouterr().out)
+    assert [r["nct_id"] for r in data["results"]] == ["NCT00000005", "NCT00000006"]
+    assert data["results"][0]["why"][0]["field"] in {"conditions", "interventions", "titles"}
+
+
+def test_similar_free_text(tiny_index_path, capsys):
+    args = ["similar", "--text", "tamoxifen for breast cancer", "--index", str(tiny_index_path),
+            "-k", "2", "--json"]  # fmt: skip
+    assert main(args) == EXIT_OK
+    ids = [r["nct_id"] for r in json.loads(capsys.readouterr().out)["results"]]
+    assert set(ids) == {"NCT00000007", "NCT00000008"}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["similar", "NCT123"], "is not an NCT id"),
+        (["similar", "NCT99999999"], "is not in this index"),
+        (["similar", "--text", "qwertyuiop"], "none of the words"),
+        (["similar"], "either an NCT id or --text"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(tiny_index_path, capsys, args, message):
+    assert main([*args, "--index", str(tiny_index_path)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_missing_index_and_source_exit_2(tmp_path, capsys):
+    assert main(["similar", "NCT00000001", "--index", str(tmp_path / "none")]) == EXIT_BAD_INPUT
+    assert "no index at" in capsys.readouterr().err
+    code = main(["build", "--source", str(tmp_path / "nothing.zip"), "--out", str(tmp_path / "i")])
+    assert code == EXIT_BAD_INPUT
+    assert "nothing.zip" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2():
+    with pytest.raises(SystemExit) as exc:
+        main(["similar", "NCT00000001", "-k", "0"])
+    assert exc.value.code == 2

@@ -1,0 +1,59 @@
+"""The reference case: the registry's "Related Clinical Trials" for NCT05940610."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recommender.build import build_index
+from recommender.index import TrialIndex
+
+REPO = Path(__file__).resolve().parents[1]
+QUERY = "NCT05940610"
+
+
+def expected(seed_folder: Path) -> set[str]:
+    return set(json.loads((seed_folder / "expected_related.json").read_text())[QUERY])
+
+
+def check_reference_case(index: TrialIndex, seeds: Path) -> None:
+    top5 = index.similar(QUERY, k=5)
+    assert {n.nct_id for n in top5} == expected(seeds)
+    top50 = index.similar(QUERY, k=50)
+    assert QUERY not in {n.nct_id for n in top50}
+
+
+@pytest.fixture(scope="module")
+def corpus_index(shared_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus") / "index"
+    sources = [shared_data / "ctg-studies.json.zip", shared_data / "seed-cluster"]
+    summary = build_index(sources, out, k=50)
+    return TrialIndex.load(summary.path), summary
+
+
+@pytest.mark.corpus
+@pytest.mark.slow
+def test_reference_case_on_the_full_corpus(corpus_index, shared_data):
+    index, summary = corpus_index
+    assert summary.studies == 114_697 + 5  # five seeds are not in the bulk file
+    assert summary.report.replaced == 1  # NCT02857010, richer in seed-cluster/
+    assert index.record("NCT02857010").conditions == ("Acute on Chronic Hepatic Failure",)
+    check_reference_case(index, shared_data / "seed-cluster")
+
+
+@pytest.mark.corpus
+@pytest.mark.slow
+def test_precomputed_lists_equal_exact_search(corpus_index):
+    index, _ = corpus_index
+    for nct_id in ("NCT05940610", "NCT00000102", "NCT03570398"):
+        pos = index.position(nct_id)
+        exact, _ = index.search.kneighbors(index.vectors[pos], 50, exclude=[pos])
+        assert [n.position for n in index.similar(nct_id, k=50)] == exact[0][exact[0] >= 0].tolist()
+
+
+def test_reference_case_on_the_committed_sample(tmp_path):
+    sample = REPO / "data" / "sample"
+    sources = [sample / "ctg-studies-sample.json.zip", sample / "seed-cluster"]
+    summary = build_index(sources, tmp_path / "index", k=10)
+    assert summary.studies > 2000
+    check_reference_case(TrialIndex.load(summary.path), sample / "seed-cluster")
