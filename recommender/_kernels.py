@@ -85,3 +85,99 @@ def rows_top_k(
             for s in range(t_indptr[term], t_indptr[term + 1]):
                 acc[t_indices[s]] += weight * t_data[s]
         _select_top_k(acc, allowed, use_allowed, exclude[i], out_ids[i], out_scores[i])
+
+
+@njit(nogil=True, cache=True)
+def rows_candidates(
+    q_indptr,
+    q_indices,
+    q_data,
+    t_indptr,
+    t_indices,
+    t_data,
+    n_rows,
+    exclude,
+    out_ids,
+):
+    """Best len(out_ids[i]) rows for each query row by a partial score.
+
+    Like rows_top_k, but only touched rows are scanned and reset, which is what makes
+    a pass over the short postings of rare terms cheap. Returns, per query row, how
+    many rows had a non-zero partial score (all of them are candidates when that is
+    no more than the number asked for).
+    """
+    n_queries = q_indptr.shape[0] - 1
+    n_touched = np.zeros(n_queries, dtype=np.int64)
+    acc = np.zeros(n_rows, dtype=np.float32)
+    touched = np.empty(n_rows, dtype=np.int32)
+    k = out_ids.shape[1]
+    heap_scores = np.zeros(k, dtype=np.float32)
+    heap_ids = np.full(k, -1, dtype=np.int32)
+    for i in range(n_queries):
+        count = 0
+        for p in range(q_indptr[i], q_indptr[i + 1]):
+            term = q_indices[p]
+            weight = q_data[p]
+            for s in range(t_indptr[term], t_indptr[term + 1]):
+                j = t_indices[s]
+                if acc[j] == 0.0:
+                    touched[count] = j
+                    count += 1
+                acc[j] += weight * t_data[s]
+        heap_scores[:] = 0.0
+        heap_ids[:] = -1
+        for c in range(count):
+            j = touched[c]
+            score = acc[j]
+            acc[j] = 0.0
+            if score > heap_scores[0] and j != exclude[i]:
+                heap_scores[0] = score
+                heap_ids[0] = j
+                _sift_down(heap_scores, heap_ids, 0, k)
+        out_ids[i, :] = heap_ids
+        n_touched[i] = count
+    return n_touched
+
+
+@njit(nogil=True, cache=True)
+def rescore_top_k(
+    q_indptr,
+    q_indices,
+    q_data,
+    x_indptr,
+    x_indices,
+    x_data,
+    n_features,
+    candidates,
+    out_ids,
+    out_scores,
+):
+    """Exact cosines of each query row with its candidate rows; keep the best k.
+
+    Best first, ties to the smaller row id, -1 / 0 for padding.
+    """
+    dense = np.zeros(n_features, dtype=np.float32)
+    n_candidates = candidates.shape[1]
+    k = out_ids.shape[1]
+    scores = np.zeros(n_candidates, dtype=np.float32)
+    for i in range(q_indptr.shape[0] - 1):
+        for p in range(q_indptr[i], q_indptr[i + 1]):
+            dense[q_indices[p]] = q_data[p]
+        for c in range(n_candidates):
+            j = candidates[i, c]
+            total = np.float32(0.0)
+            if j >= 0:
+                for p in range(x_indptr[j], x_indptr[j + 1]):
+                    total += dense[x_indices[p]] * x_data[p]
+            scores[c] = total
+        for p in range(q_indptr[i], q_indptr[i + 1]):
+            dense[q_indices[p]] = 0.0
+        order = np.argsort(candidates[i], kind="mergesort")
+        order = order[np.argsort(-scores[order], kind="mergesort")]
+        for r in range(k):
+            if r < n_candidates and scores[order[r]] > 0.0:
+                out_ids[i, r] = candidates[i, order[r]]
+                out_scores[i, r] = scores[order[r]]
+            else:
+                out_ids[i, r] = -1
+                out_scores[i, r] = 0.0

@@ -82,7 +82,8 @@ def build_index(
     seconds["vectorise"] = _lap(started, seconds)
     say(f"vectorised: {vectors.shape[1]:,} features ({seconds['vectorise']:.1f} s)")
 
-    indices, scores = _all_neighbours(vectors, k, n_jobs, progress)
+    search = CosineNeighbours(prunable=vectorizer.prunable_columns(), n_jobs=n_jobs)
+    indices, scores = _all_neighbours(search.fit(vectors), vectors, k, progress)
     seconds["neighbours"] = _lap(started, seconds)
     say(f"neighbours: top {k} of {len(records):,} trials ({seconds['neighbours']:.1f} s)")
 
@@ -119,8 +120,7 @@ def _vocab(vectorizer: FieldGroupVectorizer) -> list[list[str]]:
     return list(vocabularies.values())
 
 
-def _all_neighbours(vectors, k: int, n_jobs: int, progress: bool):
-    search = CosineNeighbours(n_jobs=n_jobs).fit(vectors)
+def _all_neighbours(search: CosineNeighbours, vectors, k: int, progress: bool):
     if not progress:
         return search.all_kneighbors(vectors, k)
     from tqdm import tqdm

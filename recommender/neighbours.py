@@ -1,11 +1,20 @@
-"""Exact top-k cosine neighbours over L2-normalised sparse rows.
+"""Top-k cosine neighbours over L2-normalised sparse rows.
 
 Scores for a block of query rows are accumulated term by term from the *postings*
 (``X.T`` in CSR form: for each term, the trials that contain it) into one dense row
 of scores, and a k-sized heap keeps the best. This is the sparse product
 ``Q @ X.T`` with the selection fused in, so no N x N matrix, and not even a sparse
 block of it, is ever held. Blocks of rows run in parallel on joblib threads; the
-compiled kernel releases the GIL, so threads share the matrix instead of copying it.
+compiled kernels release the GIL, so threads share the matrix instead of copying it.
+
+The cost of ``Q @ X.T`` is the sum over terms of df squared, and the few words that
+occur in more than about 1% of trials' summaries make nearly all of it. The
+``"pruned"`` method of :meth:`CosineNeighbours.all_kneighbors` therefore finds
+candidates through every term but those (the ``prunable`` columns that are frequent),
+then scores every candidate exactly over all its terms and keeps the best k. Rows
+that share too few of the other terms with anything to fill their candidate list are
+searched exactly. The ``"exact"`` method accumulates
+every term.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
 
-from recommender._kernels import rows_top_k
+from recommender._kernels import rescore_top_k, rows_candidates, rows_top_k
 
 NO_NEIGHBOUR = -1
 
@@ -36,6 +45,18 @@ class CosineNeighbours:
 
     Parameters
     ----------
+    method : {"pruned", "exact"}, default "pruned"
+        How :meth:`all_kneighbors` finds candidates (see the module docstring);
+        :meth:`kneighbors` is always exact.
+    frequent_df : float, default 0.01
+        For ``"pruned"``: prunable terms in more than this share of rows do not
+        propose candidates (they still count in every score).
+    candidates : int or None, default None
+        For ``"pruned"``: candidates scored exactly per row; None means
+        ``max(4 * k, 100)``.
+    prunable : ndarray of shape (n_features,), dtype bool, optional
+        For ``"pruned"``: the columns that may be left out when frequent (long free
+        text, where frequent words carry little); None means every column.
     block_size : int, default 512
         Query rows per parallel task.
     n_jobs : int, default -1
@@ -49,9 +70,28 @@ class CosineNeighbours:
         ``X.T``: for each term, the rows containing it and their weights.
     """
 
-    def __init__(self, *, block_size: int = 512, n_jobs: int = -1) -> None:
+    def __init__(
+        self,
+        *,
+        method: str = "pruned",
+        frequent_df: float = 0.01,
+        candidates: int | None = None,
+        prunable: np.ndarray | None = None,
+        block_size: int = 512,
+        n_jobs: int = -1,
+    ) -> None:
+        if method not in ("pruned", "exact"):
+            raise ValueError(f"method must be 'pruned' or 'exact', got {method!r}")
+        if not 0 < frequent_df <= 1:
+            raise ValueError(f"frequent_df must be in (0, 1], got {frequent_df}")
+        if candidates is not None and candidates < 1:
+            raise ValueError(f"candidates must be at least 1, got {candidates}")
         if block_size < 1:
             raise ValueError(f"block_size must be at least 1, got {block_size}")
+        self.method = method
+        self.frequent_df = frequent_df
+        self.candidates = candidates
+        self.prunable = prunable
         self.block_size = block_size
         self.n_jobs = n_jobs
 
@@ -63,6 +103,7 @@ class CosineNeighbours:
         """Use an already transposed matrix (e.g. memory-mapped from an index)."""
         self.postings_ = postings
         self.n_rows_ = postings.shape[1]
+        self._rare_postings = None
         return self
 
     def kneighbors(
@@ -136,14 +177,10 @@ class CosineNeighbours:
         indices, scores : ndarrays of shape (n_rows_, k)
             As in :meth:`kneighbors`.
         """
-        self._check_k(k)
-        X = as_float32_csr(X)
-        if X.shape[0] != self.n_rows_:
-            raise ValueError(f"X has {X.shape[0]} rows, the index has {self.n_rows_}")
+        X = self._check_rows(X, k)
         indices = np.full((self.n_rows_, k), NO_NEIGHBOUR, dtype=np.int32)
         scores = np.zeros((self.n_rows_, k), dtype=np.float32)
-        starts = range(0, self.n_rows_, self.block_size)
-        tasks = (delayed(self._block)(X, s, k) for s in starts)
+        tasks = (delayed(self._timed_rows)(X, k, start, stop) for start, stop in self.blocks())
         parallel = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator_unordered")
         for start, block_indices, block_scores in parallel(tasks):
             stop = start + len(block_indices)
@@ -153,14 +190,81 @@ class CosineNeighbours:
                 progress(stop - start)
         return indices, scores
 
-    def _block(self, X: sp.csr_matrix, start: int, k: int) -> tuple[int, np.ndarray, np.ndarray]:
-        stop = min(start + self.block_size, self.n_rows_)
+    def blocks(self, stop: int | None = None) -> list[tuple[int, int]]:
+        """``(start, stop)`` row ranges of ``block_size`` covering rows ``0..stop``."""
+        stop = self.n_rows_ if stop is None else stop
+        return [(s, min(s + self.block_size, stop)) for s in range(0, stop, self.block_size)]
+
+    def rows_kneighbors(
+        self, X: sp.csr_matrix, k: int, start: int, stop: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` neighbours of rows ``start..stop`` of ``X`` among all rows.
+
+        The unit of work of :meth:`all_kneighbors`, exposed so a scheduler other
+        than joblib (a Dask cluster) can run the same blocks.
+
+        Returns
+        -------
+        indices, scores : ndarrays of shape (stop - start, k)
+        """
+        X = self._check_rows(X, k)
+        if not 0 <= start <= stop <= self.n_rows_:
+            raise ValueError(f"bad row range {start}..{stop} of {self.n_rows_}")
         # A slice of indptr still points into the full indices/data arrays: no copy.
         indptr = X.indptr[start : stop + 1]
         own = np.arange(start, stop, dtype=np.int64)
-        no_filter = np.ones(0, dtype=np.bool_)
-        ids, values = self._run(indptr, X.indices, X.data, own, no_filter, False, k)
-        return start, ids, values
+        if self.method == "exact":
+            return self._run(indptr, X.indices, X.data, own, np.ones(0, np.bool_), False, k)
+        return self._pruned_rows(X, indptr, own, k)
+
+    def _timed_rows(self, X, k, start, stop):
+        return (start, *self.rows_kneighbors(X, k, start, stop))
+
+    def _pruned_rows(self, X, indptr, own, k):
+        rare = self.rare_postings_
+        n_candidates = self.candidates or max(4 * k, 100)
+        candidates = np.empty((len(own), n_candidates), dtype=np.int32)
+        n_touched = rows_candidates(
+            indptr, X.indices, X.data, rare.indptr, rare.indices, rare.data,
+            self.n_rows_, own, candidates,
+        )  # fmt: skip
+        ids = np.empty((len(own), k), dtype=np.int32)
+        values = np.empty((len(own), k), dtype=np.float32)
+        rescore_top_k(
+            indptr, X.indices, X.data, X.indptr, X.indices, X.data,
+            X.shape[1], candidates, ids, values,
+        )  # fmt: skip
+        # Too few matches to fill the candidate list: rows sharing only frequent
+        # words with this one could still belong in it, so search it exactly.
+        short = np.flatnonzero(n_touched < n_candidates)
+        if len(short):
+            ids[short], values[short] = self.kneighbors(X[own[short]], k, exclude=own[short])
+        return ids, values
+
+    @property
+    def rare_postings_(self) -> sp.csr_matrix:
+        """The postings without the frequent prunable terms (their rows emptied).
+
+        Computed on first use (threads racing here compute the same matrix).
+        """
+        if getattr(self, "_rare_postings", None) is None:
+            P = self.postings_
+            frequent = np.diff(P.indptr) > self.frequent_df * self.n_rows_
+            if self.prunable is not None:
+                if self.prunable.shape != (P.shape[0],):
+                    raise ValueError(f"prunable must have shape ({P.shape[0]},)")
+                frequent &= self.prunable
+            kept = sp.diags((~frequent).astype(np.float32)) @ P
+            kept.eliminate_zeros()
+            self._rare_postings = kept.tocsr()
+        return self._rare_postings
+
+    def _check_rows(self, X: sp.spmatrix, k: int) -> sp.csr_matrix:
+        self._check_k(k)
+        X = as_float32_csr(X)
+        if X.shape[0] != self.n_rows_:
+            raise ValueError(f"X has {X.shape[0]} rows, the index has {self.n_rows_}")
+        return X
 
     def _run(self, indptr, indices, data, exclude, allowed, use_allowed, k):
         n_queries = len(indptr) - 1

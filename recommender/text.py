@@ -51,6 +51,10 @@ class FieldGroup:
         common to tell them apart.
     sublinear_tf : bool
         Use ``1 + log(tf)``; long free texts otherwise drown the rest of the group.
+    prune_frequent : bool
+        Let the neighbour search skip this group's most frequent terms when it looks
+        for candidates (they still count in every score). Right for long free text,
+        whose common words make most of the search's cost and carry little.
     """
 
     name: str
@@ -61,6 +65,7 @@ class FieldGroup:
     min_df: int | float = 2
     max_df: int | float = 0.5
     sublinear_tf: bool = True
+    prune_frequent: bool = False
 
     def __post_init__(self) -> None:
         unknown = set(self.fields) - set(TrialRecord.__dataclass_fields__)
@@ -99,6 +104,7 @@ class FieldGroup:
             "min_df": self.min_df,
             "max_df": self.max_df,
             "sublinear_tf": self.sublinear_tf,
+            "prune_frequent": self.prune_frequent,
         }
 
     @classmethod
@@ -134,6 +140,7 @@ DEFAULT_FIELD_GROUPS: tuple[FieldGroup, ...] = (
         "summaries",
         ("brief_summary", "detailed_description"),
         weight=0.6,
+        prune_frequent=True,
     ),
 )
 
@@ -306,6 +313,14 @@ class FieldGroupVectorizer:
         for g in self.groups:
             names.extend(_terms(self.vectorizers_[g.name]))
         return names
+
+    def prunable_columns(self) -> np.ndarray:
+        """Boolean mask of shape (n_features_,): columns of ``prune_frequent`` groups."""
+        self._check_fitted()
+        mask = np.zeros(self.n_features_, dtype=bool)
+        for g, start, stop in zip(self.groups, self.offsets_, self.offsets_[1:], strict=False):
+            mask[start:stop] = g.prune_frequent
+        return mask
 
     def group_of_column(self, columns: np.ndarray) -> np.ndarray:
         """Index into ``groups`` of each column in ``columns``."""

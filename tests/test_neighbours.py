@@ -18,6 +18,8 @@ def brute_force(X, Q, k, exclude=None, allowed=None):
         scores[np.arange(len(exclude)), exclude] = -np.inf
     if allowed is not None:
         scores[:, ~allowed] = -np.inf
+    if scores.shape[1] < k:  # fewer rows than k: pad as the search does
+        scores = np.pad(scores, ((0, 0), (0, k - scores.shape[1])), constant_values=-np.inf)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     top = np.take_along_axis(scores, order, axis=1)
     order = np.where(top > 0, order, NO_NEIGHBOUR)
@@ -75,3 +77,68 @@ def test_feature_mismatch_is_refused():
     search = CosineNeighbours().fit(random_rows(4, 10, 0.9, 3))
     with pytest.raises(ValueError, match="features"):
         search.kneighbors(random_rows(1, 11, 0.9, 3), 2)
+
+
+def topical_corpus(n_rows, n_topics, seed, *, topic_terms=12, background=100):
+    """Rows like trial texts: a few terms of the row's topic (rare, telling) and many
+    background words drawn from a Zipf-like law (frequent, weak)."""
+    rng = np.random.default_rng(seed)
+    n_features = background + n_topics * topic_terms
+    zipf = 1.0 / np.arange(1, background + 1)
+    zipf /= zipf.sum()
+    rows, cols, values = [], [], []
+    for i in range(n_rows):
+        topic = rng.integers(n_topics)
+        own = background + topic * topic_terms + rng.choice(topic_terms, 5, replace=False)
+        common = rng.choice(background, 15, replace=False, p=zipf)
+        rows.extend([i] * 20)
+        cols.extend([*own, *common])
+        values.extend([*(rng.random(5) + 1.0), *(rng.random(15) * 0.3)])
+    X = sp.csr_matrix((np.float32(values), (rows, cols)), shape=(n_rows, n_features))
+    return normalize(X)
+
+
+def test_pruned_with_nothing_pruned_is_exact():
+    X = topical_corpus(300, 10, 1)
+    search = CosineNeighbours(method="pruned", frequent_df=1.0, candidates=300).fit(X)
+    ids, scores = search.all_kneighbors(X, 10)
+    ref_ids, ref_scores = brute_force(X, X, 10, exclude=np.arange(300))
+    np.testing.assert_allclose(scores, ref_scores, atol=1e-6)
+    assert (ids == ref_ids).mean() > 0.99
+
+
+def test_pruned_search_finds_nearly_all_exact_neighbours():
+    X = topical_corpus(1500, 30, 2)
+    df = np.diff(X.tocsc().indptr)
+    assert (df > 0.05 * 1500).sum() > 20, "the corpus must have frequent terms to prune"
+    pruned = CosineNeighbours(method="pruned", frequent_df=0.05, candidates=40, block_size=100)
+    ids, scores = pruned.fit(X).all_kneighbors(X, 10)
+    ref_ids, _ = brute_force(X, X, 10, exclude=np.arange(1500))
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, ref_ids, strict=True)])
+    assert recall > 0.9
+    # Whatever it returns is scored exactly.
+    exact = np.asarray((X[0] @ X[ids[0]].T).todense()).ravel()
+    np.testing.assert_allclose(scores[0], exact, rtol=1e-5)
+
+
+def test_pruning_only_touches_prunable_columns():
+    X = topical_corpus(400, 10, 3)
+    prunable = np.zeros(X.shape[1], dtype=bool)  # nothing may be pruned: exact again
+    search = CosineNeighbours(method="pruned", frequent_df=0.01, prunable=prunable, candidates=400)
+    ids, scores = search.fit(X).all_kneighbors(X, 5)
+    _, ref_scores = brute_force(X, X, 5, exclude=np.arange(400))
+    np.testing.assert_allclose(scores, ref_scores, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"method": "fast"}, "method must be"),
+        ({"frequent_df": 0}, "frequent_df"),
+        ({"candidates": 0}, "candidates"),
+        ({"block_size": 0}, "block_size"),
+    ],
+)
+def test_parameters_are_validated(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CosineNeighbours(**kwargs)

@@ -1,0 +1,142 @@
+"""All-pairs top-k neighbours: our search against sparse_dot_topn on the same matrix.
+
+    python -m bench.neighbours [--index models/index] [--k 50] [--jobs 2] [--rows N]
+
+Loads the vectors of a built index (by default the full 114,697-study corpus plus the
+seed cluster), then, each method in its own process so each has its own peak memory:
+
+- ``pruned``: ours, the default (candidates from all but frequent summary words,
+  exact rescoring);
+- ``exact``: ours, every term accumulated (the reference for recall);
+- ``sparse_dot_topn``: the baseline, ``sp_matmul_topn(X, X.T, top_n=k + 1,
+  n_threads=jobs)``, the fastest widely used library for this job;
+- ``scipy`` (with ``--scipy``): chunked ``X[block] @ X.T`` and ``argpartition``.
+
+Prints seconds, the ratio to the baseline, recall@10 and recall@k against exact, and
+peak memory. ``--rows N`` times the first N query rows only (all rows are candidates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from joblib import Parallel, delayed
+
+from bench.common import Timer, load_vectors, print_table, recall_at, run_child, write_result
+from recommender.index import read_meta
+from recommender.neighbours import CosineNeighbours
+
+METHODS = ("pruned", "exact", "sparse_dot_topn", "scipy")
+
+
+def run_method(method: str, X, k: int, jobs: int, rows: int, prunable) -> np.ndarray:
+    """Top-k neighbour ids (self excluded) of the first ``rows`` rows of X among all."""
+    if method in ("pruned", "exact"):
+        search = CosineNeighbours(method=method, prunable=prunable, n_jobs=jobs).fit(X)
+        search.rows_kneighbors(X, k, 0, 1)  # compile the kernels outside the timing
+        with Timer() as timer:
+            if rows == X.shape[0]:
+                ids, _ = search.all_kneighbors(X, k)
+            else:
+                work = (delayed(search.rows_kneighbors)(X, k, a, b) for a, b in search.blocks(rows))
+                ids = np.vstack([i for i, _ in Parallel(n_jobs=jobs, prefer="threads")(work)])
+        return ids, timer.seconds
+    with Timer() as timer:
+        if method == "sparse_dot_topn":
+            from sparse_dot_topn import sp_matmul_topn
+
+            found = sp_matmul_topn(X[:rows], X.T.tocsr(), top_n=k + 1, n_threads=jobs, sort=True)
+            ids = _drop_self(found, k)
+        else:
+            ids = _scipy_top_k(X, k, rows)
+    return ids, timer.seconds
+
+
+def _drop_self(found, k: int) -> np.ndarray:
+    ids = np.full((found.shape[0], k), -1, dtype=np.int32)
+    for i in range(found.shape[0]):
+        row = found.indices[found.indptr[i] : found.indptr[i + 1]]
+        row = row[row != i][:k]
+        ids[i, : len(row)] = row
+    return ids
+
+
+def _scipy_top_k(X, k: int, rows: int, block: int = 256) -> np.ndarray:
+    XT = X.T.tocsr()
+    ids = np.full((rows, k), -1, dtype=np.int32)
+    for start in range(0, rows, block):
+        stop = min(start + block, rows)
+        scores = (X[start:stop] @ XT).toarray()
+        scores[np.arange(stop - start), np.arange(start, stop)] = -np.inf
+        top = np.argpartition(-scores, k, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable")
+        ids[start:stop] = np.take_along_axis(top, order, 1)
+    return ids
+
+
+def child(args: argparse.Namespace) -> None:
+    """One method in this process: write its ids and figures for the parent."""
+    X = load_vectors(args.index)
+    rows = args.rows or X.shape[0]
+    ids, seconds = run_method(args.child, X, args.k, args.jobs, rows, _prunable(args.index, X))
+    np.save(Path(args.result).with_suffix(".npy"), ids)
+    write_result(args.result, method=args.child, seconds=round(seconds, 2), rows=rows)
+
+
+def _prunable(index: Path, X) -> np.ndarray:
+    """The columns the build lets the search prune: those of prune_frequent groups."""
+    meta = read_meta(index)
+    mask = np.zeros(X.shape[1], dtype=bool)
+    start = 0
+    for group in meta["vectorizer"]["groups"]:
+        size = meta["counts"]["vocabulary"][group["name"]]
+        mask[start : start + size] = group.get("prune_frequent", False)
+        start += size
+    return mask
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", type=Path, default=Path("models/index"))
+    parser.add_argument("--k", type=int, default=50)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--rows", type=int, default=0, help="query rows timed (0: all)")
+    parser.add_argument("--scipy", action="store_true", help="also time chunked scipy")
+    parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+
+    methods = ["exact", "pruned", "sparse_dot_topn"] + (["scipy"] if args.scipy else [])
+    common = ["--index", str(args.index), "--k", str(args.k), "--jobs", str(args.jobs)]
+    common += ["--rows", str(args.rows)]
+    results, ids = {}, {}
+    for method in methods:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = Path(tmp) / "result.json"
+            results[method] = run_child("bench.neighbours", [*common, "--child", method],
+                                        result=result)  # fmt: skip
+            ids[method] = np.load(result.with_suffix(".npy"))
+    baseline = results["sparse_dot_topn"]["seconds"]
+    rows = []
+    for method in methods:
+        r = results[method]
+        rows.append({
+            "method": method + (" (baseline)" if method == "sparse_dot_topn" else ""),
+            "seconds": r["seconds"],
+            "vs baseline": f"{baseline / r['seconds']:.1f}x faster",
+            "recall@10": f"{recall_at(ids[method], ids['exact'], 10):.4f}",
+            f"recall@{args.k}": f"{recall_at(ids[method], ids['exact'], args.k):.4f}",
+            "peak MB": r["peak_mb"],
+        })  # fmt: skip
+    n = results["exact"]["rows"]
+    print(f"\nall-pairs top-{args.k}: {n:,} query rows of {args.index}, {args.jobs} threads")
+    print_table(rows, list(rows[0]))
+
+
+if __name__ == "__main__":
+    main()
