@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from joblib import parallel_config
 
 from recommender.index import describe_source, save_index, utc_now
 from recommender.ingest import IngestReport, read_records
@@ -37,6 +40,7 @@ def build_index(
     n_jobs: int = -1,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    scheduler: str | None = None,
 ) -> BuildSummary:
     """Read registry sources, vectorise, compute every trial's top-``k`` and save.
 
@@ -58,6 +62,10 @@ def build_index(
         Progress bars on stderr.
     log : callable, optional
         Receives one line per finished stage.
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://host:8786``): vectorising and the
+        neighbour search then run on that cluster's workers, through the same code
+        (joblib's Dask backend); the result is identical to a local build.
 
     Returns
     -------
@@ -77,13 +85,14 @@ def build_index(
     if not records:
         raise ValueError("the sources hold no readable study; nothing to index")
 
-    vectorizer = FieldGroupVectorizer(groups, n_jobs=n_jobs)
-    vectors = vectorizer.fit_transform(records)
-    seconds["vectorise"] = _lap(started, seconds)
-    say(f"vectorised: {vectors.shape[1]:,} features ({seconds['vectorise']:.1f} s)")
+    with parallel_backend(scheduler):
+        vectorizer = FieldGroupVectorizer(groups, n_jobs=n_jobs)
+        vectors = vectorizer.fit_transform(records)
+        seconds["vectorise"] = _lap(started, seconds)
+        say(f"vectorised: {vectors.shape[1]:,} features ({seconds['vectorise']:.1f} s)")
 
-    search = CosineNeighbours(prunable=vectorizer.prunable_columns(), n_jobs=n_jobs)
-    indices, scores = _all_neighbours(search.fit(vectors), vectors, k, progress)
+        search = CosineNeighbours(prunable=vectorizer.prunable_columns(), n_jobs=n_jobs)
+        indices, scores = _all_neighbours(search.fit(vectors), vectors, k, progress)
     seconds["neighbours"] = _lap(started, seconds)
     say(f"neighbours: top {k} of {len(records):,} trials ({seconds['neighbours']:.1f} s)")
 
@@ -109,6 +118,24 @@ def build_index(
     seconds["save"] = _lap(started, seconds)
     say(f"saved to {path} ({seconds['save']:.1f} s)")
     return BuildSummary(path, len(records), report, vocabulary, int(vectors.nnz), seconds)
+
+
+@contextlib.contextmanager
+def parallel_backend(scheduler: str | None) -> Iterator[None]:
+    """Run joblib work on the Dask cluster at ``scheduler``, or locally when None."""
+    if scheduler is None:
+        yield
+        return
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise RuntimeError(
+            "a Dask scheduler was given but dask.distributed is not installed "
+            "(pip install 'trial-recommender[dask]')"
+        ) from None
+    with Client(scheduler) as client, parallel_config(backend="dask"):
+        del client  # joblib finds the active client itself
+        yield
 
 
 def _lap(started: float, seconds: dict[str, float]) -> float:

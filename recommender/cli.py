@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from recommender.build import DEFAULT_K, BuildSummary, build_index
+from recommender.evaluate import LabelFormatError
 from recommender.index import DamagedIndexError, NotInIndexError, TrialIndex
 from recommender.ingest import SourceError
 from recommender.records import InvalidNctIdError, TrialRecord
@@ -66,6 +67,11 @@ def make_parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--jobs", type=_jobs, default=-1, help="cores to use (-1: all)")
     build.add_argument("--quiet", action="store_true", help="no progress bars")
+    build.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on a Dask cluster (e.g. tcp://10.0.0.5:8786) instead of local cores",
+    )
 
     similar = commands.add_parser("similar", help="trials most like a trial or a text")
     similar.add_argument("nct_id", nargs="?", help="an indexed trial, e.g. NCT05940610")
@@ -80,15 +86,24 @@ def make_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=_positive_int, default=1)
+    _add_evaluation_parsers(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     handlers = {"build": run_build, "similar": run_similar, "serve": run_serve}
+    handlers |= {"evaluate": run_evaluate, "labels": run_labels}
     try:
         return handlers[args.command](args)
-    except (BadInput, InvalidNctIdError, NotInIndexError, DamagedIndexError, SourceError) as exc:
+    except (
+        BadInput,
+        InvalidNctIdError,
+        NotInIndexError,
+        DamagedIndexError,
+        SourceError,
+        LabelFormatError,
+    ) as exc:
         print(f"recommender {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
@@ -102,7 +117,13 @@ def run_build(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
 
     summary = build_index(
-        args.source, args.out, k=args.k, n_jobs=args.jobs, progress=not args.quiet, log=log
+        args.source,
+        args.out,
+        k=args.k,
+        n_jobs=args.jobs,
+        progress=not args.quiet,
+        log=log,
+        scheduler=args.scheduler,
     )
     print(format_build_summary(summary))
     return EXIT_OK
@@ -170,13 +191,81 @@ def run_serve(args: argparse.Namespace) -> int:
     import os
 
     import uvicorn
+
     from api.app import INDEX_ENV
+    from api.launch import use_tcp_nodelay_sockets
 
     TrialIndex.load(args.index)  # fail here, with a clear message, not in a worker
     os.environ[INDEX_ENV] = str(args.index.resolve())
+    use_tcp_nodelay_sockets()
     uvicorn.run(
         "api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers
     )
+    return EXIT_OK
+
+
+# -- evaluation: `recommender evaluate` and `recommender labels` ------------------------
+
+
+def _add_evaluation_parsers(commands: argparse._SubParsersAction) -> None:
+    evaluate = commands.add_parser("evaluate", help="ranking metrics of an index on a labels file")
+    evaluate.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="index folder")
+    evaluate.add_argument(
+        "--labels",
+        type=Path,
+        required=True,
+        help='JSON: {"NCTquery": ["NCTrelated", ...]} or {"NCTquery": {"NCTid": 0|1|2}}',
+    )
+    evaluate.add_argument("--k", default="1,5,10", help="cut-offs (%(default)s)")
+    evaluate.add_argument(
+        "--rerank",
+        action="store_true",
+        help="order only each query's judged candidates (graded labels only)",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+
+    labels = commands.add_parser(
+        "labels", help="build the MeSH development label set (docs/evaluation.md)"
+    )
+    labels.add_argument(
+        "--source",
+        action="append",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="registry file or folder, e.g. ../shared/data/AllPublicXML-2023-subset.zip",
+    )
+    labels.add_argument("--out", type=Path, required=True, help="labels JSON to write")
+    labels.add_argument("--max-queries", type=_positive_int, default=500)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from recommender.evaluate import IndexRanker, evaluate, format_table, load_labels, parse_ks
+
+    try:
+        ks = parse_ks(args.k)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    labels = load_labels(args.labels)
+    if args.rerank and not labels.graded:
+        raise BadInput(f"--rerank needs graded judgements; {args.labels} is a related list")
+    result = evaluate(IndexRanker(TrialIndex.load(args.index)), labels, ks, rerank=args.rerank)
+    print(json.dumps(result.to_json(), indent=1) if args.json else format_table(result, ks))
+    return EXIT_OK
+
+
+def run_labels(args: argparse.Namespace) -> int:
+    from recommender.index import describe_source
+    from recommender.ingest import read_records
+    from recommender.labels import MeshRule, build_dev_labels, meta_path, write_labels
+
+    records, _ = read_records(args.source)
+    built = build_dev_labels(records, MeshRule(max_queries=args.max_queries))
+    path = write_labels(built.judgements, args.out)
+    meta = built.meta(source={"sources": [describe_source(s) for s in args.source]})
+    meta_path(path).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    print(f"{path}: {built.counts['queries']:,} queries, {built.counts['judgements']:,} judgements")
+    print(f"{meta_path(path)}: the rule and counts")
     return EXIT_OK
 
 

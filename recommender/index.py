@@ -443,11 +443,14 @@ class TrialIndex:
             the ``score`` values add up to the cosine.
         """
         query = sp.csr_matrix(query)
-        row = self.vectors[position]
+        # Slicing the arrays directly: a scipy row slice costs more than the rest.
+        V = self.vectors
+        start, stop = V.indptr[position], V.indptr[position + 1]
+        row_indices, row_data = V.indices[start:stop], V.data[start:stop]
         shared, q_at, r_at = np.intersect1d(
-            query.indices, row.indices, assume_unique=True, return_indices=True
+            query.indices, row_indices, assume_unique=True, return_indices=True
         )
-        contribution = query.data[q_at] * row.data[r_at]
+        contribution = query.data[q_at] * row_data[r_at]
         groups = self.vectorizer.group_of_column(shared)
         explained = []
         for g in np.unique(groups):

@@ -180,7 +180,14 @@ class CosineNeighbours:
         X = self._check_rows(X, k)
         indices = np.full((self.n_rows_, k), NO_NEIGHBOUR, dtype=np.int32)
         scores = np.zeros((self.n_rows_, k), dtype=np.float32)
-        tasks = (delayed(self._timed_rows)(X, k, start, stop) for start, stop in self.blocks())
+        # Arrays go to the task as arguments, not inside `self`, so that under a Dask
+        # backend joblib ships each large matrix to the workers once, not per task.
+        rare = self.rare_postings_ if self.method == "pruned" else None
+        params = self.get_params()
+        tasks = (
+            delayed(_rows_task)(params, self.postings_, rare, X, k, start, stop)
+            for start, stop in self.blocks()
+        )
         parallel = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator_unordered")
         for start, block_indices, block_scores in parallel(tasks):
             stop = start + len(block_indices)
@@ -217,8 +224,16 @@ class CosineNeighbours:
             return self._run(indptr, X.indices, X.data, own, np.ones(0, np.bool_), False, k)
         return self._pruned_rows(X, indptr, own, k)
 
-    def _timed_rows(self, X, k, start, stop):
-        return (start, *self.rows_kneighbors(X, k, start, stop))
+    def get_params(self) -> dict:
+        """Constructor parameters, as in scikit-learn."""
+        return {
+            "method": self.method,
+            "frequent_df": self.frequent_df,
+            "candidates": self.candidates,
+            "prunable": self.prunable,
+            "block_size": self.block_size,
+            "n_jobs": self.n_jobs,
+        }
 
     def _pruned_rows(self, X, indptr, own, k):
         rare = self.rare_postings_
@@ -259,6 +274,10 @@ class CosineNeighbours:
             self._rare_postings = kept.tocsr()
         return self._rare_postings
 
+    def _set_rare_postings(self, rare: sp.csr_matrix | None) -> CosineNeighbours:
+        self._rare_postings = rare
+        return self
+
     def _check_rows(self, X: sp.spmatrix, k: int) -> sp.csr_matrix:
         self._check_k(k)
         X = as_float32_csr(X)
@@ -281,3 +300,9 @@ class CosineNeighbours:
     def _check_k(k: int) -> None:
         if not isinstance(k, int | np.integer) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
+
+
+def _rows_task(params, postings, rare, X, k, start, stop):
+    """One block of :meth:`CosineNeighbours.all_kneighbors`, runnable in any worker."""
+    search = CosineNeighbours(**params).set_postings(postings)._set_rare_postings(rare)
+    return (start, *search.rows_kneighbors(X, k, start, stop))

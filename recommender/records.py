@@ -14,7 +14,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-NCT_ID_PATTERN = re.compile(r"NCT\d{8}")
+NCT_ID_PATTERN = re.compile(r"NCT[0-9]{8}")  # not \d, which admits non-ASCII digits
 
 
 class InvalidNctIdError(ValueError):

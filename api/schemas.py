@@ -1,0 +1,181 @@
+"""Request and response models of the REST service (they are also its OpenAPI schema).
+
+Facet filters are typed with the registry's API v2 enumerations, so ``/docs`` lists
+the values a filter takes and a typo is a 422 before any work is done.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recommender.facets import REGISTRY_VALUES
+
+# ``Literal[tuple]`` expands to one literal per value: the enumerations stay defined
+# once, in the engine.
+Status = Literal[REGISTRY_VALUES["status"]]  # type: ignore[valid-type]
+Phase = Literal[REGISTRY_VALUES["phase"]]  # type: ignore[valid-type]
+StudyType = Literal[REGISTRY_VALUES["study_type"]]  # type: ignore[valid-type]
+
+MAX_K = 100
+DEFAULT_K = 5
+MAX_TEXT = 20_000
+MAX_ITEM = 1_000
+MAX_ITEMS = 200
+
+
+class ErrorOut(BaseModel):
+    """Every error response: a sentence for people, the details for programs."""
+
+    detail: str = Field(description="What was wrong, in one sentence.")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="For a 422 from request validation: each failed check."
+    )
+
+
+class WhyTerm(BaseModel):
+    """One field group's part of a similarity score."""
+
+    field: str = Field(description="Field group: conditions, interventions, titles, summaries.")
+    score: float = Field(description="This group's share of the cosine; shares add up to it.")
+    terms: list[str] = Field(description="The shared terms that contributed most, largest first.")
+
+
+class SimilarResult(BaseModel):
+    """One recommended trial."""
+
+    rank: int = Field(ge=1)
+    nct_id: str
+    title: str
+    score: float = Field(description="Cosine similarity of the TF-IDF field-group vectors.")
+    conditions: list[str]
+    interventions: list[str] = Field(description="Intervention names.")
+    phases: list[str]
+    status: str | None = Field(description="Overall recruitment status.")
+    why: list[WhyTerm]
+
+
+class IndexInfo(BaseModel):
+    """Which index answered."""
+
+    built_at: str
+    studies: int
+
+
+class SimilarResponse(BaseModel):
+    """Trials most like a query trial or text, best first."""
+
+    nct_id: str | None = Field(description="The query trial; null for a POSTed query.")
+    title: str
+    results: list[SimilarResult]
+    index: IndexInfo
+
+
+class SimilarQuery(BaseModel):
+    """A trial that need not be registered: free text, partial trial fields, or both.
+
+    ``text`` is read like a summary (as ``recommender similar --text`` does); the other
+    fields go to the record fields of the same name, so a condition matches
+    conditions. At least one must hold a word the index knows.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"text": "mesenchymal stem cells for liver failure", "k": 5},
+                {
+                    "title": "Budesonide for asthma in adults",
+                    "conditions": ["Asthma"],
+                    "interventions": ["Budesonide"],
+                    "status": ["RECRUITING"],
+                },
+            ]
+        },
+    )
+
+    text: str | None = Field(default=None, max_length=MAX_TEXT, description="Free text.")
+    title: str | None = Field(default=None, max_length=MAX_ITEM)
+    official_title: str | None = Field(default=None, max_length=MAX_ITEM)
+    acronym: str | None = Field(default=None, max_length=MAX_ITEM)
+    summary: str | None = Field(default=None, max_length=MAX_TEXT, description="Brief summary.")
+    description: str | None = Field(
+        default=None, max_length=MAX_TEXT, description="Detailed description."
+    )
+    conditions: list[str] = Field(default=[], max_length=MAX_ITEMS)
+    keywords: list[str] = Field(default=[], max_length=MAX_ITEMS)
+    interventions: list[str] = Field(
+        default=[], max_length=MAX_ITEMS, description="Intervention names."
+    )
+    k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K, description="Number of results.")
+    status: list[Status] = Field(default=[], description="Keep only these statuses.")
+    phase: list[Phase] = Field(default=[], description="Keep trials in any of these phases.")
+    study_type: list[StudyType] = Field(default=[], description="Keep only these study types.")
+
+
+class Health(BaseModel):
+    """Liveness: the process answers."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Ready(BaseModel):
+    """Readiness: which index is loaded and serving."""
+
+    ready: bool
+    built_at: str
+    studies: int
+    path: str
+    bytes_on_disk: int = Field(description="Total size of the index folder's files.")
+    loaded_at: str
+    last_reload_error: str | None = Field(
+        description="Why the last reload attempt was refused, if it was; the old index serves."
+    )
+
+
+class ReloadOut(BaseModel):
+    """Result of a successful reload."""
+
+    reloaded: bool
+    built_at: str
+    studies: int
+    previous_built_at: str
+
+
+class InterventionOut(BaseModel):
+    name: str
+    type: str | None = None
+    other_names: list[str] = []
+    description: str = ""
+
+
+class ArmGroupOut(BaseModel):
+    label: str
+    type: str | None = None
+    description: str = ""
+    intervention_names: list[str] = []
+
+
+class TrialOut(BaseModel):
+    """A stored trial record, as the index holds it (``TrialRecord.to_dict()``)."""
+
+    nct_id: str
+    brief_title: str = ""
+    official_title: str = ""
+    acronym: str = ""
+    brief_summary: str = ""
+    detailed_description: str = ""
+    conditions: list[str] = []
+    keywords: list[str] = []
+    interventions: list[InterventionOut] = []
+    arm_groups: list[ArmGroupOut] = []
+    condition_mesh_terms: list[str] = []
+    intervention_mesh_terms: list[str] = []
+    phases: list[str] = []
+    overall_status: str | None = None
+    study_type: str | None = None
+    start_date: str | None = None
+    lead_sponsor: str | None = None
+    eligibility_criteria: str = ""
+    last_update_date: str | None = None

@@ -1,0 +1,43 @@
+"""The same build on a Dask cluster (two worker processes) gives the same index."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recommender.build import build_index
+
+distributed = pytest.importorskip("dask.distributed")
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster
+
+
+def test_dask_build_equals_local_build(cluster, tmp_path):
+    sources = [SAMPLE / "ctg-studies-sample.json.zip", SAMPLE / "seed-cluster"]
+    local = build_index(sources, tmp_path / "local", k=20, n_jobs=2).path
+    remote = build_index(sources, tmp_path / "dask", k=20, scheduler=cluster.scheduler_address).path
+    for name in ("neighbours.indices.npy", "neighbours.scores.npy", "vectors.data.npy", "ids.npy"):
+        np.testing.assert_array_equal(np.load(local / name), np.load(remote / name), err_msg=name)
+    assert json.loads((local / "vocabulary.json").read_text()) == json.loads(
+        (remote / "vocabulary.json").read_text()
+    )
+
+
+def test_unreachable_scheduler_fails_and_writes_nothing(tmp_path):
+    import dask
+
+    sources = [SAMPLE / "seed-cluster"]
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "2s"}),
+        pytest.raises(OSError, match=r"127\.0\.0\.1:9"),
+    ):
+        build_index(sources, tmp_path / "x", k=2, scheduler="tcp://127.0.0.1:9")
+    assert not (tmp_path / "x").exists()
