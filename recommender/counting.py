@@ -20,51 +20,64 @@ import scipy.sparse as sp
 Analyzer = Callable[[Sequence[str]], Counter]
 
 
-def count_terms(
-    count: Analyzer, docs: Sequence[Sequence[str]], vocabulary: Mapping[str, int] | None = None
-) -> tuple[list[str], sp.csr_matrix]:
-    """Count the terms of each document.
+def count_terms(count: Analyzer, docs: Sequence[Sequence[str]]) -> tuple[list[str], sp.csr_matrix]:
+    """Count the terms of each document, growing a vocabulary as they appear.
 
     Parameters
     ----------
     count : callable
         Maps a document (a list of strings) to a ``Counter`` of its terms.
     docs : sequence of documents, length n_docs
-    vocabulary : mapping of str to int, optional
-        Count only these terms, in these columns. When None, a vocabulary is grown in
-        order of first appearance.
 
     Returns
     -------
     terms : list of str
-        The column terms (``vocabulary``'s order when given).
+        The column terms (in no particular order; ``merge_counts`` sorts them).
     counts : csr_matrix of shape (n_docs, len(terms)), dtype int32
     """
-    grown: dict[str, int] = {} if vocabulary is None else dict(vocabulary)
-    indptr = [0]
-    indices: list[int] = []
-    values: list[int] = []
+    vocabulary: dict[str, int] = {}
+    column_of = vocabulary.__getitem__
+    indptr, indices, values = [0], [], []
     for doc in docs:
         counts = count(doc)
-        if vocabulary is None:
-            add = grown.setdefault
-            # setdefault's second argument is read before the insertion: a new term
-            # gets the next free column, a known one keeps its own.
-            indices.extend([add(term, len(grown)) for term in counts])
-            values.extend(counts.values())
-        else:
-            for term, n in counts.items():
-                column = grown.get(term)
-                if column is not None:
-                    indices.append(column)
-                    values.append(n)
+        # Set operations and map() run in C: Python only touches terms never seen.
+        for term in set(counts).difference(vocabulary):
+            vocabulary[term] = len(vocabulary)
+        indices.extend(map(column_of, counts))
+        values.extend(counts.values())
         indptr.append(len(indices))
-    terms = sorted(grown, key=grown.__getitem__)
-    matrix = sp.csr_matrix(
-        (np.asarray(values, np.int32), np.asarray(indices, np.int32), np.asarray(indptr, np.int64)),
-        shape=(len(docs), len(terms)),
+    return list(vocabulary), _csr(values, indices, indptr, len(vocabulary))
+
+
+def count_known_terms(
+    count: Analyzer, docs: Sequence[Sequence[str]], vocabulary: Mapping[str, int]
+) -> sp.csr_matrix:
+    """Count only the terms of ``vocabulary``, in its columns (for new documents).
+
+    Returns
+    -------
+    counts : csr_matrix of shape (n_docs, len(vocabulary)), dtype int32
+    """
+    indptr, indices, values = [0], [], []
+    for doc in docs:
+        for term, n in count(doc).items():
+            column = vocabulary.get(term)
+            if column is not None:
+                indices.append(column)
+                values.append(n)
+        indptr.append(len(indices))
+    return _csr(values, indices, indptr, len(vocabulary))
+
+
+def _csr(values: list[int], indices: list[int], indptr: list[int], width: int) -> sp.csr_matrix:
+    arrays = (
+        np.asarray(values, dtype=np.int32),
+        np.asarray(indices, dtype=np.int32),
+        np.asarray(indptr, dtype=np.int64),
     )
-    return terms, matrix
+    matrix = sp.csr_matrix(arrays, shape=(len(indptr) - 1, width))
+    matrix.sort_indices()
+    return matrix
 
 
 def merge_counts(

@@ -18,15 +18,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from joblib import Parallel, delayed
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfTransformer
 from sklearn.preprocessing import normalize
 
+from recommender.counting import count_known_terms, count_terms, merge_counts, prune_terms
 from recommender.records import TrialRecord
 
 # Words are runs of letters and digits; "acute-on-chronic" gives three words and
 # "MSC-EVs" two, so hyphenated and spaced spellings of a term meet.
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# The same words for ASCII text, found about a third faster.
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
+
+
+def words(text: str) -> list[str]:
+    """The lower-cased words of ``text``."""
+    text = text.lower()
+    return (_ASCII_WORD if text.isascii() else _WORD).findall(text)
 
 
 @dataclass(frozen=True)
@@ -171,9 +180,8 @@ class ItemAnalyzer:
         """
         if self.ngram_range != (1, 1) or self.whole_items:
             return Counter(self(items))
-        counts: Counter = Counter()
-        for item in items:
-            counts.update(_WORD.findall(item.lower()))
+        # One pass over the joined text: single words never span two items anyway.
+        counts = Counter(words(" ".join(items)))
         for word in self.stop_words & counts.keys():
             del counts[word]
         return counts
@@ -183,69 +191,97 @@ class ItemAnalyzer:
         stop = self.stop_words
         terms: list[str] = []
         for item in items:
-            words = _WORD.findall(item.lower())
-            if self.whole_items and len(words) > high:
-                terms.append(" ".join(words))
+            found = words(item)
+            if self.whole_items and len(found) > high:
+                terms.append(" ".join(found))
             if low == 1:
-                terms.extend(w for w in words if w not in stop)
+                terms.extend(w for w in found if w not in stop)
             for n in range(max(low, 2), high + 1):
                 terms.extend(
-                    " ".join(words[i : i + n])
-                    for i in range(len(words) - n + 1)
-                    if words[i] not in stop and words[i + n - 1] not in stop
+                    " ".join(found[i : i + n])
+                    for i in range(len(found) - n + 1)
+                    if found[i] not in stop and found[i + n - 1] not in stop
                 )
         return terms
 
 
-def _make_vectorizer(group: FieldGroup, vocabulary: Sequence[str] | None = None) -> TfidfVectorizer:
-    analyzer = ItemAnalyzer(ngram_range=group.ngram_range, whole_items=group.whole_items)
-    return TfidfVectorizer(
-        analyzer=analyzer,
-        min_df=group.min_df,
-        max_df=group.max_df,
-        sublinear_tf=group.sublinear_tf,
-        dtype=np.float32,
-        vocabulary=vocabulary,
-    )
+class GroupModel:
+    """One field group's fitted vocabulary and IDF weighting.
+
+    Parameters
+    ----------
+    group : FieldGroup
+    terms : list of str
+        Column terms, sorted.
+    idf : ndarray of shape (len(terms),), dtype float32
+        scikit-learn's smoothed IDF, as ``TfidfTransformer`` learns it.
+    """
+
+    def __init__(self, group: FieldGroup, terms: list[str], idf: np.ndarray) -> None:
+        if len(terms) != len(idf):
+            raise ValueError(f"field group {group.name!r}: {len(terms)} terms but {len(idf)} IDFs")
+        self.group = group
+        self.terms = terms
+        self.vocabulary = {term: column for column, term in enumerate(terms)}
+        self.analyzer = analyzer_for(group)
+        self.transformer = TfidfTransformer(sublinear_tf=group.sublinear_tf)
+        self.transformer.idf_ = np.asarray(idf, dtype=np.float32)
+
+    @classmethod
+    def fit(
+        cls, group: FieldGroup, terms: list[str], counts: sp.csr_matrix
+    ) -> tuple[GroupModel, sp.csr_matrix]:
+        """Learn the IDF from pruned counts; return the model and the group's TF-IDF."""
+        transformer = TfidfTransformer(sublinear_tf=group.sublinear_tf)
+        weighted = transformer.fit_transform(counts.astype(np.float32))
+        return cls(group, terms, transformer.idf_), sp.csr_matrix(weighted, dtype=np.float32)
+
+    @property
+    def idf(self) -> np.ndarray:
+        return self.transformer.idf_
+
+    def transform(self, docs: Sequence[Sequence[str]]) -> sp.csr_matrix:
+        """Unit-norm TF-IDF rows of ``docs``; terms outside the vocabulary are ignored."""
+        counts = count_known_terms(self.analyzer.count, docs, self.vocabulary)
+        weighted = self.transformer.transform(counts.astype(np.float32))
+        return sp.csr_matrix(weighted, dtype=np.float32)
 
 
-def _fit_group(
-    group: FieldGroup, docs: list[list[str]]
-) -> tuple[TfidfVectorizer | None, sp.csr_matrix]:
-    vectorizer = _make_vectorizer(group)
-    try:
-        matrix = vectorizer.fit_transform(docs)
-    except ValueError:
-        # An empty vocabulary (no record fills this group, or every term was pruned
-        # by min_df/max_df) leaves the group out of every vector instead of failing.
-        return None, sp.csr_matrix((len(docs), 0), dtype=np.float32)
-    return vectorizer, matrix.tocsr()
+def analyzer_for(group: FieldGroup) -> ItemAnalyzer:
+    return ItemAnalyzer(ngram_range=group.ngram_range, whole_items=group.whole_items)
 
 
-def _transform_group(vectorizer: TfidfVectorizer | None, docs: list[list[str]]) -> sp.csr_matrix:
-    if vectorizer is None:
-        return sp.csr_matrix((len(docs), 0), dtype=np.float32)
-    return vectorizer.transform(docs).tocsr()
+def _count_chunk(
+    analyzers: list[ItemAnalyzer], docs_by_group: list[list[list[str]]]
+) -> list[tuple[list[str], sp.csr_matrix]]:
+    """Counts of one chunk of records, for every field group (one worker's task)."""
+    return [count_terms(a.count, docs) for a, docs in zip(analyzers, docs_by_group, strict=True)]
 
 
-def _terms(vectorizer: TfidfVectorizer | None) -> list[str]:
-    return [] if vectorizer is None else vectorizer.get_feature_names_out().tolist()
+def _chunk_bounds(n_items: int, n_chunks: int) -> list[tuple[int, int]]:
+    edges = np.linspace(0, n_items, max(1, min(n_chunks, n_items)) + 1).astype(int)
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
 
 
 class FieldGroupVectorizer:
     """TF-IDF over weighted field groups of :class:`TrialRecord` objects.
+
+    Terms are counted in parallel chunks of records (:mod:`recommender.counting`),
+    then weighted by scikit-learn's ``TfidfTransformer``: the result equals a
+    ``TfidfVectorizer`` per group with the same analyzer, ``min_df`` and ``max_df``.
 
     Parameters
     ----------
     groups : sequence of FieldGroup, default DEFAULT_FIELD_GROUPS
         The field groups, their weights and vectoriser settings.
     n_jobs : int, default 1
-        Processes used to fit the groups (joblib); -1 uses every core.
+        Processes used to count terms (joblib; a Dask cluster under joblib's Dask
+        backend); -1 uses every core.
 
     Attributes
     ----------
-    vectorizers_ : dict of str to TfidfVectorizer or None
-        One fitted vectoriser per group; None for a group left with no terms.
+    models_ : dict of str to GroupModel or None
+        One fitted model per group; None for a group left with no terms.
     offsets_ : ndarray of shape (n_groups + 1,), dtype int64
         Group ``i`` owns columns ``offsets_[i]:offsets_[i + 1]`` of the output.
     n_features_ : int
@@ -280,12 +316,27 @@ class FieldGroupVectorizer:
             Rows of unit L2 norm; all-zero for a record with no text in any group.
         """
         docs = self._documents(records)
-        fitted = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_group)(g, d) for g, d in zip(self.groups, docs, strict=True)
+        analyzers = [analyzer_for(g) for g in self.groups]
+        # A few chunks per worker keep workers busy when chunks differ in length.
+        bounds = _chunk_bounds(len(records), 2 * effective_n_jobs(self.n_jobs))
+        parts = Parallel(n_jobs=self.n_jobs)(
+            delayed(_count_chunk)(analyzers, [d[a:b] for d in docs]) for a, b in bounds
         )
-        self.vectorizers_ = {g.name: v for g, (v, _) in zip(self.groups, fitted, strict=True)}
+        self.models_ = {}
+        blocks = []
+        for i, group in enumerate(self.groups):
+            terms, counts = merge_counts([part[i] for part in parts])
+            terms, counts = prune_terms(terms, counts, group.min_df, group.max_df)
+            if not terms:
+                # No record fills this group, or pruning left nothing: the group is
+                # left out of every vector instead of failing the build.
+                self.models_[group.name] = None
+                blocks.append(sp.csr_matrix((len(records), 0), dtype=np.float32))
+                continue
+            self.models_[group.name], block = GroupModel.fit(group, terms, counts)
+            blocks.append(block)
         self._set_offsets()
-        return self._combine([m for _, m in fitted])
+        return self._combine(blocks)
 
     def fit(self, records: Sequence[TrialRecord]) -> FieldGroupVectorizer:
         self.fit_transform(records)
@@ -301,7 +352,9 @@ class FieldGroupVectorizer:
         self._check_fitted()
         docs = self._documents(records)
         blocks = [
-            _transform_group(self.vectorizers_[g.name], d)
+            sp.csr_matrix((len(d), 0), dtype=np.float32)
+            if self.models_[g.name] is None
+            else self.models_[g.name].transform(d)
             for g, d in zip(self.groups, docs, strict=True)
         ]
         return self._combine(blocks)
@@ -313,13 +366,17 @@ class FieldGroupVectorizer:
         combined = sp.hstack(weighted, format="csr", dtype=np.float32)
         return normalize(combined, norm="l2", copy=False)
 
+    def _terms(self, group: FieldGroup) -> list[str]:
+        model = self.models_[group.name]
+        return [] if model is None else model.terms
+
     def _set_offsets(self) -> None:
-        sizes = [len(_terms(self.vectorizers_[g.name])) for g in self.groups]
+        sizes = [len(self._terms(g)) for g in self.groups]
         self.offsets_ = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.n_features_ = int(self.offsets_[-1])
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "vectorizers_"):
+        if not hasattr(self, "models_"):
             raise RuntimeError("FieldGroupVectorizer is not fitted; call fit or from_state first")
 
     # -- explanations and persistence -------------------------------------------------
@@ -327,10 +384,7 @@ class FieldGroupVectorizer:
     def feature_names(self) -> list[str]:
         """Every column's term, group by group (length ``n_features_``)."""
         self._check_fitted()
-        names: list[str] = []
-        for g in self.groups:
-            names.extend(_terms(self.vectorizers_[g.name]))
-        return names
+        return [term for g in self.groups for term in self._terms(g)]
 
     def prunable_columns(self) -> np.ndarray:
         """Boolean mask of shape (n_features_,): columns of ``prune_frequent`` groups."""
@@ -357,11 +411,11 @@ class FieldGroupVectorizer:
         """
         self._check_fitted()
         params = {"groups": [g.to_dict() for g in self.groups]}
-        vocabularies = {g.name: _terms(self.vectorizers_[g.name]) for g in self.groups}
+        vocabularies = {g.name: self._terms(g) for g in self.groups}
         idfs = {
             g.name: np.zeros(0, np.float32)
-            if self.vectorizers_[g.name] is None
-            else self.vectorizers_[g.name].idf_.astype(np.float32)
+            if self.models_[g.name] is None
+            else self.models_[g.name].idf.astype(np.float32)
             for g in self.groups
         }
         return params, vocabularies, idfs
@@ -376,19 +430,9 @@ class FieldGroupVectorizer:
         """Rebuild a fitted vectoriser from :meth:`get_state` output."""
         groups = [FieldGroup.from_dict(g) for g in params["groups"]]
         self = cls(groups)
-        self.vectorizers_ = {}
+        self.models_ = {}
         for g in groups:
             terms = list(vocabularies[g.name])
-            idf = np.asarray(idfs[g.name], dtype=np.float32)
-            if len(terms) != len(idf):
-                raise ValueError(
-                    f"field group {g.name!r}: {len(terms)} terms but {len(idf)} IDF values"
-                )
-            if not terms:
-                self.vectorizers_[g.name] = None
-                continue
-            vectorizer = _make_vectorizer(g, vocabulary=terms)
-            vectorizer.idf_ = idf
-            self.vectorizers_[g.name] = vectorizer
+            self.models_[g.name] = GroupModel(g, terms, idfs[g.name]) if terms else None
         self._set_offsets()
         return self

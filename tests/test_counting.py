@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
-from recommender.counting import count_terms, merge_counts, prune_terms
+from recommender.counting import count_known_terms, count_terms, merge_counts, prune_terms
 from recommender.text import ItemAnalyzer
 
 DOCS = [
@@ -36,11 +36,9 @@ def test_chunked_counts_equal_count_vectorizer(ngram_range, whole_items, min_df,
 
 def test_counting_with_a_fixed_vocabulary_ignores_unknown_terms():
     analyzer = ItemAnalyzer()
-    terms, counts = count_terms(
-        analyzer.count, [["liver liver asthma zebra"]], {"asthma": 0, "liver": 1}
-    )
-    assert terms == ["asthma", "liver"]
-    assert counts.toarray().tolist() == [[1, 2]]
+    vocabulary = {"asthma": 0, "liver": 1}
+    counts = count_known_terms(analyzer.count, [["liver liver asthma zebra"], []], vocabulary)
+    assert counts.toarray().tolist() == [[1, 2], [0, 0]]
 
 
 def test_count_equals_the_listed_terms():

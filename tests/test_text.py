@@ -89,7 +89,7 @@ def test_group_with_no_terms_is_left_out():
     records = [TrialRecord("NCT00000001", brief_title="a b c"), TrialRecord("NCT00000002")]
     vectorizer = FieldGroupVectorizer(_groups())
     X = vectorizer.fit_transform(records)
-    assert vectorizer.vectorizers_["conditions"] is None
+    assert vectorizer.models_["conditions"] is None
     assert X.shape[1] == vectorizer.n_features_
     FieldGroupVectorizer.from_state(*vectorizer.get_state()).transform(records)
 
@@ -112,3 +112,24 @@ def test_duplicate_group_names_are_refused():
     group = FieldGroup("x", ("brief_title",))
     with pytest.raises(ValueError, match="unique"):
         FieldGroupVectorizer([group, group])
+
+
+def test_parallel_chunks_give_the_same_vectors_as_one_process():
+    records = RECORDS * 5  # repeated records so that chunks share terms
+    one = FieldGroupVectorizer(_groups(), n_jobs=1).fit_transform(records)
+    two = FieldGroupVectorizer(_groups(), n_jobs=2).fit_transform(records)
+    assert (one != two).nnz == 0
+
+
+def test_a_single_group_equals_scikit_learn_tfidf_vectorizer():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from recommender.text import ItemAnalyzer
+
+    group = FieldGroup("titles", ("brief_title",), ngram_range=(1, 2), min_df=1, max_df=1.0)
+    titles = [[r.brief_title] if r.brief_title else [] for r in RECORDS]
+    reference = TfidfVectorizer(analyzer=ItemAnalyzer(ngram_range=(1, 2)), sublinear_tf=True)
+    expected = reference.fit_transform(titles).toarray()
+    vectorizer = FieldGroupVectorizer([group], n_jobs=2)
+    np.testing.assert_allclose(vectorizer.fit_transform(RECORDS).toarray(), expected, rtol=1e-6)
+    assert vectorizer.feature_names() == reference.get_feature_names_out().tolist()
