@@ -25,7 +25,6 @@ import numpy as np
 import psutil
 
 from bench.common import print_table
-from bench.synthetic import generate
 
 STAGES = ("read", "vectorise", "neighbours", "save")
 
@@ -87,7 +86,11 @@ def main() -> None:
         for size in sizes:
             corpus = args.workdir / f"synthetic-{size}.jsonl"
             if not corpus.exists():
-                generate(args.source, size, corpus, mix=0.2, novel=0.003, seed=0)
+                # In a child process, so this process's memory stays small: the
+                # peak of the whole tree is what is measured.
+                generate = [sys.executable, "-m", "bench.synthetic", "--studies", str(size),
+                            "--out", str(corpus), "--source", str(args.source)]  # fmt: skip
+                subprocess.run(generate, check=True)
             for mode in modes:
                 scheduler = cluster.scheduler_address if mode == "dask" else None
                 rows.append({"studies": size, "mode": mode, **build(corpus, scheduler)})

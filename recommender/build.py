@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ def build_index(
     progress: bool = False,
     log: Callable[[str], None] | None = None,
     scheduler: str | None = None,
+    neighbour_method: str = "pruned",
 ) -> BuildSummary:
     """Read registry sources, vectorise, compute every trial's top-``k`` and save.
 
@@ -66,6 +68,10 @@ def build_index(
         Address of a Dask scheduler (``tcp://host:8786``): vectorising and the
         neighbour search then run on that cluster's workers, through the same code
         (joblib's Dask backend); the result is identical to a local build.
+    neighbour_method : {"pruned", "exact"}, default "pruned"
+        How every trial's top-``k`` is found (see :class:`CosineNeighbours`); recorded
+        in the metadata. ``"exact"`` is slower but is what ``recommender update``
+        computes, so an updated index then equals a rebuild with the same vocabulary.
 
     Returns
     -------
@@ -75,6 +81,7 @@ def build_index(
         raise ValueError("at least one source is needed")
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
+    CosineNeighbours(method=neighbour_method)  # a bad method fails before the long read
     say = log or (lambda _line: None)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
@@ -91,7 +98,9 @@ def build_index(
         seconds["vectorise"] = _lap(started, seconds)
         say(f"vectorised: {vectors.shape[1]:,} features ({seconds['vectorise']:.1f} s)")
 
-        search = CosineNeighbours(prunable=vectorizer.prunable_columns(), n_jobs=n_jobs)
+        search = CosineNeighbours(
+            method=neighbour_method, prunable=vectorizer.prunable_columns(), n_jobs=n_jobs
+        )
         indices, scores = _all_neighbours(search.fit(vectors), vectors, k, progress)
     seconds["neighbours"] = _lap(started, seconds)
     say(f"neighbours: top {k} of {len(records):,} trials ({seconds['neighbours']:.1f} s)")
@@ -104,6 +113,7 @@ def build_index(
             for path, summary in zip(sources, report.sources, strict=True)
         ],
         "ingest": {"skipped": len(report.skipped), "replaced": report.replaced},
+        "neighbour_method": neighbour_method,
     }
     path = save_index(
         out,
@@ -133,8 +143,11 @@ def parallel_backend(scheduler: str | None) -> Iterator[None]:
             "a Dask scheduler was given but dask.distributed is not installed "
             "(pip install 'trial-recommender[dask]')"
         ) from None
-    with Client(scheduler) as client, parallel_config(backend="dask"):
+    with Client(scheduler) as client, parallel_config(backend="dask"), warnings.catch_warnings():
         del client  # joblib finds the active client itself
+        # The texts must reach the workers once whichever way they are sent; Dask's
+        # advice to load them on the workers does not apply to records read here.
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
         yield
 
 

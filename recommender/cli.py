@@ -68,6 +68,11 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--jobs", type=_jobs, default=-1, help="cores to use (-1: all)")
     build.add_argument("--quiet", action="store_true", help="no progress bars")
     build.add_argument(
+        "--exact",
+        action="store_true",
+        help="exhaustive neighbour search (slower; then `update` gives what a rebuild would)",
+    )
+    build.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="run on a Dask cluster (e.g. tcp://10.0.0.5:8786) instead of local cores",
@@ -87,6 +92,7 @@ def make_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=_positive_int, default=1)
     _add_evaluation_parsers(commands)
+    _add_freshness_parsers(commands)
     return parser
 
 
@@ -94,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     handlers = {"build": run_build, "similar": run_similar, "serve": run_serve}
     handlers |= {"evaluate": run_evaluate, "labels": run_labels}
+    handlers |= {"fetch": run_fetch, "update": run_update}
     try:
         return handlers[args.command](args)
     except (
@@ -124,6 +131,7 @@ def run_build(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         log=log,
         scheduler=args.scheduler,
+        neighbour_method="exact" if args.exact else "pruned",
     )
     print(format_build_summary(summary))
     return EXIT_OK
@@ -266,6 +274,168 @@ def run_labels(args: argparse.Namespace) -> int:
     meta_path(path).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     print(f"{path}: {built.counts['queries']:,} queries, {built.counts['judgements']:,} judgements")
     print(f"{meta_path(path)}: the rule and counts")
+    return EXIT_OK
+
+
+# -- freshness: `recommender fetch` and `recommender update` ----------------------------
+
+
+def _checked(parse):
+    """An argparse type from a parser that raises ValueError (exit 2 with its message)."""
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _page_size(text: str) -> int:
+    from recommender.fetch import MAX_PAGE_SIZE
+
+    value = int(text)
+    if not 1 <= value <= MAX_PAGE_SIZE:
+        raise ValueError(f"must be 1..{MAX_PAGE_SIZE}, got {value}")
+    return value
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise ValueError(f"must be a share between 0 and 1, got {value}")
+    return value
+
+
+def _add_freshness_parsers(commands: argparse._SubParsersAction) -> None:
+    from recommender.fetch import DEFAULT_BASE_URL, check_base_url, parse_day
+
+    fetch = commands.add_parser("fetch", help="download studies from the registry's API v2")
+    fetch.add_argument("--out", type=Path, required=True, help="download folder (resumable)")
+    fetch.add_argument("--query.cond", dest="cond", metavar="TEXT", help="conditions searched")
+    fetch.add_argument("--query.term", dest="term", metavar="TEXT", help="other terms searched")
+    fetch.add_argument(
+        "--updated-since",
+        type=_checked(parse_day),
+        metavar="YYYY-MM-DD",
+        help="only studies whose last update was posted on or after that day",
+    )
+    fetch.add_argument("--max", type=_positive_int, metavar="N", help="stop after N studies")
+    fetch.add_argument("--page-size", type=_checked(_page_size), default=1000, metavar="N")
+    fetch.add_argument("--base-url", type=_checked(check_base_url), default=DEFAULT_BASE_URL)
+    fetch.add_argument(
+        "--rate",
+        type=_checked(float),
+        default=50.0,
+        metavar="PER_MINUTE",
+        help="requests per minute at most (%(default)s; 0: no limit)",
+    )
+    fetch.add_argument("--timeout", type=_checked(float), default=60.0, metavar="SECONDS")
+    fetch.add_argument("--retries", type=int, default=5, help="retries per request (%(default)s)")
+    fetch.add_argument("--restart", action="store_true", help="discard a started download")
+    fetch.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    update = commands.add_parser("update", help="add new and changed studies to an index")
+    update.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="index folder")
+    update.add_argument(
+        "--source",
+        action="append",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="registry file or folder, e.g. a `recommender fetch` folder",
+    )
+    update.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="the sources hold the whole registry: remove studies absent from them",
+    )
+    update.add_argument(
+        "--max-removed",
+        type=_checked(_share),
+        default=0.05,
+        metavar="SHARE",
+        help="refuse a --snapshot that removes more than this share of the index",
+    )
+    update.add_argument("--out", type=Path, help="write the result here instead of in place")
+    update.add_argument("--jobs", type=_jobs, default=-1, help="cores to use (-1: all)")
+    update.add_argument(
+        "--max-changed",
+        type=_checked(_share),
+        default=0.10,
+        metavar="SHARE",
+        help="advise a rebuild above this share of new/rewritten studies",
+    )
+    update.add_argument(
+        "--max-unseen",
+        type=_checked(_share),
+        default=0.05,
+        metavar="SHARE",
+        help="advise a rebuild above this extra share of unknown words",
+    )
+    update.add_argument("--quiet", action="store_true", help="no progress")
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    from recommender.fetch import (
+        FetchError,
+        FetchQuery,
+        FetchUsageError,
+        RegistryClient,
+        fetch_studies,
+        format_fetch_summary,
+    )
+
+    def log(line: str) -> None:
+        if not args.quiet:
+            print(line, file=sys.stderr)
+
+    try:
+        query = FetchQuery(args.cond, args.term, args.updated_since, args.max, args.page_size)
+        client = RegistryClient(
+            args.base_url,
+            timeout=args.timeout,
+            retries=args.retries,
+            requests_per_minute=args.rate,
+            log=log,
+        )
+        summary = fetch_studies(args.out, query, client, restart=args.restart, log=log)
+    except FetchUsageError as exc:
+        raise BadInput(str(exc)) from None
+    except FetchError as exc:
+        print(
+            f"recommender fetch: error: {exc}; the pages so far are kept in {args.out}: "
+            "run the same command again to resume",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    print(format_fetch_summary(summary))
+    return EXIT_OK
+
+
+def run_update(args: argparse.Namespace) -> int:
+    from recommender.update import DriftThresholds, UpdateInputError, update_index
+
+    def log(line: str) -> None:
+        if not args.quiet:
+            print(line, file=sys.stderr)
+
+    try:
+        summary = update_index(
+            args.index,
+            args.source,
+            out=args.out,
+            snapshot=args.snapshot,
+            max_removed_share=args.max_removed,
+            thresholds=DriftThresholds(args.max_changed, args.max_unseen),
+            n_jobs=args.jobs,
+            progress=not args.quiet,
+            log=log,
+        )
+    except UpdateInputError as exc:
+        raise BadInput(str(exc)) from None
+    print(summary.format())
     return EXIT_OK
 
 
