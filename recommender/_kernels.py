@@ -181,3 +181,38 @@ def rescore_top_k(
             else:
                 out_ids[i, r] = -1
                 out_scores[i, r] = 0.0
+
+
+@njit(nogil=True, cache=True)
+def scores_reaching(q_indptr, q_indices, q_data, t_indptr, t_indices, t_data, cut):
+    """For each query row, the rows whose score with it reaches their ``cut``.
+
+    Returns (row, query number) pairs. Only rows the query touches are scanned.
+    """
+    n_rows = cut.shape[0]
+    acc = np.zeros(n_rows, dtype=np.float32)
+    touched = np.empty(n_rows, dtype=np.int64)
+    rows = np.empty(1024, dtype=np.int64)
+    which = np.empty(1024, dtype=np.int64)
+    found = 0
+    for i in range(q_indptr.shape[0] - 1):
+        count = 0
+        for p in range(q_indptr[i], q_indptr[i + 1]):
+            weight = q_data[p]
+            for s in range(t_indptr[q_indices[p]], t_indptr[q_indices[p] + 1]):
+                j = t_indices[s]
+                if acc[j] == 0.0:
+                    touched[count] = j
+                    count += 1
+                acc[j] += weight * t_data[s]
+        for c in range(count):
+            j = touched[c]
+            if acc[j] >= cut[j]:
+                if found == rows.shape[0]:
+                    rows = np.concatenate((rows, np.empty_like(rows)))
+                    which = np.concatenate((which, np.empty_like(which)))
+                rows[found] = j
+                which[found] = i
+                found += 1
+            acc[j] = 0.0
+    return rows[:found].copy(), which[:found].copy()

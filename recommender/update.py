@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,16 +39,15 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
-from numba import njit
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from recommender._kernels import rescore_top_k
+from recommender._kernels import rescore_top_k, scores_reaching
 from recommender.fetch import snapshot_problem
 from recommender.index import TrialIndex, describe_source, save_index, utc_now
 from recommender.ingest import IngestReport, read_records
 from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours, as_float32_csr
 from recommender.records import TrialRecord
-from recommender.text import FieldGroupVectorizer
+from recommender.text import FieldGroupVectorizer, words
 
 # Meta keys that save_index derives from the arrays; everything else is carried over.
 _DERIVED_META = {"format", "format_version", "vectorizer", "facets", "counts", "files"}
@@ -58,9 +56,6 @@ _DERIVED_META = {"format", "format_version", "vectorizer", "facets", "counts", "
 _SCORE_MARGIN = 1e-5
 _BASELINE_SAMPLE = 1000
 _ROW_BLOCK = 512
-_WORD = re.compile(r"[^\W_]+")
-
-
 class UpdateInputError(ValueError):
     """The sources cannot update this index as asked (e.g. a partial "snapshot")."""
 
@@ -507,7 +502,7 @@ def _entering(
     def block(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
         Q = X[fresh[a:b]]
         P = postings
-        found_rows, found_at = _scores_reaching(
+        found_rows, found_at = scores_reaching(
             Q.indptr, Q.indices, Q.data, P.indptr, P.indices, P.data, cut
         )
         return found_rows, fresh[a:b][found_at]
@@ -517,41 +512,6 @@ def _entering(
     rows = [np.zeros(0, np.int64), *(r for r, _ in found)]
     cands = [np.zeros(0, np.int64), *(c for _, c in found)]
     return np.concatenate(rows), np.concatenate(cands)
-
-
-@njit(nogil=True, cache=True)
-def _scores_reaching(q_indptr, q_indices, q_data, t_indptr, t_indices, t_data, cut):
-    """For each query row, the rows whose score with it reaches their ``cut``.
-
-    Returns (row, query number) pairs. Only rows the query touches are scanned.
-    """
-    n_rows = cut.shape[0]
-    acc = np.zeros(n_rows, dtype=np.float32)
-    touched = np.empty(n_rows, dtype=np.int64)
-    rows = np.empty(1024, dtype=np.int64)
-    which = np.empty(1024, dtype=np.int64)
-    found = 0
-    for i in range(q_indptr.shape[0] - 1):
-        count = 0
-        for p in range(q_indptr[i], q_indptr[i + 1]):
-            weight = q_data[p]
-            for s in range(t_indptr[q_indices[p]], t_indptr[q_indices[p] + 1]):
-                j = t_indices[s]
-                if acc[j] == 0.0:
-                    touched[count] = j
-                    count += 1
-                acc[j] += weight * t_data[s]
-        for c in range(count):
-            j = touched[c]
-            if acc[j] >= cut[j]:
-                if found == rows.shape[0]:
-                    rows = np.concatenate((rows, np.empty_like(rows)))
-                    which = np.concatenate((which, np.empty_like(which)))
-                rows[found] = j
-                which[found] = i
-                found += 1
-            acc[j] = 0.0
-    return rows[:found].copy(), which[:found].copy()
 
 
 def _rescore(
@@ -631,7 +591,7 @@ def unseen_words(
         known = {term for term in vocabularies[group.name] if " " not in term}
         for record in records:
             for item in group.items(record):
-                for word in _WORD.findall(item.lower()):
+                for word in words(item):
                     if word not in ENGLISH_STOP_WORDS:
                         total += 1
                         unseen += word not in known
