@@ -105,7 +105,8 @@ def build_index(
     seconds["neighbours"] = _lap(started, seconds)
     say(f"neighbours: top {k} of {len(records):,} trials ({seconds['neighbours']:.1f} s)")
 
-    vocabulary = {g.name: len(t) for g, t in zip(groups, _vocab(vectorizer), strict=True)}
+    sizes = zip(vectorizer.offsets_[:-1], vectorizer.offsets_[1:], strict=True)
+    vocabulary = {g.name: int(stop - start) for g, (start, stop) in zip(groups, sizes, strict=True)}
     meta = {
         "built_at": utc_now(),
         "sources": [
@@ -153,11 +154,6 @@ def parallel_backend(scheduler: str | None) -> Iterator[None]:
 
 def _lap(started: float, seconds: dict[str, float]) -> float:
     return round(time.perf_counter() - started - sum(seconds.values()), 3)
-
-
-def _vocab(vectorizer: FieldGroupVectorizer) -> list[list[str]]:
-    _, vocabularies, _ = vectorizer.get_state()
-    return list(vocabularies.values())
 
 
 def _all_neighbours(search: CosineNeighbours, vectors, k: int, progress: bool):
