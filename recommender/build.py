@@ -13,7 +13,7 @@ from pathlib import Path
 from joblib import parallel_config
 
 from recommender.index import describe_source, save_index, utc_now
-from recommender.ingest import IngestReport, read_records
+from recommender.ingest import IngestReport, SourceError, read_records
 from recommender.neighbours import CosineNeighbours
 from recommender.text import DEFAULT_FIELD_GROUPS, FieldGroup, FieldGroupVectorizer
 
@@ -90,7 +90,7 @@ def build_index(
     seconds["read"] = _lap(started, seconds)
     say(f"read {len(records):,} studies ({seconds['read']:.1f} s)")
     if not records:
-        raise ValueError("the sources hold no readable study; nothing to index")
+        raise SourceError("the sources hold no readable study; nothing to index")
 
     with parallel_backend(scheduler):
         vectorizer = FieldGroupVectorizer(groups, n_jobs=n_jobs)

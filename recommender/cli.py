@@ -110,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         DamagedIndexError,
         SourceError,
         LabelFormatError,
+        FileExistsError,  # --out names a folder that is not an index
     ) as exc:
         print(f"recommender {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

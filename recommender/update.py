@@ -56,6 +56,8 @@ _DERIVED_META = {"format", "format_version", "vectorizer", "facets", "counts", "
 _SCORE_MARGIN = 1e-5
 _BASELINE_SAMPLE = 1000
 _ROW_BLOCK = 512
+
+
 class UpdateInputError(ValueError):
     """The sources cannot update this index as asked (e.g. a partial "snapshot")."""
 

@@ -85,3 +85,21 @@ def test_usage_errors_exit_2():
     with pytest.raises(SystemExit) as exc:
         main(["similar", "NCT00000001", "-k", "0"])
     assert exc.value.code == 2
+
+
+def test_build_refuses_a_folder_that_is_not_an_index_and_exits_2(tmp_path, capsys):
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "chapter1.txt").write_text("keep me")
+    source = write_studies(tmp_path / "studies")
+    assert main(["build", "--source", str(source), "--out", str(out), "--quiet"]) == EXIT_BAD_INPUT
+    assert "not an index" in capsys.readouterr().err
+    assert (out / "chapter1.txt").read_text() == "keep me"
+
+
+def test_build_from_sources_without_a_single_study_exits_2(tmp_path, capsys):
+    folder = tmp_path / "junk"
+    folder.mkdir()
+    (folder / "a.json").write_text("{not json")
+    assert main(["build", "--source", str(folder), "--out", str(tmp_path / "ix"), "--quiet"]) == 2
+    assert "no readable study" in capsys.readouterr().err
