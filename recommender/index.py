@@ -45,15 +45,15 @@ META_FILE = "meta.json"
 _HASH_CHUNK = 1 << 22
 
 
-class IndexError_(Exception):
-    """Base class of index problems (named to avoid shadowing the builtin)."""
+class TrialIndexError(Exception):
+    """Base class of the problems an index folder can have."""
 
 
-class DamagedIndexError(IndexError_):
+class DamagedIndexError(TrialIndexError):
     """The folder is not a complete, intact index of a version this code reads."""
 
 
-class NotInIndexError(KeyError, IndexError_):
+class NotInIndexError(KeyError, TrialIndexError):
     """The trial asked for is not in this index."""
 
     def __str__(self) -> str:
