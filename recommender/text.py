@@ -11,31 +11,38 @@ reports).
 
 from __future__ import annotations
 
-import re
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+import gc
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed, effective_n_jobs
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfTransformer
+from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.preprocessing import normalize
 
-from recommender.counting import count_known_terms, count_terms, merge_counts, prune_terms
+from recommender.counting import frequent_columns, merge_counts, spell_terms
 from recommender.records import TrialRecord
+from recommender.terms import (
+    EncodedTexts,
+    ItemAnalyzer,
+    TermTable,
+    count_known_terms,
+    count_new_terms,
+    encode_texts,
+    words,
+)
 
-# Words are runs of letters and digits; "acute-on-chronic" gives three words and
-# "MSC-EVs" two, so hyphenated and spaced spellings of a term meet.
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-# The same words for ASCII text, found about a third faster.
-_ASCII_WORD = re.compile(r"[a-z0-9]+")
-
-
-def words(text: str) -> list[str]:
-    """The lower-cased words of ``text``."""
-    text = text.lower()
-    return (_ASCII_WORD if text.isascii() else _WORD).findall(text)
+__all__ = [
+    "DEFAULT_FIELD_GROUPS",
+    "FieldGroup",
+    "FieldGroupVectorizer",
+    "GroupModel",
+    "ItemAnalyzer",
+    "words",
+]
 
 
 @dataclass(frozen=True)
@@ -157,54 +164,6 @@ DEFAULT_FIELD_GROUPS: tuple[FieldGroup, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class ItemAnalyzer:
-    """Split a list of strings into terms: lower-cased words, n-grams within an item,
-    and optionally the whole item as one phrase term.
-
-    Single words that are stop words are dropped, and so are n-grams that begin or
-    end with one, but stop words inside an n-gram or phrase are kept: "acute on
-    chronic" stays readable in an explanation instead of becoming "acute chronic".
-    A plain class rather than a closure so joblib can send it to worker processes.
-    """
-
-    ngram_range: tuple[int, int] = (1, 1)
-    whole_items: bool = False
-    stop_words: frozenset[str] = field(default=ENGLISH_STOP_WORDS, repr=False)
-
-    def count(self, items: Sequence[str]) -> Counter:
-        """The terms of ``items`` with their counts (what ``__call__`` lists, counted).
-
-        Single words of free text, the bulk of all terms, are counted in one C-level
-        pass per text, with stop words removed afterwards per distinct word.
-        """
-        if self.ngram_range != (1, 1) or self.whole_items:
-            return Counter(self(items))
-        # One pass over the joined text: single words never span two items anyway.
-        counts = Counter(words(" ".join(items)))
-        for word in self.stop_words & counts.keys():
-            del counts[word]
-        return counts
-
-    def __call__(self, items: Sequence[str]) -> list[str]:
-        low, high = self.ngram_range
-        stop = self.stop_words
-        terms: list[str] = []
-        for item in items:
-            found = words(item)
-            if self.whole_items and len(found) > high:
-                terms.append(" ".join(found))
-            if low == 1:
-                terms.extend(w for w in found if w not in stop)
-            for n in range(max(low, 2), high + 1):
-                terms.extend(
-                    " ".join(found[i : i + n])
-                    for i in range(len(found) - n + 1)
-                    if found[i] not in stop and found[i + n - 1] not in stop
-                )
-        return terms
-
-
 class GroupModel:
     """One field group's fitted vocabulary and IDF weighting.
 
@@ -222,7 +181,6 @@ class GroupModel:
             raise ValueError(f"field group {group.name!r}: {len(terms)} terms but {len(idf)} IDFs")
         self.group = group
         self.terms = terms
-        self.vocabulary = {term: column for column, term in enumerate(terms)}
         self.analyzer = analyzer_for(group)
         self.transformer = TfidfTransformer(sublinear_tf=group.sublinear_tf)
         self.transformer.idf_ = np.asarray(idf, dtype=np.float32)
@@ -240,9 +198,14 @@ class GroupModel:
     def idf(self) -> np.ndarray:
         return self.transformer.idf_
 
-    def transform(self, docs: Sequence[Sequence[str]]) -> sp.csr_matrix:
-        """Unit-norm TF-IDF rows of ``docs``; terms outside the vocabulary are ignored."""
-        counts = count_known_terms(self.analyzer.count, docs, self.vocabulary)
+    @cached_property
+    def table(self) -> TermTable:
+        """The vocabulary by term hash, built on first use (a few ms per 100k terms)."""
+        return TermTable(self.terms)
+
+    def transform(self, texts: EncodedTexts) -> sp.csr_matrix:
+        """Unit-norm TF-IDF rows of ``texts``; terms outside the vocabulary are ignored."""
+        counts = count_known_terms(texts, self.analyzer, self.table)
         weighted = self.transformer.transform(counts.astype(np.float32))
         return sp.csr_matrix(weighted, dtype=np.float32)
 
@@ -251,11 +214,22 @@ def analyzer_for(group: FieldGroup) -> ItemAnalyzer:
     return ItemAnalyzer(ngram_range=group.ngram_range, whole_items=group.whole_items)
 
 
-def _count_chunk(
-    analyzers: list[ItemAnalyzer], docs_by_group: list[list[list[str]]]
-) -> list[tuple[list[str], sp.csr_matrix]]:
-    """Counts of one chunk of records, for every field group (one worker's task)."""
-    return [count_terms(a.count, docs) for a, docs in zip(analyzers, docs_by_group, strict=True)]
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a while.
+
+    Fitting makes about a million short-lived lists while the records hold millions
+    of long-lived objects, and every full collection walks all of them: about 1.5 s
+    of a 6 s fit on the full corpus. Nothing made here forms a reference cycle, so
+    reference counting frees it all the same.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _chunk_bounds(n_items: int, n_chunks: int) -> list[tuple[int, int]]:
@@ -266,16 +240,18 @@ def _chunk_bounds(n_items: int, n_chunks: int) -> list[tuple[int, int]]:
 class FieldGroupVectorizer:
     """TF-IDF over weighted field groups of :class:`TrialRecord` objects.
 
-    Terms are counted in parallel chunks of records (:mod:`recommender.counting`),
-    then weighted by scikit-learn's ``TfidfTransformer``: the result equals a
-    ``TfidfVectorizer`` per group with the same analyzer, ``min_df`` and ``max_df``.
+    Each group's texts are encoded once, their terms counted by a compiled pass in
+    parallel chunks (:mod:`recommender.terms`, :mod:`recommender.counting`), then
+    weighted by scikit-learn's ``TfidfTransformer``: the result equals a
+    ``TfidfVectorizer`` per group with the group's :class:`ItemAnalyzer`,
+    ``min_df`` and ``max_df``.
 
     Parameters
     ----------
     groups : sequence of FieldGroup, default DEFAULT_FIELD_GROUPS
         The field groups, their weights and vectoriser settings.
     n_jobs : int, default 1
-        Processes used to count terms (joblib; a Dask cluster under joblib's Dask
+        Threads used to count terms (a Dask cluster's workers under joblib's Dask
         backend); -1 uses every core.
 
     Attributes
@@ -299,9 +275,10 @@ class FieldGroupVectorizer:
         self.groups = tuple(groups)
         self.n_jobs = n_jobs
 
-    def _documents(self, records: Iterable[TrialRecord]) -> list[list[list[str]]]:
+    def _encode(self, records: Iterable[TrialRecord]) -> list[EncodedTexts]:
+        """Each group's texts of ``records``, encoded for the compiled pass."""
         records = list(records)
-        return [[g.items(r) for r in records] for g in self.groups]
+        return [encode_texts([g.items(r) for r in records]) for g in self.groups]
 
     def fit_transform(self, records: Sequence[TrialRecord]) -> sp.csr_matrix:
         """Learn each group's vocabulary and IDF, and return the combined vectors.
@@ -315,18 +292,26 @@ class FieldGroupVectorizer:
         X : csr_matrix of shape (n_records, n_features_), dtype float32
             Rows of unit L2 norm; all-zero for a record with no text in any group.
         """
-        docs = self._documents(records)
+        with _collector_paused():
+            return self._fit_transform(records)
+
+    def _fit_transform(self, records: Sequence[TrialRecord]) -> sp.csr_matrix:
+        encoded = self._encode(records)
         analyzers = [analyzer_for(g) for g in self.groups]
         # A few chunks per worker keep workers busy when chunks differ in length.
         bounds = _chunk_bounds(len(records), 2 * effective_n_jobs(self.n_jobs))
-        parts = Parallel(n_jobs=self.n_jobs)(
-            delayed(_count_chunk)(analyzers, [d[a:b] for d in docs]) for a, b in bounds
-        )
+        tasks = [
+            delayed(count_new_terms)(texts.docs(a, b), analyzer)
+            for texts, analyzer in zip(encoded, analyzers, strict=True)
+            for a, b in bounds
+        ]
+        parts = Parallel(n_jobs=self.n_jobs, prefer="threads")(tasks)
         self.models_ = {}
         blocks = []
-        for i, group in enumerate(self.groups):
-            terms, counts = merge_counts([part[i] for part in parts])
-            terms, counts = prune_terms(terms, counts, group.min_df, group.max_df)
+        for i, (group, texts) in enumerate(zip(self.groups, encoded, strict=True)):
+            counted = merge_counts(parts[i * len(bounds) : (i + 1) * len(bounds)])
+            kept = frequent_columns(counted.counts, group.min_df, group.max_df)
+            terms, counts = spell_terms(counted, kept, texts)
             if not terms:
                 # No record fills this group, or pruning left nothing: the group is
                 # left out of every vector instead of failing the build.
@@ -350,12 +335,12 @@ class FieldGroupVectorizer:
         X : csr_matrix of shape (n_records, n_features_), dtype float32
         """
         self._check_fitted()
-        docs = self._documents(records)
+        encoded = self._encode(records)
         blocks = [
-            sp.csr_matrix((len(d), 0), dtype=np.float32)
+            sp.csr_matrix((len(texts), 0), dtype=np.float32)
             if self.models_[g.name] is None
-            else self.models_[g.name].transform(d)
-            for g, d in zip(self.groups, docs, strict=True)
+            else self.models_[g.name].transform(texts)
+            for g, texts in zip(self.groups, encoded, strict=True)
         ]
         return self._combine(blocks)
 

@@ -130,22 +130,20 @@ class _StopWords:
         self.stop_words = stop_words
 
     def __enter__(self) -> _StopWords:
-        self.saved = text._make_vectorizer
+        self.saved = text.analyzer_for
         if self.stop_words is not None:
             words = self.stop_words
 
-            def make(group, vocabulary=None):
-                vectorizer = self.saved(group, vocabulary)
-                vectorizer.analyzer = ItemAnalyzer(
+            def make(group):
+                return ItemAnalyzer(
                     ngram_range=group.ngram_range, whole_items=group.whole_items, stop_words=words
                 )
-                return vectorizer
 
-            text._make_vectorizer = make
+            text.analyzer_for = make
         return self
 
     def __exit__(self, *exc) -> None:
-        text._make_vectorizer = self.saved
+        text.analyzer_for = self.saved
 
 
 @dataclass

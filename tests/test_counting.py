@@ -1,11 +1,11 @@
-"""The parallel-chunk counting must give exactly scikit-learn's counts and TF-IDF."""
+"""Chunks counted apart and merged must give exactly scikit-learn's counts and TF-IDF."""
 
 import numpy as np
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
-from recommender.counting import count_known_terms, count_terms, merge_counts, prune_terms
-from recommender.text import ItemAnalyzer
+from recommender.counting import frequent_columns, merge_counts, spell_terms
+from recommender.terms import ItemAnalyzer, count_new_terms, encode_texts
 
 DOCS = [
     ["Acute-on-chronic liver failure", "Stem cells for the liver"],
@@ -17,14 +17,19 @@ DOCS = [
 ]
 
 
+CHUNKS = ((0, 2), (2, 3), (3, 6))
+
+
 @pytest.mark.parametrize("ngram_range, whole_items", [((1, 1), False), ((1, 3), True)])
 @pytest.mark.parametrize("min_df, max_df", [(1, 1.0), (2, 1.0), (1, 0.4), (0.2, 3)])
 def test_chunked_counts_equal_count_vectorizer(ngram_range, whole_items, min_df, max_df):
     analyzer = ItemAnalyzer(ngram_range=ngram_range, whole_items=whole_items)
     reference = CountVectorizer(analyzer=analyzer, min_df=min_df, max_df=max_df)
     expected = reference.fit_transform(DOCS)
-    parts = [count_terms(analyzer.count, DOCS[a:b]) for a, b in ((0, 2), (2, 3), (3, 6))]
-    terms, counts = prune_terms(*merge_counts(parts), min_df=min_df, max_df=max_df)
+    texts = encode_texts(DOCS)
+    counted = merge_counts([count_new_terms(texts.docs(a, b), analyzer) for a, b in CHUNKS])
+    kept = frequent_columns(counted.counts, min_df=min_df, max_df=max_df)
+    terms, counts = spell_terms(counted, kept, texts)
     assert terms == reference.get_feature_names_out().tolist()
     assert (counts != expected).nnz == 0
     tfidf = TfidfTransformer(sublinear_tf=True)
@@ -32,16 +37,3 @@ def test_chunked_counts_equal_count_vectorizer(ngram_range, whole_items, min_df,
         tfidf.fit_transform(counts).toarray(),
         TfidfTransformer(sublinear_tf=True).fit_transform(expected).toarray(),
     )
-
-
-def test_counting_with_a_fixed_vocabulary_ignores_unknown_terms():
-    analyzer = ItemAnalyzer()
-    vocabulary = {"asthma": 0, "liver": 1}
-    counts = count_known_terms(analyzer.count, [["liver liver asthma zebra"], []], vocabulary)
-    assert counts.toarray().tolist() == [[1, 2], [0, 0]]
-
-
-def test_count_equals_the_listed_terms():
-    analyzer = ItemAnalyzer()
-    items = ["The liver, the LIVER and the kidney", "kidney-liver"]
-    assert analyzer.count(items) == {"liver": 3, "kidney": 2}
