@@ -21,29 +21,31 @@ from recommender.terms import EncodedTexts, HashedCounts
 
 
 def merge_counts(parts: Sequence[HashedCounts]) -> HashedCounts:
-    """Stack the counts of consecutive chunks over the union of their terms.
+    """Stack the counts of consecutive parts over the union of their terms.
 
     Returns
     -------
     HashedCounts
-        Columns in ascending hash order; spans in the whole corpus's buffer.
+        Columns in ascending hash order; ``sources`` says which part's buffer
+        each column's span is in.
     """
+    key_starts = np.cumsum([0] + [len(p.keys) for p in parts])
     keys, first, column_of = np.unique(
         np.concatenate([p.keys for p in parts]), return_index=True, return_inverse=True
     )
-    spans = np.concatenate([p.spans + p.byte_offset for p in parts])[first]
-    blocks, start = [], 0
-    for part in parts:
-        columns = column_of[start : start + len(part.keys)]
-        start += len(part.keys)
-        counts = part.counts
-        blocks.append(
-            sp.csr_matrix(
-                (counts.data, columns[counts.indices].astype(np.int32), counts.indptr),
-                shape=(counts.shape[0], len(keys)),
-            )
-        )
-    return HashedCounts(keys, spans.reshape(-1, 2), sp.vstack(blocks, format="csr"))
+    column_of = column_of.astype(np.int32)
+    sources = np.searchsorted(key_starts, first, side="right") - 1
+    spans = np.concatenate([p.spans for p in parts])[first]
+    entry_starts = np.cumsum([0] + [p.counts.nnz for p in parts])
+    indptr = np.concatenate(
+        [[0], *(p.counts.indptr[1:] + e for p, e in zip(parts, entry_starts, strict=False))]
+    )
+    indices = np.concatenate(
+        [column_of[k + p.counts.indices] for p, k in zip(parts, key_starts, strict=False)]
+    )
+    data = np.concatenate([p.counts.data for p in parts])
+    shape = (sum(p.counts.shape[0] for p in parts), len(keys))
+    return HashedCounts(keys, spans, sp.csr_matrix((data, indices, indptr), shape=shape), sources)
 
 
 def frequent_columns(counts: sp.csr_matrix, min_df: float, max_df: float) -> np.ndarray:
@@ -60,16 +62,22 @@ def frequent_columns(counts: sp.csr_matrix, min_df: float, max_df: float) -> np.
 
 
 def spell_terms(
-    counted: HashedCounts, columns: np.ndarray, texts: EncodedTexts
+    counted: HashedCounts, columns: np.ndarray, texts: Sequence[EncodedTexts]
 ) -> tuple[list[str], sp.csr_matrix]:
     """The terms of ``columns``, sorted, with their counts in that order.
+
+    ``texts`` are the texts of the parts merged into ``counted``, in order.
 
     Returns
     -------
     terms : list of str, sorted
     counts : csr_matrix of shape (n_docs, len(terms)), dtype int32, indices sorted
     """
-    spelled = [texts.spell(start, stop) for start, stop in counted.spans[columns].tolist()]
+    sources = np.zeros(len(columns), np.int64) if counted.sources is None else counted.sources
+    spans = counted.spans[columns].tolist()
+    spelled = [
+        texts[i].spell(a, b) for i, (a, b) in zip(sources[columns].tolist(), spans, strict=True)
+    ]
     order = sorted(range(len(spelled)), key=spelled.__getitem__)
     counts = _columns(counted.counts, columns[order])
     counts.sort_indices()

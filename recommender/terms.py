@@ -101,30 +101,14 @@ class EncodedTexts:
         Where each item ends in ``buffer`` (it starts where the previous one ends).
     doc_ends : ndarray of shape (n_docs,), dtype int64
         Where each document's items end in ``item_ends``.
-    byte_offset : int
-        For a slice made by :meth:`docs`, where its bytes begin in the whole buffer.
     """
 
     buffer: np.ndarray
     item_ends: np.ndarray
     doc_ends: np.ndarray
-    byte_offset: int = 0
 
     def __len__(self) -> int:
         return len(self.doc_ends)
-
-    def docs(self, start: int, stop: int) -> EncodedTexts:
-        """Documents ``start:stop``, as views of these arrays."""
-        first_item = int(self.doc_ends[start - 1]) if start else 0
-        last_item = int(self.doc_ends[stop - 1]) if stop > start else first_item
-        first_byte = int(self.item_ends[first_item - 1]) if first_item else 0
-        last_byte = int(self.item_ends[last_item - 1]) if last_item else 0
-        return EncodedTexts(
-            self.buffer[first_byte:last_byte],
-            self.item_ends[first_item:last_item] - first_byte,
-            self.doc_ends[start:stop] - first_item,
-            self.byte_offset + first_byte,
-        )
 
     def spell(self, start: int, stop: int) -> str:
         """The term whose words span bytes ``start:stop``, words joined by spaces."""
@@ -161,23 +145,23 @@ class HashedCounts:
     keys : ndarray of shape (n_terms,), dtype uint64
         Each column's term hash.
     spans : ndarray of shape (n_terms, 2), dtype int64
-        Bytes of one occurrence of each term, in the buffer counted (for spelling it).
+        Bytes of one occurrence of each term in the buffer counted, to spell it by.
     counts : csr_matrix of shape (n_docs, n_terms), dtype int32
-    byte_offset : int
-        Where the counted documents' bytes begin in the whole corpus's buffer.
+    sources : ndarray of shape (n_terms,), dtype int64
+        Which of the merged parts' buffers each span is in (all 0 for a single part).
     """
 
     keys: np.ndarray
     spans: np.ndarray
     counts: sp.csr_matrix
-    byte_offset: int = 0
+    sources: np.ndarray
 
 
 def count_new_terms(texts: EncodedTexts, analyzer: ItemAnalyzer) -> HashedCounts:
     """Count every term of ``texts``, columns in order of first appearance."""
     keys, spans, indptr, indices, data = _count_terms(*_pass_arguments(texts, analyzer))
     counts = sp.csr_matrix((data, indices, indptr), shape=(len(texts), len(keys)))
-    return HashedCounts(keys, spans, counts, texts.byte_offset)
+    return HashedCounts(keys, spans, counts, np.zeros(len(keys), dtype=np.int64))
 
 
 class TermTable:

@@ -232,6 +232,11 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+# Records per counting task: small enough that a chunk's intermediate strings stay
+# small and encoding overlaps counting, large enough that merging is cheap.
+CHUNK_RECORDS = 8192
+
+
 def _chunk_bounds(n_items: int, n_chunks: int) -> list[tuple[int, int]]:
     edges = np.linspace(0, n_items, max(1, min(n_chunks, n_items)) + 1).astype(int)
     return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
@@ -296,22 +301,27 @@ class FieldGroupVectorizer:
             return self._fit_transform(records)
 
     def _fit_transform(self, records: Sequence[TrialRecord]) -> sp.csr_matrix:
-        encoded = self._encode(records)
         analyzers = [analyzer_for(g) for g in self.groups]
-        # A few chunks per worker keep workers busy when chunks differ in length.
-        bounds = _chunk_bounds(len(records), 2 * effective_n_jobs(self.n_jobs))
-        tasks = [
-            delayed(count_new_terms)(texts.docs(a, b), analyzer)
-            for texts, analyzer in zip(encoded, analyzers, strict=True)
-            for a, b in bounds
-        ]
-        parts = Parallel(n_jobs=self.n_jobs, prefer="threads")(tasks)
+        texts: list[list[EncodedTexts]] = [[] for _ in self.groups]
+
+        def count_tasks() -> Iterator:
+            # A generator: joblib pulls the next chunk (encoded in Python, holding the
+            # GIL) while the compiled pass, which releases it, counts the last ones;
+            # and only a chunk's worth of intermediate strings exists at a time.
+            n_chunks = max(2 * effective_n_jobs(self.n_jobs), -(-len(records) // CHUNK_RECORDS))
+            for a, b in _chunk_bounds(len(records), n_chunks):
+                for i, encoded in enumerate(self._encode(records[a:b])):
+                    texts[i].append(encoded)
+                    yield delayed(count_new_terms)(encoded, analyzers[i])
+
+        parts = Parallel(n_jobs=self.n_jobs, prefer="threads")(count_tasks())
         self.models_ = {}
         blocks = []
-        for i, (group, texts) in enumerate(zip(self.groups, encoded, strict=True)):
-            counted = merge_counts(parts[i * len(bounds) : (i + 1) * len(bounds)])
+        for i, group in enumerate(self.groups):
+            counted = merge_counts(parts[i :: len(self.groups)])
             kept = frequent_columns(counted.counts, group.min_df, group.max_df)
-            terms, counts = spell_terms(counted, kept, texts)
+            terms, counts = spell_terms(counted, kept, texts[i])
+            texts[i] = []
             if not terms:
                 # No record fills this group, or pruning left nothing: the group is
                 # left out of every vector instead of failing the build.

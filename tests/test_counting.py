@@ -26,8 +26,8 @@ def test_chunked_counts_equal_count_vectorizer(ngram_range, whole_items, min_df,
     analyzer = ItemAnalyzer(ngram_range=ngram_range, whole_items=whole_items)
     reference = CountVectorizer(analyzer=analyzer, min_df=min_df, max_df=max_df)
     expected = reference.fit_transform(DOCS)
-    texts = encode_texts(DOCS)
-    counted = merge_counts([count_new_terms(texts.docs(a, b), analyzer) for a, b in CHUNKS])
+    texts = [encode_texts(DOCS[a:b]) for a, b in CHUNKS]
+    counted = merge_counts([count_new_terms(t, analyzer) for t in texts])
     kept = frequent_columns(counted.counts, min_df=min_df, max_df=max_df)
     terms, counts = spell_terms(counted, kept, texts)
     assert terms == reference.get_feature_names_out().tolist()
