@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
 from recommender.terms import EncodedTexts, HashedCounts
 
@@ -86,12 +87,29 @@ def spell_terms(
 
 def _columns(counts: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
     """``counts[:, columns]`` for distinct ``columns``, indices left unsorted."""
-    new_column = np.full(counts.shape[1], -1, dtype=np.int64)
-    new_column[columns] = np.arange(len(columns))
-    mapped = new_column[counts.indices]
-    kept = np.flatnonzero(mapped >= 0)
-    indptr = np.searchsorted(kept, counts.indptr)  # entries kept before each row
-    return sp.csr_matrix(
-        (counts.data[kept], mapped[kept].astype(np.int32), indptr),
-        shape=(counts.shape[0], len(columns)),
-    )
+    new_column = np.full(counts.shape[1], -1, dtype=np.int32)
+    new_column[columns] = np.arange(len(columns), dtype=np.int32)
+    arrays = _select_columns(counts.indptr, counts.indices, counts.data, new_column)
+    return sp.csr_matrix(arrays, shape=(counts.shape[0], len(columns)))
+
+
+@njit(nogil=True, cache=True)
+def _select_columns(indptr, indices, data, new_column):
+    # Two passes in place of numpy's masks and gathers: no temporary the size of
+    # the matrix, which on a large registry is the vectoriser's peak memory.
+    out_indptr = np.zeros(indptr.shape[0], dtype=np.int64)
+    nnz = 0
+    for row in range(indptr.shape[0] - 1):
+        for j in range(indptr[row], indptr[row + 1]):
+            nnz += new_column[indices[j]] >= 0
+        out_indptr[row + 1] = nnz
+    out_indices = np.empty(nnz, dtype=np.int32)
+    out_data = np.empty(nnz, dtype=data.dtype)
+    entry = 0
+    for j in range(indices.shape[0]):
+        column = new_column[indices[j]]
+        if column >= 0:
+            out_indices[entry] = column
+            out_data[entry] = data[j]
+            entry += 1
+    return out_data, out_indices, out_indptr

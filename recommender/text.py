@@ -315,13 +315,19 @@ class FieldGroupVectorizer:
                     yield delayed(count_new_terms)(encoded, analyzers[i])
 
         parts = Parallel(n_jobs=self.n_jobs, prefer="threads")(count_tasks())
+        # Each group's parts and texts are dropped once used: on a large registry
+        # they are most of the memory a build needs.
+        parts_by_group = [parts[i :: len(self.groups)] for i in range(len(self.groups))]
+        del parts
         self.models_ = {}
         blocks = []
         for i, group in enumerate(self.groups):
-            counted = merge_counts(parts[i :: len(self.groups)])
+            counted = merge_counts(parts_by_group[i])
+            parts_by_group[i] = []
             kept = frequent_columns(counted.counts, group.min_df, group.max_df)
             terms, counts = spell_terms(counted, kept, texts[i])
             texts[i] = []
+            del counted
             if not terms:
                 # No record fills this group, or pruning left nothing: the group is
                 # left out of every vector instead of failing the build.
@@ -355,10 +361,9 @@ class FieldGroupVectorizer:
         return self._combine(blocks)
 
     def _combine(self, blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
-        weighted = [
-            block * np.float32(g.weight) for g, block in zip(self.groups, blocks, strict=True)
-        ]
-        combined = sp.hstack(weighted, format="csr", dtype=np.float32)
+        for group, block in zip(self.groups, blocks, strict=True):
+            block.data *= np.float32(group.weight)  # the blocks are ours: no copy
+        combined = sp.hstack(blocks, format="csr", dtype=np.float32)
         return normalize(combined, norm="l2", copy=False)
 
     def _terms(self, group: FieldGroup) -> list[str]:
