@@ -123,7 +123,7 @@ def encode_texts(docs: Sequence[Sequence[str]]) -> EncodedTexts:
     item_ends = np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)))
     doc_ends = np.cumsum(np.fromiter(map(len, docs), np.int64, len(docs)))
     buffer = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-    return EncodedTexts(buffer, item_ends.astype(np.int64), doc_ends.astype(np.int64))
+    return EncodedTexts(buffer, item_ends, doc_ends)
 
 
 def term_hashes(terms: Sequence[str]) -> np.ndarray:
@@ -191,9 +191,7 @@ def count_known_terms(
     """
     arguments = _pass_arguments(texts, analyzer)
     indptr, indices, data = _count_known(*arguments, table.slots, table.keys)
-    counts = sp.csr_matrix((data, indices, indptr), shape=(len(texts), len(table)))
-    counts.sort_indices()
-    return counts
+    return sp.csr_matrix((data, indices, indptr), shape=(len(texts), len(table)))
 
 
 def _pass_arguments(texts: EncodedTexts, analyzer: ItemAnalyzer) -> tuple:
@@ -269,7 +267,7 @@ def _table_slots(keys):
 def _item_terms(buffer, start, stop, low, high, whole_items, stop_slots, stop_keys, scratch, out):
     """Hash and span of every term of one item, written to ``out``; returns the count.
 
-    scratch: (3, max_words) int64 work space for word starts, ends and hashes;
+    scratch: (4, max_words) int64 work space for word starts, ends, hashes, stop flags;
     out: (3, max_terms) int64 rows hash (as int64 bits), span start, span end.
     """
     word_starts, word_ends, word_hashes = scratch[0], scratch[1], scratch[2].view(np.uint64)
@@ -288,7 +286,7 @@ def _item_terms(buffer, start, stop, low, high, whole_items, stop_slots, stop_ke
         word_hashes[n_words] = h
         n_words += 1
 
-    is_stop = np.empty(n_words, dtype=np.bool_)
+    is_stop = scratch[3]
     for w in range(n_words):
         is_stop[w] = stop_slots[_find(stop_slots, stop_keys, word_hashes[w])] != _EMPTY
 
@@ -326,7 +324,7 @@ def _join_hash(buffer, word_starts, word_ends, word_hashes, first, stop):
 def _work_space(longest_item, low, high):
     max_words = longest_item // 2 + 1
     max_terms = max_words * (high - low + 1) + 1
-    return np.empty((3, max_words), np.int64), np.empty((3, max_terms), np.int64)
+    return np.empty((4, max_words), np.int64), np.empty((3, max_terms), np.int64)
 
 
 @njit(nogil=True, cache=True)
@@ -405,15 +403,17 @@ def _count_known(
     buffer, item_ends, doc_ends, low, high, whole_items, stop_slots, stop_keys, longest,
     slots, keys,
 ):  # fmt: skip
+    # Used for a few documents at a time (a query, an update), so nothing here is
+    # the vocabulary's size: a document's columns are gathered, sorted and counted.
     scratch, out = _work_space(longest, low, high)
-    last_doc = np.full(keys.shape[0], -1, dtype=np.int64)
-    entry = np.empty(keys.shape[0], dtype=np.int64)
+    found = np.empty(1 << 10, dtype=np.int32)
     indptr = np.zeros(doc_ends.shape[0] + 1, dtype=np.int64)
     indices = np.empty(1 << 10, dtype=np.int32)
     data = np.empty(1 << 10, dtype=np.int32)
     nnz = 0
     item = 0
     for doc in range(doc_ends.shape[0]):
+        n_found = 0
         while item < doc_ends[doc]:
             start = item_ends[item - 1] if item else 0
             n = _item_terms(buffer, start, item_ends[item], low, high, whole_items,
@@ -421,19 +421,22 @@ def _count_known(
             hashes = out[0].view(np.uint64)
             for t in range(n):
                 column = slots[_find(slots, keys, hashes[t])]
-                if column == _EMPTY:
-                    continue
-                if last_doc[column] == doc:
-                    data[entry[column]] += 1
-                    continue
-                if nnz == indices.shape[0]:
-                    indices = _grow(indices, 2 * nnz)
-                    data = _grow(data, 2 * nnz)
-                last_doc[column] = doc
-                entry[column] = nnz
-                indices[nnz] = column
+                if column != _EMPTY:
+                    if n_found == found.shape[0]:
+                        found = _grow(found, 2 * n_found)
+                    found[n_found] = column
+                    n_found += 1
+            item += 1
+        columns = np.sort(found[:n_found])
+        if nnz + n_found > indices.shape[0]:
+            indices = _grow(indices, 2 * (nnz + n_found))
+            data = _grow(data, 2 * (nnz + n_found))
+        for j in range(n_found):
+            if j and columns[j] == columns[j - 1]:
+                data[nnz - 1] += 1
+            else:
+                indices[nnz] = columns[j]
                 data[nnz] = 1
                 nnz += 1
-            item += 1
         indptr[doc + 1] = nnz
     return indptr, indices[:nnz].copy(), data[:nnz].copy()

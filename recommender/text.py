@@ -1,9 +1,9 @@
 """Turn trial records into one TF-IDF vector each, built from weighted field groups.
 
 A trial is read as a few *field groups* (what it studies, what it gives, what it is
-called, what it says). Each group gets its own scikit-learn ``TfidfVectorizer``, so a
-word that is common in summaries but rare in condition lists is weighted for where it
-appears. Each group's rows are L2-normalised, scaled by the group's weight, laid side
+called, what it says). Each group gets its own TF-IDF weighting (what a scikit-learn
+``TfidfVectorizer`` per group would give), so a word that is common in summaries but
+rare in condition lists is weighted for where it appears. Each group's rows are L2-normalised, scaled by the group's weight, laid side
 by side and normalised again, so the dot product of two rows is their cosine and
 splits exactly into per-group, per-term contributions (which is what ``explain``
 reports).
