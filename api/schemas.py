@@ -75,8 +75,9 @@ class SimilarResponse(BaseModel):
 class SimilarQuery(BaseModel):
     """A trial that need not be registered: free text, partial trial fields, or both.
 
-    ``text`` is read like a summary (as ``recommender similar --text`` does); the other
-    fields go to the record fields of the same name, so a condition matches
+    ``text`` is read in every field group (as ``recommender similar --text`` reads
+    it), so its words meet conditions and interventions as well as summaries; the
+    other fields go to the record fields of the same name, so a condition matches
     conditions. At least one must hold a word the index knows.
     """
 

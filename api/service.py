@@ -56,8 +56,7 @@ def similar_to_query(index: TrialIndex, query: SimilarQuery) -> SimilarResponse:
     EmptyQueryError
         When the query has no words, or none that the index has seen.
     """
-    record = query_record(query)
-    vector = index.vectorize(record)
+    vector = index.vectorize(query_record(query), text=query.text)
     if vector.nnz == 0:
         raise EmptyQueryError(_empty_query_message(query))
     allowed = index.facets.allowed(facet_filters(query.status, query.phase, query.study_type))
@@ -66,14 +65,13 @@ def similar_to_query(index: TrialIndex, query: SimilarQuery) -> SimilarResponse:
 
 
 def query_record(query: SimilarQuery) -> TrialRecord:
-    """A :class:`TrialRecord` holding the query's text in the fields it names."""
-    summary = " ".join(part for part in (query.summary, query.text) if part)
+    """A :class:`TrialRecord` holding the query's fields (its free text is read apart)."""
     return TrialRecord(
         QUERY_PLACEHOLDER_ID,
         brief_title=query.title or "",
         official_title=query.official_title or "",
         acronym=query.acronym or "",
-        brief_summary=summary,
+        brief_summary=query.summary or "",
         detailed_description=query.description or "",
         conditions=tuple(query.conditions),
         keywords=tuple(query.keywords),

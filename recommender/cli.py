@@ -164,7 +164,7 @@ def run_similar(args: argparse.Namespace) -> int:
         raise BadInput("give either an NCT id or --text, not both")
     index = TrialIndex.load(args.index)
     if args.text is not None:
-        query = index.vectorize(TrialRecord("NCT00000000", brief_summary=args.text))
+        query = index.vectorize(TrialRecord("NCT00000000"), text=args.text)
         if query.nnz == 0:
             raise BadInput("none of the words of --text occur in this index")
         results = index.similar_to_vector(query, args.k)

@@ -411,9 +411,13 @@ class TrialIndex:
         found, scores = self.search.kneighbors(query, k, allowed=allowed)
         return self._neighbours(found[0], scores[0])
 
-    def vectorize(self, record: TrialRecord) -> sp.csr_matrix:
-        """The (1, n_features) unit vector of a trial that need not be indexed."""
-        return self.vectorizer.transform([record])
+    def vectorize(self, record: TrialRecord, text: str | None = None) -> sp.csr_matrix:
+        """The (1, n_features) unit vector of a trial that need not be indexed.
+
+        ``text`` is free text about it (a draft's description), read in every field
+        group (see :meth:`FieldGroupVectorizer.transform`).
+        """
+        return self.vectorizer.transform([record], None if text is None else [text])
 
     def _neighbours(self, ids: np.ndarray, scores: np.ndarray) -> list[Neighbour]:
         return [

@@ -251,6 +251,13 @@ def test_post_text_ranks_the_matching_cluster(client: TestClient) -> None:
     assert all(set(r) == RESULT_KEYS and r["why"] for r in body["results"])
 
 
+def test_post_text_is_read_in_every_field_group(client: TestClient) -> None:
+    response = client.post("/similar", json={"text": "budesonide for asthma", "k": 2})
+    assert set(ids(response)) == {"NCT00000004", "NCT00000005"}  # both give budesonide
+    why_fields = {w["field"] for w in response.json()["results"][0]["why"]}
+    assert {"conditions", "interventions"} <= why_fields
+
+
 def test_post_partial_trial_uses_its_fields(client: TestClient) -> None:
     trial = {
         "title": "Budesonide for asthma in adults",

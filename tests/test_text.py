@@ -133,3 +133,27 @@ def test_a_single_group_equals_scikit_learn_tfidf_vectorizer():
     vectorizer = FieldGroupVectorizer([group], n_jobs=2)
     np.testing.assert_allclose(vectorizer.fit_transform(RECORDS).toarray(), expected, rtol=1e-6)
     assert vectorizer.feature_names() == reference.get_feature_names_out().tolist()
+
+
+def test_free_text_is_one_more_item_of_every_group():
+    vectorizer = FieldGroupVectorizer(_groups()).fit(RECORDS)
+    base = TrialRecord("NCT00000009", conditions=("Asthma",))
+    text = "Liver failure treated with stem cells"
+    everywhere = replace(
+        base,
+        conditions=("Asthma", text),
+        interventions=(Intervention(text),),
+        brief_title=text,
+        brief_summary=text,
+    )
+    with_text = vectorizer.transform([base], free_texts=[text])
+    assert (with_text != vectorizer.transform([everywhere])).nnz == 0
+    assert (with_text != vectorizer.transform([base])).nnz > 0
+    empty = vectorizer.transform([base], free_texts=[""])
+    assert (empty != vectorizer.transform([base])).nnz == 0
+
+
+def test_free_texts_must_match_the_records():
+    vectorizer = FieldGroupVectorizer(_groups()).fit(RECORDS)
+    with pytest.raises(ValueError, match="2 free texts for 1 records"):
+        vectorizer.transform(RECORDS[:1], free_texts=["a", "b"])
