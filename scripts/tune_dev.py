@@ -34,6 +34,7 @@ from evaluate_dev import (
     held_out_labels,
     reference_records,
 )
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 import recommender.text as text
 from recommender.baselines import MESH_FIELDS, field_group_ranker, without_fields
@@ -112,7 +113,7 @@ def candidates() -> list[Candidate]:
         Candidate(
             "stop words + trial words",
             lambda g: g,
-            stop_words=text.ENGLISH_STOP_WORDS | TRIAL_WORDS,
+            stop_words=ENGLISH_STOP_WORDS | TRIAL_WORDS,
         ),
         Candidate("arm labels in interventions", add_fields("interventions", "arm_groups")),
         Candidate(
