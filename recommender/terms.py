@@ -374,9 +374,7 @@ def _count_terms(
                     span_ends[column] = out[2, t]
                     last_doc[column] = -1
                     if 2 * n_keys > slots.shape[0]:
-                        slots = np.full(2 * slots.shape[0], _EMPTY, dtype=np.int64)
-                        for c in range(n_keys):
-                            slots[_find(slots, keys, keys[c])] = c
+                        slots = _table_slots(keys[:n_keys])  # keep it at most half full
                     else:
                         slots[s] = column
                 if last_doc[column] == doc:
