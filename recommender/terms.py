@@ -19,7 +19,6 @@ about three in a million, and its effect would be one merged column.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -74,10 +73,6 @@ class ItemAnalyzer:
                     if found[i] not in stop and found[i + n - 1] not in stop
                 )
         return terms
-
-    def count(self, items: Sequence[str]) -> Counter:
-        """The terms of ``items`` with their counts."""
-        return Counter(self(items))
 
     @cached_property
     def stop_table(self) -> TermTable:

@@ -27,6 +27,7 @@ from recommender.counting import frequent_columns, merge_counts, spell_terms
 from recommender.records import TrialRecord
 from recommender.terms import (
     EncodedTexts,
+    HashedCounts,
     ItemAnalyzer,
     TermTable,
     count_known_terms,
@@ -311,27 +312,12 @@ class FieldGroupVectorizer:
             return self._fit_transform(records)
 
     def _fit_transform(self, records: Sequence[TrialRecord]) -> sp.csr_matrix:
-        analyzers = [analyzer_for(g) for g in self.groups]
-        texts: list[list[EncodedTexts]] = [[] for _ in self.groups]
-
-        def count_tasks() -> Iterator:
-            # A generator: joblib pulls the next chunk (encoded in Python, holding the
-            # GIL) while the compiled pass, which releases it, counts the last ones;
-            # and only a chunk's worth of intermediate strings exists at a time.
-            n_chunks = max(2 * effective_n_jobs(self.n_jobs), -(-len(records) // CHUNK_RECORDS))
-            for a, b in _chunk_bounds(len(records), n_chunks):
-                for i, encoded in enumerate(self._encode(records[a:b])):
-                    texts[i].append(encoded)
-                    yield delayed(count_new_terms)(encoded, analyzers[i])
-
-        parts = Parallel(n_jobs=self.n_jobs, prefer="threads")(count_tasks())
-        # Each group's parts and texts are dropped once used: on a large registry
-        # they are most of the memory a build needs.
-        parts_by_group = [parts[i :: len(self.groups)] for i in range(len(self.groups))]
-        del parts
+        parts_by_group, texts = self._count_chunks(records)
         self.models_ = {}
         blocks = []
         for i, group in enumerate(self.groups):
+            # Each group's parts and texts are dropped once used: on a large registry
+            # they are most of the memory a build needs.
             counted = merge_counts(parts_by_group[i])
             parts_by_group[i] = []
             kept = frequent_columns(counted.counts, group.min_df, group.max_df)
@@ -348,6 +334,27 @@ class FieldGroupVectorizer:
             blocks.append(block)
         self._set_offsets()
         return self._combine(blocks)
+
+    def _count_chunks(
+        self, records: Sequence[TrialRecord]
+    ) -> tuple[list[list[HashedCounts]], list[list[EncodedTexts]]]:
+        """Each group's term counts and encoded texts, chunk by chunk of records."""
+        analyzers = [analyzer_for(g) for g in self.groups]
+        texts: list[list[EncodedTexts]] = [[] for _ in self.groups]
+
+        def tasks() -> Iterator:
+            # A generator: joblib pulls the next chunk (encoded in Python, holding the
+            # GIL) while the compiled pass, which releases it, counts the last ones;
+            # and only a chunk's worth of intermediate strings exists at a time.
+            n_chunks = max(2 * effective_n_jobs(self.n_jobs), -(-len(records) // CHUNK_RECORDS))
+            for a, b in _chunk_bounds(len(records), n_chunks):
+                for i, encoded in enumerate(self._encode(records[a:b])):
+                    texts[i].append(encoded)
+                    yield delayed(count_new_terms)(encoded, analyzers[i])
+
+        parts = Parallel(n_jobs=self.n_jobs, prefer="threads")(tasks())
+        n_groups = len(self.groups)
+        return [parts[i::n_groups] for i in range(n_groups)], texts
 
     def fit(self, records: Sequence[TrialRecord]) -> FieldGroupVectorizer:
         self.fit_transform(records)
