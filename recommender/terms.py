@@ -259,11 +259,15 @@ def _table_slots(keys):
 
 
 @njit(nogil=True, cache=True)
-def _item_terms(buffer, start, stop, low, high, whole_items, stop_slots, stop_keys, scratch, out):
-    """Hash and span of every term of one item, written to ``out``; returns the count.
+def _item_terms(
+    buffer, start, stop, low, high, whole_items, stop_slots, stop_keys, scratch, out, n
+):
+    """Hash and span of every term of one item, written to ``out`` from column ``n``;
+    returns the new count.
 
     scratch: (4, max_words) int64 work space for word starts, ends, hashes, stop flags;
-    out: (3, max_terms) int64 rows hash (as int64 bits), span start, span end.
+    out: (3, >= n + max_words * n_sizes + 1) int64 rows hash (as int64 bits), span
+    start, span end.
     """
     word_starts, word_ends, word_hashes = scratch[0], scratch[1], scratch[2].view(np.uint64)
     n_words = 0
@@ -286,7 +290,6 @@ def _item_terms(buffer, start, stop, low, high, whole_items, stop_slots, stop_ke
         is_stop[w] = stop_slots[_find(stop_slots, stop_keys, word_hashes[w])] != _EMPTY
 
     hashes = out[0].view(np.uint64)
-    n = 0
     if whole_items and n_words > high:
         hashes[n] = _join_hash(buffer, word_starts, word_ends, word_hashes, 0, n_words)
         out[1, n] = word_starts[0]
@@ -302,6 +305,26 @@ def _item_terms(buffer, start, stop, low, high, whole_items, stop_slots, stop_ke
             out[2, n] = word_ends[last]
             n += 1
     return n
+
+
+@njit(nogil=True, cache=True)
+def _doc_terms(
+    buffer, item_ends, first_item, stop_item, low, high, whole_items, stop_slots, stop_keys,
+    scratch, out,
+):  # fmt: skip
+    """Every term of items ``first_item:stop_item`` (one document); returns ``out``,
+    grown when the document needs more room, and the count."""
+    item_room = scratch.shape[1] * (high - low + 1) + 1
+    n = 0
+    for item in range(first_item, stop_item):
+        if out.shape[1] - n < item_room:
+            bigger = np.empty((3, 2 * (n + item_room)), dtype=np.int64)
+            bigger[:, :n] = out[:, :n]
+            out = bigger
+        start = item_ends[item - 1] if item else 0
+        n = _item_terms(buffer, start, item_ends[item], low, high, whole_items,
+                        stop_slots, stop_keys, scratch, out, n)  # fmt: skip
+    return out, n
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -345,45 +368,42 @@ def _count_terms(
     indices = np.empty(1 << 12, dtype=np.int32)
     data = np.empty(1 << 12, dtype=np.int32)
     nnz = 0
-    item = 0
     for doc in range(doc_ends.shape[0]):
-        while item < doc_ends[doc]:
-            start = item_ends[item - 1] if item else 0
-            n = _item_terms(buffer, start, item_ends[item], low, high, whole_items,
-                            stop_slots, stop_keys, scratch, out)  # fmt: skip
-            hashes = out[0].view(np.uint64)
-            for t in range(n):
-                s = _find(slots, keys, hashes[t])
-                column = slots[s]
-                if column == _EMPTY:
-                    column = n_keys
-                    n_keys += 1
-                    if n_keys > keys.shape[0]:
-                        keys = _grow(keys, 2 * keys.shape[0])
-                        span_starts = _grow(span_starts, 2 * span_starts.shape[0])
-                        span_ends = _grow(span_ends, 2 * span_ends.shape[0])
-                        last_doc = _grow(last_doc, 2 * last_doc.shape[0])
-                        entry = _grow(entry, 2 * entry.shape[0])
-                    keys[column] = hashes[t]
-                    span_starts[column] = out[1, t]
-                    span_ends[column] = out[2, t]
-                    last_doc[column] = -1
-                    if 2 * n_keys > slots.shape[0]:
-                        slots = _table_slots(keys[:n_keys])  # keep it at most half full
-                    else:
-                        slots[s] = column
-                if last_doc[column] == doc:
-                    data[entry[column]] += 1
-                    continue
-                if nnz == indices.shape[0]:
-                    indices = _grow(indices, 2 * nnz)
-                    data = _grow(data, 2 * nnz)
-                last_doc[column] = doc
-                entry[column] = nnz
-                indices[nnz] = column
-                data[nnz] = 1
-                nnz += 1
-            item += 1
+        first_item = doc_ends[doc - 1] if doc else 0
+        out, n = _doc_terms(buffer, item_ends, first_item, doc_ends[doc], low, high,
+                            whole_items, stop_slots, stop_keys, scratch, out)  # fmt: skip
+        hashes = out[0].view(np.uint64)
+        for t in range(n):
+            s = _find(slots, keys, hashes[t])
+            column = slots[s]
+            if column == _EMPTY:
+                column = n_keys
+                n_keys += 1
+                if n_keys > keys.shape[0]:
+                    keys = _grow(keys, 2 * keys.shape[0])
+                    span_starts = _grow(span_starts, 2 * span_starts.shape[0])
+                    span_ends = _grow(span_ends, 2 * span_ends.shape[0])
+                    last_doc = _grow(last_doc, 2 * last_doc.shape[0])
+                    entry = _grow(entry, 2 * entry.shape[0])
+                keys[column] = hashes[t]
+                span_starts[column] = out[1, t]
+                span_ends[column] = out[2, t]
+                last_doc[column] = -1
+                if 2 * n_keys > slots.shape[0]:
+                    slots = _table_slots(keys[:n_keys])  # keep it at most half full
+                else:
+                    slots[s] = column
+            if last_doc[column] == doc:
+                data[entry[column]] += 1
+                continue
+            if nnz == indices.shape[0]:
+                indices = _grow(indices, 2 * nnz)
+                data = _grow(data, 2 * nnz)
+            last_doc[column] = doc
+            entry[column] = nnz
+            indices[nnz] = column
+            data[nnz] = 1
+            nnz += 1
         indptr[doc + 1] = nnz
     spans = np.empty((n_keys, 2), dtype=np.int64)
     spans[:, 0] = span_starts[:n_keys]
@@ -399,27 +419,22 @@ def _count_known(
     # Used for a few documents at a time (a query, an update), so nothing here is
     # the vocabulary's size: a document's columns are gathered, sorted and counted.
     scratch, out = _work_space(longest, low, high)
-    found = np.empty(1 << 10, dtype=np.int32)
     indptr = np.zeros(doc_ends.shape[0] + 1, dtype=np.int64)
     indices = np.empty(1 << 10, dtype=np.int32)
     data = np.empty(1 << 10, dtype=np.int32)
     nnz = 0
-    item = 0
     for doc in range(doc_ends.shape[0]):
+        first_item = doc_ends[doc - 1] if doc else 0
+        out, n = _doc_terms(buffer, item_ends, first_item, doc_ends[doc], low, high,
+                            whole_items, stop_slots, stop_keys, scratch, out)  # fmt: skip
+        hashes = out[0].view(np.uint64)
+        found = np.empty(n, dtype=np.int32)
         n_found = 0
-        while item < doc_ends[doc]:
-            start = item_ends[item - 1] if item else 0
-            n = _item_terms(buffer, start, item_ends[item], low, high, whole_items,
-                            stop_slots, stop_keys, scratch, out)  # fmt: skip
-            hashes = out[0].view(np.uint64)
-            for t in range(n):
-                column = slots[_find(slots, keys, hashes[t])]
-                if column != _EMPTY:
-                    if n_found == found.shape[0]:
-                        found = _grow(found, 2 * n_found)
-                    found[n_found] = column
-                    n_found += 1
-            item += 1
+        for t in range(n):
+            column = slots[_find(slots, keys, hashes[t])]
+            if column != _EMPTY:
+                found[n_found] = column
+                n_found += 1
         columns = np.sort(found[:n_found])
         if nnz + n_found > indices.shape[0]:
             indices = _grow(indices, 2 * (nnz + n_found))
