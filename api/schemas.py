@@ -37,8 +37,10 @@ class ErrorOut(BaseModel):
 class WhyTerm(BaseModel):
     """One field group's part of a similarity score."""
 
-    field: str = Field(description="Field group: conditions, interventions, titles, summaries.")
-    score: float = Field(description="This group's share of the cosine; shares add up to it.")
+    field: str = Field(
+        description="Field group: conditions, interventions, titles, text, sponsor, eligibility."
+    )
+    score: float = Field(description="This group's share of the score; shares add up to it.")
     terms: list[str] = Field(description="The shared terms that contributed most, largest first.")
 
 
@@ -48,7 +50,10 @@ class SimilarResult(BaseModel):
     rank: int = Field(ge=1)
     nct_id: str
     title: str
-    score: float = Field(description="Cosine similarity of the TF-IDF field-group vectors.")
+    score: float = Field(
+        description="Dot product of the BM25 field-group vectors (about 1 for a near copy "
+        "of an average trial; see docs/evaluation.md)."
+    )
     conditions: list[str]
     interventions: list[str] = Field(description="Intervention names.")
     phases: list[str]

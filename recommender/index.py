@@ -1,10 +1,10 @@
 """The on-disk index: a folder of arrays and JSON, saved atomically, verified on load.
 
-Layout (format version 1)::
+Layout (format version 2)::
 
     meta.json                  format, build parameters, sources, counts, file hashes
     ids.npy                    (n,) <U11      NCT ids, sorted
-    vectors.{indptr,indices,data}.npy          CSR (n, n_features) float32, unit rows
+    vectors.{indptr,indices,data}.npy          CSR (n, n_features) float32, pivot-normalised rows
     postings.{indptr,indices,data}.npy         CSR (n_features, n) float32, = vectors.T
     neighbours.indices.npy     (n, k) int32   precomputed top-k, -1 padded
     neighbours.scores.npy      (n, k) float32
@@ -40,7 +40,7 @@ from recommender.store import RecordStore, write_records
 from recommender.text import FieldGroupVectorizer
 
 FORMAT_NAME = "trial-recommender-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 META_FILE = "meta.json"
 _HASH_CHUNK = 1 << 22
 
@@ -412,9 +412,9 @@ class TrialIndex:
         return self._neighbours(found[0], scores[0])
 
     def vectorize(self, record: TrialRecord, text: str | None = None) -> sp.csr_matrix:
-        """The (1, n_features) unit vector of a trial that need not be indexed.
+        """The (1, n_features) vector of a trial that need not be indexed.
 
-        ``text`` is free text about it (a draft's description), read in every field
+        ``text`` is free text about it (a draft's description), read in the free-text
         group (see :meth:`FieldGroupVectorizer.transform`).
         """
         return self.vectorizer.transform([record], None if text is None else [text])
@@ -444,7 +444,7 @@ class TrialIndex:
         -------
         list of dict
             ``{"field", "score", "terms"}`` per contributing group, largest first;
-            the ``score`` values add up to the cosine.
+            the ``score`` values add up to the score.
         """
         query = sp.csr_matrix(query)
         # Slicing the arrays directly: a scipy row slice costs more than the rest.

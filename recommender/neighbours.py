@@ -1,4 +1,4 @@
-"""Top-k cosine neighbours over L2-normalised sparse rows.
+"""Top-k neighbours by dot product over sparse rows (the vectoriser's pivoted vectors).
 
 Scores for a block of query rows are accumulated term by term from the *postings*
 (``X.T`` in CSR form: for each term, the trials that contain it) into one dense row

@@ -1,12 +1,13 @@
-"""Turn trial records into one TF-IDF vector each, built from weighted field groups.
+"""Turn trial records into one vector each, built from weighted field groups.
 
 A trial is read as a few *field groups* (what it studies, what it gives, what it is
-called, what it says). Each group gets its own TF-IDF weighting (what a scikit-learn
-``TfidfVectorizer`` per group would give), so a word that is common in summaries but
-rare in condition lists is weighted for where it appears. Each group's rows are
-L2-normalised, scaled by the group's weight, laid side by side and normalised again,
-so the dot product of two rows is their cosine and splits exactly into per-group,
-per-term contributions (which is what ``explain`` reports).
+called, all it says, who runs it, whom it takes). Each group has its own vocabulary
+and IDF, so a word that is common in summaries but rare in condition lists is
+weighted for where it appears. A group's terms get BM25 weights, its rows are
+divided by a pivoted norm (:mod:`recommender.weighting`), scaled by the group's
+weight and laid side by side, and the whole row is pivot-normalised again. The dot
+product of two rows is their score, and it splits exactly into per-group, per-term
+contributions (which is what ``explain`` reports).
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed, effective_n_jobs
-from sklearn.feature_extraction.text import TfidfTransformer
-from sklearn.preprocessing import normalize
 
+from recommender.abbreviations import AbbreviationTable, learn_abbreviations
 from recommender.counting import frequent_columns, merge_counts, spell_terms
 from recommender.records import TrialRecord
 from recommender.terms import (
@@ -34,6 +34,13 @@ from recommender.terms import (
     count_new_terms,
     encode_texts,
     words,
+)
+from recommender.weighting import (
+    average_length,
+    bm25_weights,
+    mean_norm,
+    pivot_normalise,
+    smooth_idf,
 )
 
 __all__ = [
@@ -48,7 +55,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class FieldGroup:
-    """How one group of record fields becomes a TF-IDF block.
+    """How one group of record fields becomes a block of the vector.
 
     Parameters
     ----------
@@ -65,10 +72,19 @@ class FieldGroup:
     ngram_range : tuple of int
         Word n-gram lengths, never crossing from one item to the next.
     min_df, max_df : int or float
-        Passed to ``TfidfVectorizer``: drop terms too rare to link two trials or too
-        common to tell them apart.
-    sublinear_tf : bool
-        Use ``1 + log(tf)``; long free texts otherwise drown the rest of the group.
+        As scikit-learn's ``CountVectorizer``: drop terms too rare to link two trials
+        or too common to tell them apart.
+    k1, b : float
+        BM25 term saturation and length normalisation (``b`` in [0, 1]).
+    norm_power : float
+        Exponent of the pivoted norm each row of the group is divided by: 1 is
+        full (cosine) length normalisation, 0 none.
+    reads_free_text : bool
+        A free-text query (a draft's description) is read into this group. Off for
+        lists, whose n-grams and phrases a patient note or draft should not match
+        as if it were a condition list.
+    expand_abbreviations : bool
+        Add the learned long form of every short form an item uses ("ACLF").
     prune_frequent : bool
         Let the neighbour search skip this group's most frequent terms when it looks
         for candidates (they still count in every score). Right for long free text,
@@ -82,7 +98,11 @@ class FieldGroup:
     ngram_range: tuple[int, int] = (1, 1)
     min_df: int | float = 2
     max_df: int | float = 0.5
-    sublinear_tf: bool = True
+    k1: float = 4.0
+    b: float = 0.5
+    norm_power: float = 0.5
+    reads_free_text: bool = True
+    expand_abbreviations: bool = False
     prune_frequent: bool = False
 
     def __post_init__(self) -> None:
@@ -94,6 +114,11 @@ class FieldGroup:
         low, high = self.ngram_range
         if not 1 <= low <= high:
             raise ValueError(f"field group {self.name!r}: bad ngram_range {self.ngram_range}")
+        if not (self.k1 >= 0 and 0 <= self.b <= 1 and 0 <= self.norm_power <= 1):
+            raise ValueError(
+                f"field group {self.name!r}: need k1 >= 0 and b, norm_power in [0, 1], "
+                f"got k1={self.k1}, b={self.b}, norm_power={self.norm_power}"
+            )
 
     def items(self, record: TrialRecord) -> list[str]:
         """The strings of ``record`` this group reads, one per list item or text."""
@@ -121,7 +146,11 @@ class FieldGroup:
             "ngram_range": list(self.ngram_range),
             "min_df": self.min_df,
             "max_df": self.max_df,
-            "sublinear_tf": self.sublinear_tf,
+            "k1": self.k1,
+            "b": self.b,
+            "norm_power": self.norm_power,
+            "reads_free_text": self.reads_free_text,
+            "expand_abbreviations": self.expand_abbreviations,
             "prune_frequent": self.prune_frequent,
         }
 
@@ -133,40 +162,47 @@ class FieldGroup:
         return cls(**values)
 
 
-# Weights and n-grams tuned on the development label set (docs/evaluation.md): each
-# multi-word intervention name is one phrase term and its single words, no bigrams.
+# Tuned on the development labels of docs/evaluation.md (publication sisters, TREC
+# patient descriptions), with the reference case held exact: one whole-text group
+# carries most of the weight; lists, titles, sponsor and eligibility add to it.
+TEXT_FIELDS: tuple[str, ...] = (
+    "brief_title",
+    "official_title",
+    "brief_summary",
+    "detailed_description",
+    "conditions",
+    "keywords",
+    "interventions",
+)
 DEFAULT_FIELD_GROUPS: tuple[FieldGroup, ...] = (
     FieldGroup(
         "conditions",
         ("conditions", "keywords", "condition_mesh_terms"),
-        weight=0.9,
+        weight=0.4,
         whole_items=True,
         ngram_range=(1, 3),
+        reads_free_text=False,
+        expand_abbreviations=True,
     ),
     FieldGroup(
         "interventions",
         ("interventions", "intervention_mesh_terms"),
-        weight=0.8,
+        weight=0.4,
         whole_items=True,
-        ngram_range=(1, 1),
+        reads_free_text=False,
+        expand_abbreviations=True,
     ),
-    FieldGroup(
-        "titles",
-        ("brief_title", "official_title", "acronym"),
-        weight=0.8,
-        ngram_range=(1, 2),
-    ),
-    FieldGroup(
-        "summaries",
-        ("brief_summary", "detailed_description"),
-        weight=0.6,
-        prune_frequent=True,
-    ),
+    FieldGroup("titles", ("brief_title", "official_title", "acronym"), 0.5, ngram_range=(1, 2)),
+    FieldGroup("text", TEXT_FIELDS, weight=1.0, prune_frequent=True),
+    FieldGroup("sponsor", ("lead_sponsor",), 0.3, whole_items=True, reads_free_text=False),
+    FieldGroup("eligibility", ("eligibility_criteria",), weight=0.5),
 )
+# Exponent of the pivoted norm of whole rows (see FieldGroupVectorizer).
+DEFAULT_NORM_POWER = 0.6
 
 
 class GroupModel:
-    """One field group's fitted vocabulary and IDF weighting.
+    """One field group's fitted vocabulary and weighting.
 
     Parameters
     ----------
@@ -174,30 +210,41 @@ class GroupModel:
     terms : list of str
         Column terms, sorted.
     idf : ndarray of shape (len(terms),), dtype float32
-        scikit-learn's smoothed IDF, as ``TfidfTransformer`` learns it.
+        scikit-learn's smoothed IDF.
+    avg_length : float
+        Mean count of terms per non-empty document (BM25's average length).
+    pivot : float
+        Mean norm of the non-empty BM25 rows (the pivot of the length normalisation).
     """
 
-    def __init__(self, group: FieldGroup, terms: list[str], idf: np.ndarray) -> None:
+    def __init__(
+        self, group: FieldGroup, terms: list[str], idf: np.ndarray, avg_length: float, pivot: float
+    ) -> None:
         if len(terms) != len(idf):
             raise ValueError(f"field group {group.name!r}: {len(terms)} terms but {len(idf)} IDFs")
         self.group = group
         self.terms = terms
         self.analyzer = analyzer_for(group)
-        self.transformer = TfidfTransformer(sublinear_tf=group.sublinear_tf)
-        self.transformer.idf_ = np.asarray(idf, dtype=np.float32)
+        self.idf = np.asarray(idf, dtype=np.float32)
+        self.avg_length = float(avg_length)
+        self.pivot = float(pivot)
 
     @classmethod
     def fit(
         cls, group: FieldGroup, terms: list[str], counts: sp.csr_matrix
     ) -> tuple[GroupModel, sp.csr_matrix]:
-        """Learn the IDF from pruned counts; return the model and the group's TF-IDF."""
-        transformer = TfidfTransformer(sublinear_tf=group.sublinear_tf)
-        weighted = transformer.fit_transform(counts.astype(np.float32))
-        return cls(group, terms, transformer.idf_), sp.csr_matrix(weighted, dtype=np.float32)
+        """Learn IDF, average length and pivot from pruned counts; return the model
+        and the group's block of shape (n_docs, len(terms)), float32."""
+        idf, avg_length = smooth_idf(counts), average_length(counts)
+        weights = bm25_weights(counts, idf, avg_length, group.k1, group.b)
+        model = cls(group, terms, idf, avg_length, mean_norm(weights))
+        return model, pivot_normalise(weights, model.pivot, group.norm_power)
 
-    @property
-    def idf(self) -> np.ndarray:
-        return self.transformer.idf_
+    def weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        """The group's block for term counts in this vocabulary's columns."""
+        g = self.group
+        weights = bm25_weights(counts, self.idf, self.avg_length, g.k1, g.b)
+        return pivot_normalise(weights, self.pivot, g.norm_power)
 
     @cached_property
     def table(self) -> TermTable:
@@ -205,10 +252,11 @@ class GroupModel:
         return TermTable(self.terms)
 
     def transform(self, texts: EncodedTexts) -> sp.csr_matrix:
-        """Unit-norm TF-IDF rows of ``texts``; terms outside the vocabulary are ignored."""
-        counts = count_known_terms(texts, self.analyzer, self.table)
-        weighted = self.transformer.transform(counts.astype(np.float32))
-        return sp.csr_matrix(weighted, dtype=np.float32)
+        """The group's block of ``texts``; terms outside the vocabulary are ignored."""
+        return self.weigh(count_known_terms(texts, self.analyzer, self.table))
+
+    def stats(self) -> dict[str, float]:
+        return {"avg_length": self.avg_length, "pivot": self.pivot}
 
 
 def analyzer_for(group: FieldGroup) -> ItemAnalyzer:
@@ -244,18 +292,24 @@ def _chunk_bounds(n_items: int, n_chunks: int) -> list[tuple[int, int]]:
 
 
 class FieldGroupVectorizer:
-    """TF-IDF over weighted field groups of :class:`TrialRecord` objects.
+    """BM25-weighted field groups of :class:`TrialRecord` objects, as one vector each.
 
-    Each group's texts are encoded once, their terms counted by a compiled pass in
-    parallel chunks (:mod:`recommender.terms`, :mod:`recommender.counting`), then
-    weighted by scikit-learn's ``TfidfTransformer``: the result equals a
-    ``TfidfVectorizer`` per group with the group's :class:`ItemAnalyzer`,
-    ``min_df`` and ``max_df``.
+    Each group's texts are encoded once and their terms counted by a compiled pass in
+    parallel chunks (:mod:`recommender.terms`, :mod:`recommender.counting`; the
+    counts equal scikit-learn's ``CountVectorizer`` with the group's
+    :class:`ItemAnalyzer`, ``min_df`` and ``max_df``), then weighted by
+    :mod:`recommender.weighting`.
 
     Parameters
     ----------
     groups : sequence of FieldGroup, default DEFAULT_FIELD_GROUPS
         The field groups, their weights and vectoriser settings.
+    norm_power : float, default DEFAULT_NORM_POWER
+        Exponent of the pivoted norm whole rows are divided by (1: unit rows, so
+        scores are cosines; 0: no normalisation of whole rows).
+    learn_abbreviations : bool, default True
+        Learn short forms from the records' titles and texts when a group
+        expands them (``FieldGroup.expand_abbreviations``).
     n_jobs : int, default 1
         Threads used to count terms (a Dask cluster's workers under joblib's Dask
         backend); -1 uses every core.
@@ -268,17 +322,30 @@ class FieldGroupVectorizer:
         Group ``i`` owns columns ``offsets_[i]:offsets_[i + 1]`` of the output.
     n_features_ : int
         Width of the combined vectors.
+    pivot_ : float
+        Mean norm of the combined rows before their normalisation.
+    abbreviations_ : AbbreviationTable
+        Learned short forms (empty when no group expands them).
     """
 
     def __init__(
-        self, groups: Sequence[FieldGroup] = DEFAULT_FIELD_GROUPS, *, n_jobs: int = 1
+        self,
+        groups: Sequence[FieldGroup] = DEFAULT_FIELD_GROUPS,
+        *,
+        norm_power: float = DEFAULT_NORM_POWER,
+        learn_abbreviations: bool = True,
+        n_jobs: int = 1,
     ) -> None:
         names = [g.name for g in groups]
         if not names:
             raise ValueError("at least one field group is needed")
         if len(set(names)) != len(names):
             raise ValueError(f"field group names must be unique, got {names}")
+        if not 0 <= norm_power <= 1:
+            raise ValueError(f"norm_power must be in [0, 1], got {norm_power}")
         self.groups = tuple(groups)
+        self.norm_power = norm_power
+        self.learn_abbreviations = learn_abbreviations
         self.n_jobs = n_jobs
 
     def _encode(
@@ -286,15 +353,20 @@ class FieldGroupVectorizer:
     ) -> list[EncodedTexts]:
         """Each group's texts of ``records``, encoded for the compiled pass."""
         records = list(records)
-        if free_texts is None:
-            return [encode_texts([g.items(r) for r in records]) for g in self.groups]
-        if len(free_texts) != len(records):
+        if free_texts is not None and len(free_texts) != len(records):
             raise ValueError(f"{len(free_texts)} free texts for {len(records)} records")
-        extra = [[text] if text else [] for text in free_texts]
-        return [
-            encode_texts([g.items(r) + more for r, more in zip(records, extra, strict=True)])
-            for g in self.groups
-        ]
+        extra = [[text] if text else [] for text in free_texts or ()]
+        return [encode_texts(self._group_items(g, records, extra)) for g in self.groups]
+
+    def _group_items(
+        self, group: FieldGroup, records: list[TrialRecord], extra: list[list[str]]
+    ) -> list[list[str]]:
+        items = [group.items(r) for r in records]
+        if group.expand_abbreviations and len(self.abbreviations_):
+            items = [self.abbreviations_.expand(found) for found in items]
+        if extra and group.reads_free_text:
+            items = [found + more for found, more in zip(items, extra, strict=True)]
+        return items
 
     def fit_transform(self, records: Sequence[TrialRecord]) -> sp.csr_matrix:
         """Learn each group's vocabulary and IDF, and return the combined vectors.
@@ -306,12 +378,18 @@ class FieldGroupVectorizer:
         Returns
         -------
         X : csr_matrix of shape (n_records, n_features_), dtype float32
-            Rows of unit L2 norm; all-zero for a record with no text in any group.
+            Pivot-normalised rows (an average record's has norm 1); all-zero for a
+            record with no text in any group.
         """
         with _collector_paused():
             return self._fit_transform(records)
 
     def _fit_transform(self, records: Sequence[TrialRecord]) -> sp.csr_matrix:
+        self.abbreviations_ = AbbreviationTable(
+            learn_abbreviations(_prose(r) for r in records)
+            if self.learn_abbreviations and any(g.expand_abbreviations for g in self.groups)
+            else {}
+        )
         parts_by_group, texts = self._count_chunks(records)
         self.models_ = {}
         blocks = []
@@ -333,7 +411,9 @@ class FieldGroupVectorizer:
             self.models_[group.name], block = GroupModel.fit(group, terms, counts)
             blocks.append(block)
         self._set_offsets()
-        return self._combine(blocks)
+        combined = self._weighted(blocks)
+        self.pivot_ = mean_norm(combined)
+        return pivot_normalise(combined, self.pivot_, self.norm_power)
 
     def _count_chunks(
         self, records: Sequence[TrialRecord]
@@ -369,11 +449,12 @@ class FieldGroupVectorizer:
         ----------
         records : sequence of TrialRecord, length n_records
         free_texts : sequence of str, length n_records, optional
-            Free text of each record (a draft trial's description, a search), read
-            as one more item of *every* field group: its words then meet a trial's
-            condition and intervention lists as well as its prose. On the
-            development labels this scores nDCG@10 0.455 against 0.367 for the same
-            text read as a summary only (``docs/evaluation.md``).
+            Free text of each record (a draft trial's description, a patient note,
+            a search), read as one more item of each group with
+            ``reads_free_text`` (by default the whole text, titles and
+            eligibility, not the condition, intervention and sponsor lists, whose
+            phrases a note should not match as if it were a list;
+            ``docs/evaluation.md``).
 
         Returns
         -------
@@ -387,13 +468,12 @@ class FieldGroupVectorizer:
             else self.models_[g.name].transform(texts)
             for g, texts in zip(self.groups, encoded, strict=True)
         ]
-        return self._combine(blocks)
+        return pivot_normalise(self._weighted(blocks), self.pivot_, self.norm_power)
 
-    def _combine(self, blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
+    def _weighted(self, blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
         for group, block in zip(self.groups, blocks, strict=True):
             block.data *= np.float32(group.weight)  # the blocks are ours: no copy
-        combined = sp.hstack(blocks, format="csr", dtype=np.float32)
-        return normalize(combined, norm="l2", copy=False)
+        return sp.hstack(blocks, format="csr", dtype=np.float32)
 
     def _terms(self, group: FieldGroup) -> list[str]:
         model = self.models_[group.name]
@@ -433,13 +513,22 @@ class FieldGroupVectorizer:
         Returns
         -------
         params : dict
-            JSON-ready group settings.
+            JSON-ready settings and learned scalars: group settings, each group's
+            average length and pivot, the row pivot, the learned abbreviations.
         vocabularies : dict of str to list of str
             Each group's terms in column order.
         idfs : dict of str to ndarray of shape (n_terms,), dtype float32
         """
         self._check_fitted()
-        params = {"groups": [g.to_dict() for g in self.groups]}
+        params = {
+            "groups": [g.to_dict() for g in self.groups],
+            "norm_power": self.norm_power,
+            "pivot": self.pivot_,
+            "group_stats": {
+                name: model.stats() for name, model in self.models_.items() if model is not None
+            },
+            "abbreviations": self.abbreviations_.long_forms,
+        }
         vocabularies = {g.name: self._terms(g) for g in self.groups}
         idfs = {
             g.name: np.zeros(0, np.float32)
@@ -458,10 +547,28 @@ class FieldGroupVectorizer:
     ) -> FieldGroupVectorizer:
         """Rebuild a fitted vectoriser from :meth:`get_state` output."""
         groups = [FieldGroup.from_dict(g) for g in params["groups"]]
-        self = cls(groups)
+        self = cls(groups, norm_power=params["norm_power"])
+        self.pivot_ = float(params["pivot"])
+        self.abbreviations_ = AbbreviationTable(params["abbreviations"])
         self.models_ = {}
         for g in groups:
             terms = list(vocabularies[g.name])
-            self.models_[g.name] = GroupModel(g, terms, idfs[g.name]) if terms else None
+            stats = params["group_stats"].get(g.name, {})
+            self.models_[g.name] = (
+                GroupModel(g, terms, idfs[g.name], stats["avg_length"], stats["pivot"])
+                if terms
+                else None
+            )
         self._set_offsets()
         return self
+
+
+def _prose(record: TrialRecord) -> str:
+    """The texts in which a trial defines its abbreviations, in their original case."""
+    parts = (
+        record.brief_title,
+        record.official_title,
+        record.brief_summary,
+        record.detailed_description,
+    )
+    return " ".join(part for part in parts if part)

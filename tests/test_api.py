@@ -121,9 +121,10 @@ def test_similar_forgives_case_and_spaces(client: TestClient) -> None:
 def test_why_names_the_shared_terms_and_adds_up_to_the_score(client: TestClient) -> None:
     result = client.get("/similar/NCT00000001?k=1").json()["results"][0]
     fields = [w["field"] for w in result["why"]]
-    assert fields[0] == "conditions"  # the strongest part comes first
-    assert {"conditions", "interventions", "titles", "summaries"} >= set(fields)
-    conditions = result["why"][0]
+    scores = [w["score"] for w in result["why"]]
+    assert scores == sorted(scores, reverse=True)  # the strongest part comes first
+    assert {"conditions", "interventions", "titles", "text", "sponsor"} >= set(fields)
+    conditions = result["why"][fields.index("conditions")]
     assert "acute on chronic" in conditions["terms"]
     assert all(1 <= len(w["terms"]) <= 3 for w in result["why"])
     assert sum(w["score"] for w in result["why"]) == pytest.approx(result["score"], abs=1e-4)
@@ -251,11 +252,15 @@ def test_post_text_ranks_the_matching_cluster(client: TestClient) -> None:
     assert all(set(r) == RESULT_KEYS and r["why"] for r in body["results"])
 
 
-def test_post_text_is_read_in_every_field_group(client: TestClient) -> None:
+def test_post_text_is_read_in_the_free_text_groups(client: TestClient) -> None:
+    """A text meets the trials' condition and intervention names through the whole-text
+    group, which reads them too, not through the list groups' phrases."""
     response = client.post("/similar", json={"text": "budesonide for asthma", "k": 2})
     assert set(ids(response)) == {"NCT00000004", "NCT00000005"}  # both give budesonide
-    why_fields = {w["field"] for w in response.json()["results"][0]["why"]}
-    assert {"conditions", "interventions"} <= why_fields
+    why = response.json()["results"][0]["why"]
+    assert {w["field"] for w in why} <= {"titles", "text", "eligibility"}
+    text_terms = next(w["terms"] for w in why if w["field"] == "text")
+    assert "budesonide" in text_terms
 
 
 def test_post_partial_trial_uses_its_fields(client: TestClient) -> None:

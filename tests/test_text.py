@@ -40,21 +40,33 @@ def test_analyzer_keeps_phrases_and_inner_stop_words():
     assert terms[-1] == "msc"
 
 
-def test_rows_are_unit_norm_and_empty_record_is_zero():
-    X = FieldGroupVectorizer(_groups()).fit_transform(RECORDS)
+def test_norm_power_one_gives_unit_rows_and_empty_record_is_zero():
+    X = FieldGroupVectorizer(_groups(), norm_power=1.0).fit_transform(RECORDS)
     assert X.dtype == np.float32 and X.shape[0] == 4
     norms = sparse_norm(X, axis=1)
     np.testing.assert_allclose(norms[:3], 1.0, rtol=1e-5)
     assert norms[3] == 0.0
 
 
+def test_pivoted_rows_keep_part_of_their_length():
+    """With norm power p, a row's norm becomes (norm / pivot) ** (1 - p): a richer
+    record keeps a longer vector, an average one has norm 1."""
+    raw = FieldGroupVectorizer(_groups(), norm_power=0.0)
+    raw_norms = sparse_norm(raw.fit_transform(RECORDS), axis=1)[:3] * raw.pivot_
+    vectorizer = FieldGroupVectorizer(_groups(), norm_power=0.6)
+    norms = sparse_norm(vectorizer.fit_transform(RECORDS), axis=1)[:3]
+    np.testing.assert_allclose(vectorizer.pivot_, raw_norms.mean(), rtol=1e-5)
+    np.testing.assert_allclose(norms, (raw_norms / vectorizer.pivot_) ** 0.4, rtol=1e-4)
+    assert len(set(np.round(norms, 4))) == 3
+
+
 def test_record_with_only_some_groups_still_gets_a_vector():
     X = FieldGroupVectorizer(_groups()).fit_transform(RECORDS)
     vectorizer = FieldGroupVectorizer(_groups()).fit(RECORDS)
-    summaries = vectorizer.groups.index(next(g for g in vectorizer.groups if g.name == "summaries"))
+    text = vectorizer.groups.index(next(g for g in vectorizer.groups if g.name == "text"))
     cols = X[2].indices
     assert len(cols) > 0
-    assert set(vectorizer.group_of_column(cols)) == {summaries}
+    assert set(vectorizer.group_of_column(cols)) == {text}
 
 
 def test_group_weights_change_the_balance():
@@ -121,33 +133,49 @@ def test_parallel_chunks_give_the_same_vectors_as_one_process():
     assert (one != two).nnz == 0
 
 
-def test_a_single_group_equals_scikit_learn_tfidf_vectorizer():
-    from sklearn.feature_extraction.text import TfidfVectorizer
+def test_a_single_group_is_bm25_over_scikit_learn_counts():
+    """Written out from the BM25 formula over CountVectorizer counts, independently of
+    recommender.weighting: smoothed IDF, saturation k1, length normalisation b, rows
+    divided by norm ** p * pivot ** (1 - p), twice (group, then whole row)."""
+    from sklearn.feature_extraction.text import CountVectorizer
 
-    from recommender.text import ItemAnalyzer
-
-    group = FieldGroup("titles", ("brief_title",), ngram_range=(1, 2), min_df=1, max_df=1.0)
+    k1, b, p = 1.5, 0.75, 0.5
+    group = FieldGroup(
+        "titles", ("brief_title",), ngram_range=(1, 2), min_df=1, max_df=1.0, k1=k1, b=b,
+        norm_power=p,
+    )  # fmt: skip
     titles = [[r.brief_title] if r.brief_title else [] for r in RECORDS]
-    reference = TfidfVectorizer(analyzer=ItemAnalyzer(ngram_range=(1, 2)), sublinear_tf=True)
-    expected = reference.fit_transform(titles).toarray()
-    vectorizer = FieldGroupVectorizer([group], n_jobs=2)
-    np.testing.assert_allclose(vectorizer.fit_transform(RECORDS).toarray(), expected, rtol=1e-6)
+    reference = CountVectorizer(analyzer=ItemAnalyzer(ngram_range=(1, 2)))
+    tf = reference.fit_transform(titles).toarray().astype(np.float64)
+    n, df = tf.shape[0], (tf > 0).sum(axis=0)
+    idf = np.log((1 + n) / (1 + df)) + 1
+    length = tf.sum(axis=1, keepdims=True)
+    avg = length[length > 0].mean()
+    with np.errstate(invalid="ignore"):
+        w = idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avg))
+    w = np.nan_to_num(w)
+    for _ in range(2):
+        norms = np.linalg.norm(w, axis=1, keepdims=True)
+        pivot = norms[norms > 0].mean()
+        w = np.where(norms > 0, w / np.maximum(norms, 1e-30) ** p / pivot ** (1 - p), 0)
+    vectorizer = FieldGroupVectorizer([group], norm_power=p, n_jobs=2)
+    np.testing.assert_allclose(vectorizer.fit_transform(RECORDS).toarray(), w, rtol=1e-5)
     assert vectorizer.feature_names() == reference.get_feature_names_out().tolist()
 
 
-def test_free_text_is_one_more_item_of_every_group():
+def test_free_text_is_one_more_item_of_the_free_text_groups_only():
     vectorizer = FieldGroupVectorizer(_groups()).fit(RECORDS)
+    assert [g.name for g in vectorizer.groups if g.reads_free_text] == [
+        "titles", "text", "eligibility"
+    ]  # fmt: skip
     base = TrialRecord("NCT00000009", conditions=("Asthma",))
     text = "Liver failure treated with stem cells"
-    everywhere = replace(
-        base,
-        conditions=("Asthma", text),
-        interventions=(Intervention(text),),
-        brief_title=text,
-        brief_summary=text,
-    )
+    # A brief title is read by both the titles and the whole-text group.
+    as_fields = replace(base, brief_title=text, eligibility_criteria=text)
     with_text = vectorizer.transform([base], free_texts=[text])
-    assert (with_text != vectorizer.transform([everywhere])).nnz == 0
+    assert (with_text != vectorizer.transform([as_fields])).nnz == 0
+    as_condition = vectorizer.transform([replace(base, conditions=("Asthma", text))])
+    assert (with_text != as_condition).nnz > 0
     assert (with_text != vectorizer.transform([base])).nnz > 0
     empty = vectorizer.transform([base], free_texts=[""])
     assert (empty != vectorizer.transform([base])).nnz == 0
@@ -157,3 +185,22 @@ def test_free_texts_must_match_the_records():
     vectorizer = FieldGroupVectorizer(_groups()).fit(RECORDS)
     with pytest.raises(ValueError, match="2 free texts for 1 records"):
         vectorizer.transform(RECORDS[:1], free_texts=["a", "b"])
+
+
+def test_short_forms_in_lists_meet_their_long_forms():
+    """A condition written as "ACLF" shares terms with one spelled out, once the
+    corpus has defined the abbreviation; without the table they share none."""
+    define = "Acute-on-chronic liver failure (ACLF) is common. "
+    records = [
+        TrialRecord(f"NCT0000010{i}", brief_summary=define * 1 + f"Study {i}.") for i in range(3)
+    ] + [
+        TrialRecord("NCT00000201", conditions=("ACLF",)),
+        TrialRecord("NCT00000202", conditions=("Acute-on-chronic liver failure",)),
+    ]
+    groups = [replace(g, min_df=1, max_df=1.0) for g in DEFAULT_FIELD_GROUPS[:1]]
+    vectorizer = FieldGroupVectorizer(groups)
+    X = vectorizer.fit_transform(records)
+    assert vectorizer.abbreviations_.long_forms == {"ACLF": "acute on chronic liver failure"}
+    assert (X[3] @ X[4].T).toarray()[0, 0] > 0
+    plain = FieldGroupVectorizer(groups, learn_abbreviations=False).fit_transform(records)
+    assert (plain[3] @ plain[4].T).toarray()[0, 0] == 0
