@@ -2,13 +2,16 @@
 
 * :func:`field_group_ranker`: the index's own vectoriser with any field groups (the
   default, one group alone, the default without MeSH fields, a tuning candidate);
-* :func:`tfidf_ranker`: the baseline, one plain scikit-learn TF-IDF over all the
-  text the default reads, concatenated;
-* :class:`BM25Ranker`: Okapi BM25 (the ``bm25s`` package, a dev dependency) over
-  the same concatenated text.
+* :func:`tfidf_ranker`: the baseline, one plain scikit-learn TF-IDF (sublinear tf,
+  ``min_df=2``, English stop words, cosine) over the concatenated text of
+  :data:`PLAIN_FIELDS`: titles, summaries, conditions, keywords, intervention names;
+* :class:`BM25Ranker`: Okapi BM25 (the ``bm25s`` package, a dev dependency, English
+  stop words) over the same concatenated text.
 
-Each returns a :class:`~recommender.evaluate.Ranker`, so all are scored by the same
-:func:`~recommender.evaluate.evaluate`.
+Each returns a :class:`~recommender.evaluate.Ranker` that also ranks free text, so
+all are scored by the same :func:`~recommender.evaluate.evaluate` and
+:func:`~recommender.evaluate.evaluate_text` (the protocol of the reference figures
+in ``../shared/labels/README.md``).
 """
 
 from __future__ import annotations
@@ -19,11 +22,20 @@ from dataclasses import replace
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from recommender.evaluate import VectorRanker
+from recommender.evaluate import VectorRanker, free_text_vectorizer
 from recommender.records import TrialRecord
 from recommender.text import DEFAULT_FIELD_GROUPS, FieldGroup, FieldGroupVectorizer
 
 MESH_FIELDS: tuple[str, ...] = ("condition_mesh_terms", "intervention_mesh_terms")
+PLAIN_FIELDS: tuple[str, ...] = (
+    "brief_title",
+    "official_title",
+    "brief_summary",
+    "detailed_description",
+    "conditions",
+    "keywords",
+    "interventions",
+)
 
 
 def default_fields(groups: Sequence[FieldGroup] = DEFAULT_FIELD_GROUPS) -> tuple[str, ...]:
@@ -38,9 +50,24 @@ def without_fields(groups: Iterable[FieldGroup], fields: Iterable[str]) -> tuple
     return tuple(g for g in kept if g.fields)
 
 
-def concatenated_text(record: TrialRecord, fields: Sequence[str]) -> str:
-    """The record's ``fields`` as one text; list items end with a full stop."""
-    return " . ".join(FieldGroup("text", tuple(fields)).items(record))
+def concatenated_text(record: TrialRecord, fields: Sequence[str] = PLAIN_FIELDS) -> str:
+    """The record's ``fields`` as one text; list items end with a full stop.
+
+    Interventions contribute their names only (not their other names), arm groups
+    their labels; empty values are left out.
+    """
+    return " . ".join(item for name in fields for item in _field_items(record, name) if item)
+
+
+def _field_items(record: TrialRecord, name: str) -> list[str]:
+    value = getattr(record, name)
+    if name == "interventions":
+        return [intervention.name for intervention in value]
+    if name == "arm_groups":
+        return [arm.label for arm in value]
+    if isinstance(value, tuple):
+        return list(value)
+    return [value] if value else []
 
 
 def _ids(records: Sequence[TrialRecord]) -> np.ndarray:
@@ -65,35 +92,65 @@ def field_group_ranker(
     groups : sequence of FieldGroup
     n_jobs : int, default 1
         Processes for fitting the groups.
+
+    Returns
+    -------
+    VectorRanker
+        Ranks free text as the service does a posted ``text``.
     """
-    vectors = FieldGroupVectorizer(groups, n_jobs=n_jobs).fit_transform(records)
-    return VectorRanker(_ids(records), vectors)
+    vectorizer = FieldGroupVectorizer(groups, n_jobs=n_jobs)
+    vectors = vectorizer.fit_transform(records)
+    return VectorRanker(_ids(records), vectors, text_vectorizer=free_text_vectorizer(vectorizer))
 
 
 def tfidf_ranker(
-    records: Sequence[TrialRecord], fields: Sequence[str] | None = None
+    records: Sequence[TrialRecord], fields: Sequence[str] | None = None, *, min_df: int = 2
 ) -> VectorRanker:
-    """The baseline: scikit-learn's default TF-IDF with English stop words over one
-    concatenated text per record (unigrams, raw tf, smooth idf, L2 norm)."""
-    fields = default_fields() if fields is None else fields
-    texts = [concatenated_text(r, fields) for r in records]
-    vectors = TfidfVectorizer(stop_words="english", dtype=np.float32).fit_transform(texts)
-    return VectorRanker(_ids(records), vectors)
+    """The baseline: plain TF-IDF over one concatenated text per record, cosine.
 
-
-class BM25Ranker:
-    """Okapi BM25 over one concatenated text per record; the query is a trial's text.
-
-    Tokens are scikit-learn's (``\\b\\w\\w+\\b``, lower case, English stop words), as
-    in :func:`tfidf_ranker`, so the two differ only in weighting. BM25 scores are
-    not cosines and not symmetric; ranking only needs their order.
+    ``TfidfVectorizer(sublinear_tf=True, min_df=2, stop_words="english")``: unigrams
+    of ``\\b\\w\\w+\\b``, lower case, 1 + log tf, smooth idf, L2-normalised rows.
 
     Parameters
     ----------
     records : sequence of TrialRecord, length n
         Sorted by ``nct_id``.
     fields : sequence of str, optional
-        Defaults to every field the default index reads.
+        Record fields concatenated (:func:`concatenated_text`); :data:`PLAIN_FIELDS`
+        by default.
+    min_df : int, default 2
+        Terms in fewer records are dropped (lower only for tiny test corpora).
+
+    Returns
+    -------
+    VectorRanker
+        Vectors of shape (n, n_terms), dtype float32; free text (``top_k_text``) is
+        transformed by the same fitted vectoriser.
+    """
+    fields = PLAIN_FIELDS if fields is None else tuple(fields)
+    vectorizer = TfidfVectorizer(
+        sublinear_tf=True, min_df=min_df, stop_words="english", dtype=np.float32
+    )
+    vectors = vectorizer.fit_transform([concatenated_text(r, fields) for r in records])
+    return VectorRanker(_ids(records), vectors, text_vectorizer=vectorizer.transform)
+
+
+class BM25Ranker:
+    """Okapi BM25 over one concatenated text per record; the query is a trial's text
+    (:meth:`top_k`, :meth:`score`) or a free text (:meth:`top_k_text`).
+
+    Tokens are ``bm25s.tokenize``'s with ``stopwords="en"`` (``\\b\\w\\w+\\b``, lower
+    case, its English stop words, no stemming), for documents and queries alike.
+    BM25 scores are not cosines and not symmetric; ranking only needs their order,
+    and a record scoring 0 is never a result.
+
+    Parameters
+    ----------
+    records : sequence of TrialRecord, length n
+        Sorted by ``nct_id``.
+    fields : sequence of str, optional
+        Record fields concatenated (:func:`concatenated_text`); :data:`PLAIN_FIELDS`
+        by default.
     k1, b : float
         BM25 saturation and length normalisation (Lucene's defaults).
     """
@@ -108,33 +165,51 @@ class BM25Ranker:
     ) -> None:
         import bm25s
 
-        fields = default_fields() if fields is None else fields
+        fields = PLAIN_FIELDS if fields is None else tuple(fields)
         self.ids = _ids(records)
         self._row = {str(nct_id): i for i, nct_id in enumerate(self.ids)}
-        texts = [concatenated_text(r, fields) for r in records]
-        self._tokens = bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
+        self._tokens = _tokenize([concatenated_text(r, fields) for r in records])
         self._bm25 = bm25s.BM25(k1=k1, b=b)
         self._bm25.index(self._tokens, show_progress=False)
 
     def __contains__(self, nct_id: object) -> bool:
         return nct_id in self._row
 
+    def _token_scores(self, tokens: list[str]) -> np.ndarray:
+        """BM25 score of every record for a tokenised query, shape (n,), dtype float64."""
+        if not tokens:  # all stop words: bm25s cannot score an empty query
+            return np.zeros(len(self.ids))
+        return np.asarray(self._bm25.get_scores(tokens), dtype=np.float64)
+
     def _scores(self, query: str) -> np.ndarray:
         """BM25 score of every record for ``query``'s text, shape (n,), dtype float64."""
         row = self._row[query]
-        scores = np.asarray(self._bm25.get_scores(self._tokens[row]), dtype=np.float64)
+        scores = self._token_scores(self._tokens[row])
         scores[row] = -np.inf  # never the query itself
         return scores
 
+    def _best(self, scores: np.ndarray, k: int) -> list[str]:
+        """Ids of the ``k`` highest positive scores, best first, ties by id."""
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [str(self.ids[i]) for i in order if scores[i] > 0]
+
     def top_k(self, queries: Sequence[str], k: int) -> list[list[str]]:
-        rankings = []
-        for query in queries:
-            scores = self._scores(query)
-            order = np.argsort(-scores, kind="stable")[:k]
-            rankings.append([str(self.ids[i]) for i in order if scores[i] > 0])
-        return rankings
+        return [self._best(self._scores(query), k) for query in queries]
+
+    def top_k_text(self, texts: Sequence[str], k: int) -> list[list[str]]:
+        """The ``k`` best-scoring records for each text, tokenised as the records were."""
+        if not len(texts):
+            return []
+        return [self._best(self._token_scores(tokens), k) for tokens in _tokenize(texts)]
 
     def score(self, query: str, candidates: Sequence[str]) -> np.ndarray:
         scores = self._scores(query)
         rows = [self._row.get(c, -1) for c in candidates]
         return np.array([scores[r] if r >= 0 else -np.inf for r in rows])
+
+
+def _tokenize(texts: Sequence[str]) -> list[list[str]]:
+    """``bm25s`` tokens of each text: lower case, English stop words out, as str."""
+    import bm25s
+
+    return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)

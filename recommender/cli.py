@@ -217,13 +217,17 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def _add_evaluation_parsers(commands: argparse._SubParsersAction) -> None:
-    evaluate = commands.add_parser("evaluate", help="ranking metrics of an index on a labels file")
+    evaluate = commands.add_parser(
+        "evaluate", help="ranking metrics of an index on a labels file or folder"
+    )
     evaluate.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="index folder")
     evaluate.add_argument(
         "--labels",
         type=Path,
         required=True,
-        help='JSON: {"NCTquery": ["NCTrelated", ...]} or {"NCTquery": {"NCTid": 0|1|2}}',
+        help='JSON: {"NCTquery": ["NCTrelated", ...]} or {"NCTquery": {"NCTid": 0|1|2}}; '
+        "or a folder of free-text queries in the TREC/BEIR layout (queries.jsonl with "
+        '{"_id", "text"} lines, qrels.tsv with query-id, corpus-id, score 0|1|2)',
     )
     evaluate.add_argument("--k", default="1,5,10", help="cut-offs (%(default)s)")
     evaluate.add_argument(
@@ -249,16 +253,40 @@ def _add_evaluation_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from recommender.evaluate import IndexRanker, evaluate, format_table, load_labels, parse_ks
+    from recommender.evaluate import (
+        IndexRanker,
+        evaluate,
+        evaluate_text,
+        format_table,
+        load_labels,
+        load_text_queries,
+        parse_ks,
+    )
 
     try:
         ks = parse_ks(args.k)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
-    labels = load_labels(args.labels)
-    if args.rerank and not labels.graded:
-        raise BadInput(f"--rerank needs graded judgements; {args.labels} is a related list")
-    result = evaluate(IndexRanker(TrialIndex.load(args.index)), labels, ks, rerank=args.rerank)
+    if args.labels.is_dir():
+        if args.rerank:
+            raise BadInput(
+                f"--rerank needs graded judgements of indexed query trials; {args.labels} "
+                "holds free-text queries, which are always ranked over the whole index"
+            )
+        queries = load_text_queries(args.labels)
+        if queries.ignored_judgements:
+            print(
+                f"recommender evaluate: {queries.ignored_judgements:,} qrels lines of "
+                "query ids not in queries.jsonl ignored",
+                file=sys.stderr,
+            )
+        result = evaluate_text(IndexRanker(TrialIndex.load(args.index)), queries, ks)
+    else:
+        labels = load_labels(args.labels)
+        if args.rerank and not labels.graded:
+            raise BadInput(f"--rerank needs graded judgements; {args.labels} is a related list")
+        ranker = IndexRanker(TrialIndex.load(args.index))
+        result = evaluate(ranker, labels, ks, rerank=args.rerank)
     print(json.dumps(result.to_json(), indent=1) if args.json else format_table(result, ks))
     return EXIT_OK
 

@@ -1,4 +1,4 @@
-"""How good are the recommendations? Ranking metrics over a labels file.
+"""How good are the recommendations? Ranking metrics over a labels file or folder.
 
 Labels files come in two formats (JSON, one object keyed by query NCT id):
 
@@ -7,13 +7,23 @@ Labels files come in two formats (JSON, one object keyed by query NCT id):
 * *graded judgements*, ``{"NCTquery": {"NCTcandidate": 0 | 1 | 2, ...}}``: grade 0
   is a judged non-relevant candidate, any grade >= 1 is relevant.
 
-Two protocols:
+A labels *folder* in the TREC/BEIR layout holds free-text queries (a patient note, a
+draft's description) instead of indexed trials: ``queries.jsonl``, one
+``{"_id": ..., "text": ...}`` object a line, and ``qrels.tsv``, tab-separated
+``query-id corpus-id score`` lines (a header line first) with grades 0, 1, 2.
+
+Three protocols:
 
 * **full ranking** (default): the system ranks every indexed trial for the query
   (the query itself never counts) and the top ``max(ks)`` are scored;
 * **re-ranking** (``rerank=True``, graded judgements only): the system only orders
   the judged candidates of each query by cosine to the query, the usual protocol
-  of trial-similarity benchmarks; judged candidates missing from the index go last.
+  of trial-similarity benchmarks; judged candidates missing from the index go last;
+* **free text** (:func:`evaluate_text`, a labels folder): each query's text is
+  vectorised as the service vectorises a posted ``text`` and ranked against every
+  indexed trial. Judgements of trials the index lacks are dropped first (and
+  counted), so the figures measure ranking, not the corpus's coverage of the
+  judged trials.
 
 Metric definitions, per query, averaged over queries (macro average):
 
@@ -26,7 +36,8 @@ Metric definitions, per query, averaged over queries (macro average):
 * ``hit@k`` = 1 if any of the top k is relevant, else 0 (hit rate);
 * ``mrr@K`` = 1 / rank of the first relevant result within the top K = max(ks),
   0 if none (reciprocal rank);
-* ``coverage`` = share of the evaluated queries whose id is in the index.
+* ``coverage`` = share of the evaluated queries whose id is in the index (1 for
+  free-text queries, which need no id).
 
 A query with no relevant judgement has no recall or nDCG; it is left out and
 counted in ``skipped``. A query that is *not in the index* stays in: every metric
@@ -38,19 +49,27 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
 from recommender.index import TrialIndex
 from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours
-from recommender.records import InvalidNctIdError, validate_nct_id
+from recommender.records import InvalidNctIdError, TrialRecord, validate_nct_id
+
+if TYPE_CHECKING:
+    from recommender.text import FieldGroupVectorizer
 
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
+QUERIES_FILE, QRELS_FILE = "queries.jsonl", "qrels.tsv"
+QRELS_HEADER: tuple[str, ...] = ("query-id", "corpus-id", "score")
+DRAFT_ID = "NCT00000000"  # the id of the empty record a free-text query is read into
+
+TextVectorizer = Callable[[Sequence[str]], sp.csr_matrix]
 
 
 class LabelFormatError(ValueError):
@@ -133,6 +152,157 @@ def parse_labels(data: object, *, source: str = "labels") -> LabelSet:
             raise LabelFormatError(f"{where} lists itself as a candidate")
         judgements[query] = judged
     return LabelSet(judgements, graded)
+
+
+@dataclass(frozen=True)
+class TextQuerySet:
+    """Free-text queries and their graded judgements of trials, from a labels folder.
+
+    Attributes
+    ----------
+    texts : dict of str to str
+        ``{query id: text}``, in the order of ``queries.jsonl``.
+    judgements : dict of str to dict of str to int
+        ``{query id: {NCT id: grade}}`` for every query of ``texts`` (``{}`` for one
+        without a qrels line); grade 0 is judged not relevant, >= 1 relevant.
+    ignored_judgements : int, default 0
+        qrels lines about query ids that ``queries.jsonl`` lacks, left out.
+    """
+
+    texts: dict[str, str]
+    judgements: dict[str, dict[str, int]]
+    ignored_judgements: int = 0
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def load_text_queries(folder: str | os.PathLike) -> TextQuerySet:
+    """Read and check a labels folder in the TREC/BEIR layout.
+
+    Parameters
+    ----------
+    folder : str or path
+        Holds ``queries.jsonl`` and ``qrels.tsv`` (see the module docstring).
+
+    Returns
+    -------
+    TextQuerySet
+
+    Raises
+    ------
+    LabelFormatError
+        A missing or unreadable file, a malformed line (the message names the file
+        and line), a query id given twice, a trial judged twice for one query, or
+        qrels none of whose query ids is a query.
+    """
+    folder = Path(folder)
+    texts = _read_queries(_label_file(folder, QUERIES_FILE))
+    judgements, ignored = _read_qrels(_label_file(folder, QRELS_FILE), texts)
+    return TextQuerySet(texts, judgements, ignored)
+
+
+def _label_file(folder: Path, name: str) -> Path:
+    path = folder / name
+    if not path.is_file():
+        raise LabelFormatError(
+            f"{folder}: no {name} (a free-text labels folder holds {QUERIES_FILE} and {QRELS_FILE})"
+        )
+    return path
+
+
+def _numbered_lines(path: Path) -> list[tuple[str, str]]:
+    """``(where, line)`` of every non-blank line; ``where`` is ``"file, line n"``."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabelFormatError(f"cannot read labels file {path}: {exc}") from None
+    return [(f"{path}, line {n}", line) for n, line in enumerate(lines, 1) if line.strip()]
+
+
+def _read_queries(path: Path) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    for where, line in _numbered_lines(path):
+        query_id, text = _query_line(line, where)
+        if query_id in texts:
+            raise LabelFormatError(f"{where}: query id {query_id!r} appears twice")
+        texts[query_id] = text
+    if not texts:
+        raise LabelFormatError(f"{path}: no query")
+    return texts
+
+
+def _query_line(line: str, where: str) -> tuple[str, str]:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise LabelFormatError(f"{where}: not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise LabelFormatError(f'{where}: expected a JSON object with "_id" and "text"')
+    values = []
+    for key in ("_id", "text"):
+        value = data.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise LabelFormatError(f'{where}: "{key}" must be a non-empty string, got {value!r}')
+        values.append(value)
+    return values[0].strip(), values[1]
+
+
+def _read_qrels(path: Path, texts: Mapping[str, str]) -> tuple[dict[str, dict[str, int]], int]:
+    """Judgements of the queries of ``texts``, and the count of lines of other queries."""
+    judgements: dict[str, dict[str, int]] = {query: {} for query in texts}
+    lines = _numbered_lines(path)
+    if lines and _is_qrels_header(lines[0][1]):
+        lines = lines[1:]
+    ignored = 0
+    for where, line in lines:
+        query, candidate, grade = _qrels_line(line, where)
+        judged = judgements.get(query)
+        if judged is None:
+            ignored += 1
+        elif candidate in judged:
+            raise LabelFormatError(f"{where}: query {query!r} judges {candidate} a second time")
+        else:
+            judged[candidate] = grade
+    _check_qrels_queries(path, len(lines), ignored)
+    return judgements, ignored
+
+
+def _is_qrels_header(line: str) -> bool:
+    return tuple(part.strip().lower() for part in line.split("\t")) == QRELS_HEADER
+
+
+def _qrels_line(line: str, where: str) -> tuple[str, str, int]:
+    parts = [part.strip() for part in line.split("\t")]
+    if len(parts) != len(QRELS_HEADER):
+        raise LabelFormatError(
+            f"{where}: expected {len(QRELS_HEADER)} tab-separated columns "
+            f"({' '.join(QRELS_HEADER)}), got {len(parts)}"
+        )
+    query, raw_candidate, raw_grade = parts
+    if not query:
+        raise LabelFormatError(f"{where}: empty query id")
+    candidate = _nct_id(raw_candidate, where)
+    try:
+        grade = int(raw_grade)
+    except ValueError:
+        grade = -1
+    if grade < 0:
+        raise LabelFormatError(
+            f"{where}: grade of {candidate} must be a non-negative integer "
+            f"(0 not relevant, 1 and 2 relevant), got {raw_grade!r}"
+        )
+    return query, candidate, grade
+
+
+def _check_qrels_queries(path: Path, n_lines: int, ignored: int) -> None:
+    if not n_lines:
+        raise LabelFormatError(f"{path}: no judgement")
+    if ignored == n_lines:
+        raise LabelFormatError(
+            f"{path}: none of its query ids is in {QUERIES_FILE}; are the two files "
+            f"of the same label set?"
+        )
 
 
 def _nct_id(value: object, where: str) -> str:
@@ -235,6 +405,34 @@ class Ranker(Protocol):
         """Similarity of ``query`` to each candidate; -inf for one not indexed."""
         ...
 
+    def top_k_text(self, texts: Sequence[str], k: int) -> list[list[str]]:
+        """The ``k`` best trials for each free-text query (:func:`evaluate_text`)."""
+        ...
+
+
+def free_text_vectorizer(vectorizer: FieldGroupVectorizer) -> TextVectorizer:
+    """Vectorise texts as the service does a posted ``text`` with no other field.
+
+    Each text is read as the free text of an empty draft record (id :data:`DRAFT_ID`).
+
+    Parameters
+    ----------
+    vectorizer : FieldGroupVectorizer
+        Fitted.
+
+    Returns
+    -------
+    callable
+        ``texts`` (sequence of str, length n) to a csr_matrix of shape
+        (n, n_features), dtype float32.
+    """
+    draft = TrialRecord(DRAFT_ID)
+
+    def vectorize(texts: Sequence[str]) -> sp.csr_matrix:
+        return vectorizer.transform([draft] * len(texts), free_texts=list(texts))
+
+    return vectorize
+
 
 class VectorRanker:
     """Cosine ranking over unit-norm rows, e.g. a vectoriser's output in memory.
@@ -247,14 +445,24 @@ class VectorRanker:
         Unit L2-norm rows.
     search : CosineNeighbours, optional
         Already fitted on ``vectors`` (an index's postings); fitted here if absent.
+    text_vectorizer : callable, optional
+        Texts (sequence of str, length m) to query rows, a sparse matrix of shape
+        (m, n_features), dtype float32, in the space of ``vectors``; needed only by
+        :meth:`top_k_text`. A row's norm does not change its ranking.
     """
 
     def __init__(
-        self, ids: np.ndarray, vectors: sp.spmatrix, search: CosineNeighbours | None = None
+        self,
+        ids: np.ndarray,
+        vectors: sp.spmatrix,
+        search: CosineNeighbours | None = None,
+        *,
+        text_vectorizer: TextVectorizer | None = None,
     ) -> None:
         self.ids = np.asarray(ids)
         self.vectors = sp.csr_matrix(vectors, dtype=np.float32)
         self.search = search or CosineNeighbours(n_jobs=1).fit(self.vectors)
+        self.text_vectorizer = text_vectorizer
         self._row = {str(nct_id): i for i, nct_id in enumerate(self.ids)}
 
     def __contains__(self, nct_id: object) -> bool:
@@ -265,6 +473,25 @@ class VectorRanker:
         if not len(rows):
             return []
         found, _ = self.search.kneighbors(self.vectors[rows], k, exclude=rows)
+        return self._result_ids(found)
+
+    def top_k_text(self, texts: Sequence[str], k: int) -> list[list[str]]:
+        """The ``k`` rows of highest cosine to each text's vector, best first.
+
+        Raises
+        ------
+        TypeError
+            When the ranker was made without a ``text_vectorizer``.
+        """
+        if self.text_vectorizer is None:
+            raise TypeError("this ranker has no text_vectorizer: it cannot rank free text")
+        if not len(texts):
+            return []
+        found, _ = self.search.kneighbors(self.text_vectorizer(list(texts)), k)
+        return self._result_ids(found)
+
+    def _result_ids(self, found: np.ndarray) -> list[list[str]]:
+        """Ids of a (n_queries, k) array of rows, without the -1 padding."""
         return [[str(self.ids[i]) for i in row if i != NO_NEIGHBOUR] for row in found]
 
     def score(self, query: str, candidates: Sequence[str]) -> np.ndarray:
@@ -279,10 +506,16 @@ class VectorRanker:
 
 class IndexRanker(VectorRanker):
     """A saved index, ranked as the service ranks: its precomputed neighbour lists
-    (an exact search when ``k`` exceeds them), and its stored vectors for re-ranking."""
+    (an exact search when ``k`` exceeds them), its stored vectors for re-ranking, and
+    its vectoriser for free text, read as the service reads a posted ``text``."""
 
     def __init__(self, index: TrialIndex) -> None:
-        super().__init__(index.ids, index.vectors, search=index.search)
+        super().__init__(
+            index.ids,
+            index.vectors,
+            search=index.search,
+            text_vectorizer=free_text_vectorizer(index.vectorizer),
+        )
         self.index = index
 
     def top_k(self, queries: Sequence[str], k: int) -> list[list[str]]:
@@ -299,7 +532,7 @@ class EvaluationResult:
     Attributes
     ----------
     mode : str
-        ``"full"`` or ``"rerank"``.
+        ``"full"``, ``"rerank"`` or ``"text"`` (free-text queries, full ranking).
     metrics : dict of str to float
         Macro averages (see the module docstring), including ``coverage``.
     per_query : dict of str to dict of str to float
@@ -307,7 +540,11 @@ class EvaluationResult:
     not_in_index : list of str
         Evaluated queries the index lacks (scored 0).
     skipped : list of str
-        Queries without a relevant judgement (not evaluated).
+        Queries without a relevant judgement (not evaluated); for free-text queries,
+        also those left without one once judgements outside the index were dropped.
+    dropped_judgements : int, default 0
+        Judgements (any grade) of trials the index lacks, dropped before scoring
+        free-text queries.
     """
 
     mode: str
@@ -315,6 +552,7 @@ class EvaluationResult:
     per_query: dict[str, dict[str, float]] = field(repr=False)
     not_in_index: list[str]
     skipped: list[str]
+    dropped_judgements: int = 0
 
     @property
     def queries(self) -> int:
@@ -327,6 +565,7 @@ class EvaluationResult:
             "metrics": {name: round(value, 4) for name, value in self.metrics.items()},
             "not_in_index": len(self.not_in_index),
             "skipped": len(self.skipped),
+            "dropped_judgements": self.dropped_judgements,
         }
 
 
@@ -354,9 +593,7 @@ def evaluate(
     -------
     EvaluationResult
     """
-    ks = sorted(set(ks))
-    if not ks or ks[0] < 1:
-        raise ValueError(f"cut-offs must be positive integers, got {ks}")
+    ks = _checked_ks(ks)
     if rerank and not labels.graded:
         raise ValueError(
             "re-ranking needs graded judgements with judged non-relevant candidates; "
@@ -375,6 +612,67 @@ def evaluate(
     missing = [q for q in queries if q not in ranker]
     mode = "rerank" if rerank else "full"
     return EvaluationResult(mode, metrics, per_query, missing, skipped)
+
+
+def evaluate_text(
+    ranker: Ranker, queries: TextQuerySet, ks: Sequence[int] = DEFAULT_KS
+) -> EvaluationResult:
+    """Score ``ranker`` on free-text queries, ranked against every indexed trial.
+
+    Judgements of trials not in ``ranker`` are dropped first; a query left without
+    a relevant judgement is skipped. Gains are the grades (graded nDCG), unjudged
+    results have grade 0.
+
+    Parameters
+    ----------
+    ranker : Ranker
+        Needs ``__contains__`` and ``top_k_text``.
+    queries : TextQuerySet
+    ks : sequence of int, default (1, 5, 10)
+        Cut-offs; positive.
+
+    Returns
+    -------
+    EvaluationResult
+        Mode ``"text"``; ``dropped_judgements`` says how many judgements were dropped.
+    """
+    ks = _checked_ks(ks)
+    judgements, dropped = restrict_to_index(ranker, queries.judgements)
+    relevant = {q: any(g > 0 for g in judgements[q].values()) for q in queries.texts}
+    evaluated = [q for q, has in relevant.items() if has]
+    skipped = [q for q, has in relevant.items() if not has]
+    rankings = ranker.top_k_text([queries.texts[q] for q in evaluated], max(ks))
+    per_query = {
+        query: query_metrics(ranking, judgements[query], ks)
+        for query, ranking in zip(evaluated, rankings, strict=True)
+    }
+    metrics = _means(per_query, ks)
+    metrics["coverage"] = 1.0 if per_query else 0.0
+    return EvaluationResult("text", metrics, per_query, [], skipped, dropped_judgements=dropped)
+
+
+def restrict_to_index(
+    ranker: Ranker, judgements: Mapping[str, Mapping[str, int]]
+) -> tuple[dict[str, dict[str, int]], int]:
+    """``judgements`` without the candidates ``ranker`` lacks, and how many went.
+
+    Returns
+    -------
+    kept : dict of str to dict of str to int
+        Every query of ``judgements``, with only its indexed candidates.
+    dropped : int
+        Judgements (any grade) removed.
+    """
+    kept = {q: {c: g for c, g in judged.items() if c in ranker} for q, judged in judgements.items()}
+    total = sum(len(judged) for judged in judgements.values())
+    return kept, total - sum(len(judged) for judged in kept.values())
+
+
+def _checked_ks(ks: Sequence[int]) -> list[int]:
+    ks = sorted(set(ks))
+    if not ks or ks[0] < 1:
+        raise ValueError(f"cut-offs must be positive integers, got {ks}")
+    return ks
 
 
 def _rankings(ranker: Ranker, queries: list[str], ks: Sequence[int]) -> dict[str, list[str]]:
@@ -413,6 +711,10 @@ def format_table(result: EvaluationResult, ks: Sequence[int] = DEFAULT_KS) -> st
         lines.append(f"{family:<10}{values}")
     lines.append(f"{'mrr@' + str(max(ks)):<10}{result.metrics[f'mrr@{max(ks)}']:>9.4f}")
     lines.append(f"{'coverage':<10}{result.metrics['coverage']:>9.4f}")
+    if result.mode == "text" or result.dropped_judgements:
+        lines.append(
+            f"judgements dropped, their trial not in the index: {result.dropped_judgements:,}"
+        )
     return "\n".join(lines)
 
 
