@@ -80,10 +80,11 @@ class SimilarResponse(BaseModel):
 class SimilarQuery(BaseModel):
     """A trial that need not be registered: free text, partial trial fields, or both.
 
-    ``text`` is read in every field group (as ``recommender similar --text`` reads
-    it), so its words meet conditions and interventions as well as summaries; the
-    other fields go to the record fields of the same name, so a condition matches
-    conditions. At least one must hold a word the index knows.
+    ``text`` is read into the free-text groups (whole text, titles, eligibility; as
+    ``recommender similar --text`` reads it), so its words meet trials' prose and
+    condition and intervention names; the other fields go to the record fields of
+    the same name, so a condition matches conditions. At least one must hold a word
+    the index knows.
     """
 
     model_config = ConfigDict(

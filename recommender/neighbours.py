@@ -8,7 +8,7 @@ block of it, is ever held. Blocks of rows run in parallel on joblib threads; the
 compiled kernels release the GIL, so threads share the matrix instead of copying it.
 
 The cost of ``Q @ X.T`` is the sum over terms of df squared, and the few words that
-occur in more than about 1% of trials' summaries make nearly all of it. The
+occur in more than about 5% of trials' texts make nearly all of it. The
 ``"pruned"`` method of :meth:`CosineNeighbours.all_kneighbors` therefore finds
 candidates through every term but those (the ``prunable`` columns that are frequent),
 then scores every candidate exactly over all its terms and keeps the best k. Rows
@@ -48,12 +48,12 @@ class CosineNeighbours:
     method : {"pruned", "exact"}, default "pruned"
         How :meth:`all_kneighbors` finds candidates (see the module docstring);
         :meth:`kneighbors` is always exact.
-    frequent_df : float, default 0.01
+    frequent_df : float, default 0.05
         For ``"pruned"``: prunable terms in more than this share of rows do not
         propose candidates (they still count in every score).
     candidates : int or None, default None
         For ``"pruned"``: candidates scored exactly per row; None means
-        ``max(4 * k, 100)``.
+        ``max(6 * k, 100)``.
     prunable : ndarray of shape (n_features,), dtype bool, optional
         For ``"pruned"``: the columns that may be left out when frequent (long free
         text, where frequent words carry little); None means every column.
@@ -74,7 +74,7 @@ class CosineNeighbours:
         self,
         *,
         method: str = "pruned",
-        frequent_df: float = 0.01,
+        frequent_df: float = 0.05,
         candidates: int | None = None,
         prunable: np.ndarray | None = None,
         block_size: int = 512,
@@ -237,7 +237,7 @@ class CosineNeighbours:
 
     def _pruned_rows(self, X, indptr, own, k):
         rare = self.rare_postings_
-        n_candidates = self.candidates or max(4 * k, 100)
+        n_candidates = self.candidates or max(6 * k, 100)
         candidates = np.empty((len(own), n_candidates), dtype=np.int32)
         n_touched = rows_candidates(
             indptr, X.indices, X.data, rare.indptr, rare.indices, rare.data,
