@@ -195,7 +195,7 @@ DEFAULT_FIELD_GROUPS: tuple[FieldGroup, ...] = (
     FieldGroup("titles", ("brief_title", "official_title", "acronym"), 0.5, ngram_range=(1, 2)),
     FieldGroup("text", TEXT_FIELDS, weight=1.0, prune_frequent=True),
     FieldGroup("sponsor", ("lead_sponsor",), 0.3, whole_items=True, reads_free_text=False),
-    FieldGroup("eligibility", ("eligibility_criteria",), weight=0.5),
+    FieldGroup("eligibility", ("eligibility_criteria",), weight=0.5, prune_frequent=True),
 )
 # Exponent of the pivoted norm of whole rows (see FieldGroupVectorizer).
 DEFAULT_NORM_POWER = 0.6
