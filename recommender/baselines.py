@@ -24,18 +24,11 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recommender.evaluate import VectorRanker, free_text_vectorizer
 from recommender.records import TrialRecord
-from recommender.text import DEFAULT_FIELD_GROUPS, FieldGroup, FieldGroupVectorizer
+from recommender.text import DEFAULT_FIELD_GROUPS, TEXT_FIELDS, FieldGroup, FieldGroupVectorizer
 
 MESH_FIELDS: tuple[str, ...] = ("condition_mesh_terms", "intervention_mesh_terms")
-PLAIN_FIELDS: tuple[str, ...] = (
-    "brief_title",
-    "official_title",
-    "brief_summary",
-    "detailed_description",
-    "conditions",
-    "keywords",
-    "interventions",
-)
+# The baselines read the text the default's whole-text group reads.
+PLAIN_FIELDS: tuple[str, ...] = TEXT_FIELDS
 
 
 def default_fields(groups: Sequence[FieldGroup] = DEFAULT_FIELD_GROUPS) -> tuple[str, ...]:
