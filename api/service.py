@@ -15,10 +15,8 @@ import scipy.sparse as sp
 
 from api.schemas import IndexInfo, SimilarQuery, SimilarResponse, SimilarResult, WhyTerm
 from recommender.index import Neighbour, TrialIndex
-from recommender.records import Intervention, TrialRecord
+from recommender.records import DRAFT_ID, Intervention, TrialRecord
 
-# The id a not-yet-registered query trial carries inside the engine; never shown.
-QUERY_PLACEHOLDER_ID = "NCT00000000"
 WHY_TERMS = 3
 TITLE_FROM_TEXT = 120
 
@@ -67,7 +65,7 @@ def similar_to_query(index: TrialIndex, query: SimilarQuery) -> SimilarResponse:
 def query_record(query: SimilarQuery) -> TrialRecord:
     """A :class:`TrialRecord` holding the query's fields (its free text is read apart)."""
     return TrialRecord(
-        QUERY_PLACEHOLDER_ID,
+        DRAFT_ID,
         brief_title=query.title or "",
         official_title=query.official_title or "",
         acronym=query.acronym or "",

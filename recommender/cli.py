@@ -17,7 +17,7 @@ from recommender.build import DEFAULT_K, BuildSummary, build_index
 from recommender.evaluate import LabelFormatError
 from recommender.index import DamagedIndexError, NotInIndexError, TrialIndex
 from recommender.ingest import SourceError
-from recommender.records import InvalidNctIdError, TrialRecord
+from recommender.records import DRAFT_ID, InvalidNctIdError, TrialRecord
 
 DEFAULT_INDEX = Path("models/index")
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
@@ -164,7 +164,7 @@ def run_similar(args: argparse.Namespace) -> int:
         raise BadInput("give either an NCT id or --text, not both")
     index = TrialIndex.load(args.index)
     if args.text is not None:
-        query = index.vectorize(TrialRecord("NCT00000000"), text=args.text)
+        query = index.vectorize(TrialRecord(DRAFT_ID), text=args.text)
         if query.nnz == 0:
             raise BadInput("none of the words of --text occur in this index")
         results = index.similar_to_vector(query, args.k)

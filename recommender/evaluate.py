@@ -59,7 +59,7 @@ import scipy.sparse as sp
 
 from recommender.index import TrialIndex
 from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours
-from recommender.records import InvalidNctIdError, TrialRecord, validate_nct_id
+from recommender.records import DRAFT_ID, InvalidNctIdError, TrialRecord, validate_nct_id
 
 if TYPE_CHECKING:
     from recommender.text import FieldGroupVectorizer
@@ -67,7 +67,6 @@ if TYPE_CHECKING:
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
 QUERIES_FILE, QRELS_FILE = "queries.jsonl", "qrels.tsv"
 QRELS_HEADER: tuple[str, ...] = ("query-id", "corpus-id", "score")
-DRAFT_ID = "NCT00000000"  # the id of the empty record a free-text query is read into
 
 TextVectorizer = Callable[[Sequence[str]], sp.csr_matrix]
 

@@ -15,6 +15,9 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 NCT_ID_PATTERN = re.compile(r"NCT[0-9]{8}")  # not \d, which admits non-ASCII digits
+# The id a not-yet-registered query trial (a draft, a posted text) carries inside the
+# engine; never shown, and never a registry id (numbering starts at NCT00000102).
+DRAFT_ID = "NCT00000000"
 
 
 class InvalidNctIdError(ValueError):
