@@ -24,7 +24,13 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recommender.evaluate import VectorRanker, free_text_vectorizer
 from recommender.records import TrialRecord
-from recommender.text import DEFAULT_FIELD_GROUPS, TEXT_FIELDS, FieldGroup, FieldGroupVectorizer
+from recommender.text import (
+    DEFAULT_FIELD_GROUPS,
+    TEXT_FIELDS,
+    FieldGroup,
+    FieldGroupVectorizer,
+    field_items,
+)
 
 MESH_FIELDS: tuple[str, ...] = ("condition_mesh_terms", "intervention_mesh_terms")
 # The baselines read the text the default's whole-text group reads.
@@ -49,18 +55,7 @@ def concatenated_text(record: TrialRecord, fields: Sequence[str] = PLAIN_FIELDS)
     Interventions contribute their names only (not their other names), arm groups
     their labels; empty values are left out.
     """
-    return " . ".join(item for name in fields for item in _field_items(record, name) if item)
-
-
-def _field_items(record: TrialRecord, name: str) -> list[str]:
-    value = getattr(record, name)
-    if name == "interventions":
-        return [intervention.name for intervention in value]
-    if name == "arm_groups":
-        return [arm.label for arm in value]
-    if isinstance(value, tuple):
-        return list(value)
-    return [value] if value else []
+    return " . ".join(field_items(record, fields, other_names=False))
 
 
 def _ids(records: Sequence[TrialRecord]) -> np.ndarray:

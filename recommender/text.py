@@ -122,20 +122,7 @@ class FieldGroup:
 
     def items(self, record: TrialRecord) -> list[str]:
         """The strings of ``record`` this group reads, one per list item or text."""
-        items: list[str] = []
-        for name in self.fields:
-            value = getattr(record, name)
-            if name == "interventions":
-                for intervention in value:
-                    items.append(intervention.name)
-                    items.extend(intervention.other_names)
-            elif name == "arm_groups":
-                items.extend(arm.label for arm in value)
-            elif isinstance(value, tuple):
-                items.extend(value)
-            elif value:
-                items.append(value)
-        return [item for item in items if item]
+        return field_items(record, self.fields)
 
     def to_dict(self) -> dict:
         return {
@@ -160,6 +147,31 @@ class FieldGroup:
         values["fields"] = tuple(values["fields"])
         values["ngram_range"] = tuple(values["ngram_range"])
         return cls(**values)
+
+
+def field_items(
+    record: TrialRecord, fields: Sequence[str], *, other_names: bool = True
+) -> list[str]:
+    """The non-empty strings of ``record``'s ``fields``, one per list item or text.
+
+    Interventions give their names (and, with ``other_names``, their other names),
+    arm groups their labels.
+    """
+    items: list[str] = []
+    for name in fields:
+        value = getattr(record, name)
+        if name == "interventions":
+            for intervention in value:
+                items.append(intervention.name)
+                if other_names:
+                    items.extend(intervention.other_names)
+        elif name == "arm_groups":
+            items.extend(arm.label for arm in value)
+        elif isinstance(value, tuple):
+            items.extend(value)
+        elif value:
+            items.append(value)
+    return [item for item in items if item]
 
 
 # Tuned on the development labels of docs/evaluation.md (publication sisters, TREC
