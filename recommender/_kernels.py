@@ -97,14 +97,16 @@ def rows_candidates(
     t_data,
     n_rows,
     exclude,
+    max_terms,
     out_ids,
 ):
     """Best len(out_ids[i]) rows for each query row by a partial score.
 
     Like rows_top_k, but only touched rows are scanned and reset, which is what makes
-    a pass over the short postings of rare terms cheap. Returns, per query row, how
-    many rows had a non-zero partial score (all of them are candidates when that is
-    no more than the number asked for).
+    a pass over the short postings of rare terms cheap; and only a row's
+    ``max_terms`` heaviest terms with postings propose candidates (0: all of them).
+    Returns, per query row, how many rows had a non-zero partial score (all of them
+    are candidates when that is no more than the number asked for).
     """
     n_queries = q_indptr.shape[0] - 1
     n_touched = np.zeros(n_queries, dtype=np.int64)
@@ -115,9 +117,12 @@ def rows_candidates(
     heap_ids = np.full(k, -1, dtype=np.int32)
     for i in range(n_queries):
         count = 0
+        floor = _term_weight_floor(q_indptr, q_indices, q_data, t_indptr, i, max_terms)
         for p in range(q_indptr[i], q_indptr[i + 1]):
             term = q_indices[p]
             weight = q_data[p]
+            if weight < floor:
+                continue
             for s in range(t_indptr[term], t_indptr[term + 1]):
                 j = t_indices[s]
                 if acc[j] == 0.0:
@@ -137,6 +142,28 @@ def rows_candidates(
         out_ids[i, :] = heap_ids
         n_touched[i] = count
     return n_touched
+
+
+@njit(nogil=True, cache=True)
+def _term_weight_floor(q_indptr, q_indices, q_data, t_indptr, i, max_terms):
+    """The weight of row i's ``max_terms``-th heaviest term that has postings.
+
+    Terms below it propose no candidates. 0 when the row has no more such terms
+    than that (or max_terms is 0), so every term passes.
+    """
+    start, stop = q_indptr[i], q_indptr[i + 1]
+    if max_terms <= 0 or stop - start <= max_terms:
+        return np.float32(0.0)
+    weights = np.empty(stop - start, dtype=np.float32)
+    n = 0
+    for p in range(start, stop):
+        term = q_indices[p]
+        if t_indptr[term + 1] > t_indptr[term]:
+            weights[n] = q_data[p]
+            n += 1
+    if n <= max_terms:
+        return np.float32(0.0)
+    return np.partition(weights[:n], n - max_terms)[n - max_terms]
 
 
 @njit(nogil=True, cache=True)

@@ -3,6 +3,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
+from recommender._kernels import rows_candidates
 from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours
 
 
@@ -131,12 +132,34 @@ def test_pruning_only_touches_prunable_columns():
     assert (ids == ref_ids).mean() > 0.99
 
 
+def test_only_a_rows_heaviest_terms_propose_candidates():
+    # Row 0 leans on term 0; row 1 shares only term 0 with it, row 2 only term 1.
+    X = normalize(sp.csr_matrix(np.float32([[0.9, 0.1, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])))
+    P = X.T.tocsr()
+    candidates = np.full((1, 3), -1, dtype=np.int32)
+    own = np.zeros(1, dtype=np.int64)
+    args = (X.indptr[:2], X.indices, X.data, P.indptr, P.indices, P.data, 3, own)
+    assert rows_candidates(*args, 0, candidates)[0] == 3  # every term: all three rows
+    assert rows_candidates(*args, 1, candidates)[0] == 2  # the heaviest: itself and row 1
+    assert set(candidates[0]) == {1, -1}
+
+
+def test_query_terms_keeps_recall_where_rows_have_many_terms():
+    X = topical_corpus(1500, 30, 2)
+    search = CosineNeighbours(frequent_df=0.05, candidates=40, query_terms=8, block_size=100)
+    ids, _ = search.fit(X).all_kneighbors(X, 10)
+    ref_ids, _ = brute_force(X, X, 10, exclude=np.arange(1500))
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, ref_ids, strict=True)])
+    assert recall > 0.9
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
         ({"method": "fast"}, "method must be"),
         ({"frequent_df": 0}, "frequent_df"),
         ({"candidates": 0}, "candidates"),
+        ({"query_terms": 0}, "query_terms"),
         ({"block_size": 0}, "block_size"),
     ],
 )
