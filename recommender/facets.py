@@ -51,11 +51,14 @@ class Facets:
     codes: Mapping[str, np.ndarray]
 
     @classmethod
-    def from_records(cls, records: Sequence[TrialRecord]) -> Facets:
+    def from_records(cls, records: Iterable[TrialRecord]) -> Facets:
+        """Code the facets of ``records``, read once (they may be decoded from disk)."""
         labels: dict[str, list[str]] = {}
         codes: dict[str, np.ndarray] = {}
-        for facet, attr in FACET_FIELDS.items():
-            values = [_as_tuple(getattr(r, attr)) for r in records]
+        attrs = list(FACET_FIELDS.values())
+        by_record = [[_as_tuple(getattr(r, attr)) for attr in attrs] for r in records]
+        for j, facet in enumerate(FACET_FIELDS):
+            values = [row[j] for row in by_record]
             seen = sorted({v for vs in values for v in vs})
             if facet == "phase" and len(seen) > 31:
                 raise ValueError(f"too many distinct phases to code: {seen}")

@@ -320,15 +320,33 @@ def read_records(
         If any source cannot be read at all; every source is checked before any
         is read, so a typo in the last one fails fast.
     """
+    report = IngestReport()
+    kept: dict[str, TrialRecord] = {}
+    for record in iter_records(sources, report, progress=progress):
+        if record.nct_id in kept:
+            report.replaced += 1
+        kept[record.nct_id] = record
+    report.studies = len(kept)
+    return sorted(kept.values(), key=lambda record: record.nct_id), report
+
+
+def iter_records(
+    sources: Sequence[PathLike] | PathLike, report: IngestReport, *, progress: bool = False
+) -> Iterator[TrialRecord]:
+    """Every readable record of ``sources`` in read order, duplicates included.
+
+    What :func:`read_records` reads, one record at a time (a build streams them to
+    disk, :func:`recommender.spool.spool_records`). Per-source counts and skipped
+    items are added to ``report`` as reading goes; ``replaced`` and ``studies`` are
+    left to the caller, which decides which copy of a trial it keeps.
+
+    Raises
+    ------
+    SourceError
+        Before the first record, if any source cannot be read at all.
+    """
     if isinstance(sources, str | os.PathLike):
         sources = [sources]
     formats = [detect_format(source) for source in sources]
-    report = IngestReport()
-    kept: dict[str, TrialRecord] = {}
     for source, fmt in zip(sources, formats, strict=True):
-        for record in _read_source(source, fmt, report, progress):
-            if record.nct_id in kept:
-                report.replaced += 1
-            kept[record.nct_id] = record
-    report.studies = len(kept)
-    return sorted(kept.values(), key=lambda record: record.nct_id), report
+        yield from _read_source(source, fmt, report, progress)

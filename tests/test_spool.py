@@ -1,0 +1,60 @@
+"""Records streamed to disk while reading: the same records as reading into memory."""
+
+import json
+
+import numpy as np
+import pytest
+
+from recommender.ingest import IngestReport, iter_records, read_records
+from recommender.records import ArmGroup, Intervention, TrialRecord
+from recommender.spool import UNSORTED_FILE, spool_records
+from recommender.store import decode_record, encode_record
+from tests.factories import write_studies
+
+
+def test_spooled_records_equal_records_read_into_memory(tmp_path):
+    source = write_studies(tmp_path / "studies")
+    expected, _ = read_records([source, source])  # each study read twice: last wins
+    store, replaced = spool_records(iter_records([source, source], IngestReport()), tmp_path)
+    assert list(store) == expected
+    assert replaced == len(expected)
+    assert store[1:3] == expected[1:3]
+    assert not (tmp_path / UNSORTED_FILE).exists()
+
+
+def test_the_last_copy_of_a_trial_wins_and_lines_come_out_sorted(tmp_path):
+    first = TrialRecord("NCT00000003", brief_title="first copy")
+    records = [first, TrialRecord("NCT00000001"), TrialRecord("NCT00000003", brief_title="é")]
+    store, replaced = spool_records(records, tmp_path)
+    assert [r.nct_id for r in store] == ["NCT00000001", "NCT00000003"]
+    assert store[1].brief_title == "é" and replaced == 1
+    lines = (tmp_path / "records.jsonl").read_bytes().splitlines()
+    assert [json.loads(line)["nct_id"] for line in lines] == ["NCT00000001", "NCT00000003"]
+    offsets = np.load(tmp_path / "records.offsets.npy")
+    assert offsets[-1] == (tmp_path / "records.jsonl").stat().st_size
+
+
+def test_no_records_make_an_empty_store(tmp_path):
+    store, replaced = spool_records([], tmp_path)
+    assert len(store) == 0 and list(store) == [] and replaced == 0
+
+
+def test_a_record_encodes_as_its_dict_and_decodes_to_itself():
+    record = TrialRecord(
+        "NCT00000001",
+        brief_title="Ünïcode title",
+        conditions=("Asthma",),
+        interventions=(Intervention("Drug A", "DRUG", other_names=("A",)),),
+        arm_groups=(ArmGroup("Arm 1", intervention_names=("Drug A",)),),
+        phases=("PHASE2",),
+    )
+    line = encode_record(record)
+    assert json.loads(line) == json.loads(json.dumps(record.to_dict()))
+    assert decode_record(line) == record
+
+
+def test_a_damaged_line_is_a_value_error():
+    with pytest.raises(ValueError):
+        decode_record(b'{"nct_id": "not an id"}\n')
+    with pytest.raises(ValueError):
+        decode_record(b'{"nct_id": "NCT000')
