@@ -160,7 +160,9 @@ def format_build_summary(summary: BuildSummary) -> str:
 
 
 def run_similar(args: argparse.Namespace) -> int:
-    if (args.nct_id is None) == (args.text is None):
+    if args.nct_id is None and args.text is None:
+        raise BadInput("give either an NCT id or --text: neither was given")
+    if args.nct_id is not None and args.text is not None:
         raise BadInput("give either an NCT id or --text, not both")
     index = TrialIndex.load(args.index)
     if args.text is not None:
