@@ -113,7 +113,11 @@ def build_index(
             {**describe_source(path), **vars(summary)}
             for path, summary in zip(sources, report.sources, strict=True)
         ],
-        "ingest": {"skipped": len(report.skipped), "replaced": report.replaced},
+        "ingest": {
+            "skipped": len(report.skipped),
+            "ignored": len(report.ignored),
+            "replaced": report.replaced,
+        },
         "neighbour_method": neighbour_method,
     }
     path = save_index(
@@ -170,4 +174,5 @@ def _report_dict(report: IngestReport) -> dict:
         "sources": [vars(s) for s in report.sources],
         "replaced": report.replaced,
         "skipped": [vars(s) for s in report.skipped],
+        "ignored": [vars(s) for s in report.ignored],
     }

@@ -145,6 +145,7 @@ def format_build_summary(summary: BuildSummary) -> str:
         lines.append(
             f"  {source.path} ({source.format}): {source.read:,} studies read, "
             f"{source.skipped:,} skipped"
+            + (f", {source.ignored:,} ignored (not studies)" if source.ignored else "")
         )
     lines.append(f"studies indexed: {summary.studies:,}")
     lines.append(f"duplicates replaced by a later source: {report.replaced:,}")
@@ -153,6 +154,10 @@ def format_build_summary(summary: BuildSummary) -> str:
     for reason, count in reasons.most_common(10):
         example = next(i for i in report.skipped if i.reason == reason)
         lines.append(f"  {count:,} x {reason} (e.g. {example.source}: {example.item})")
+    if report.ignored:
+        names = ", ".join(item.item for item in report.ignored[:3])
+        more = f" and {len(report.ignored) - 3:,} more" if len(report.ignored) > 3 else ""
+        lines.append(f"ignored, not studies: {len(report.ignored):,} ({names}{more})")
     vocab = ", ".join(f"{name} {size:,}" for name, size in summary.vocabulary.items())
     lines.append(f"vocabulary: {vocab}; {summary.nonzeros:,} non-zeros")
     lines.append("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))

@@ -25,11 +25,15 @@ Formats, by path:
 A JSON document (file, member, line) may hold a study, an API response page
 ``{"studies": [...]}`` or a list of studies. In folders and zips only ``.json`` and
 ``.xml`` files are looked at: other files (``README.md``, ``*.page.txt``) are not
-registry data by name and are passed over without a report. Every ``.json`` or
-``.xml`` file that does not yield a study *is* reported, as is every bad line,
-member or record: a :class:`SkippedItem` with its name and a one-line reason. Nothing
-is skipped silently and one bad item never stops a read. Only a source that cannot
-be read at all raises :class:`SourceError`.
+registry data by name and are passed over without a report. A ``.json`` or
+``.xml`` file that is plainly not a study (a label file such as
+``expected_related.json``: a JSON object without any of a study's sections, or an
+XML root other than ``<clinical_study>``, in a file not named ``NCT<8 digits>``) is
+listed in ``IngestReport.ignored``: nothing was lost. Every other file that does not
+yield a study *is* reported as skipped, as is every bad line, member or record: a
+:class:`SkippedItem` with its name and a one-line reason. Nothing is passed over
+silently and one bad item never stops a read. Only a source that cannot be read at
+all raises :class:`SourceError`.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from recommender.ingest.ctgov_xml import (
     parse_study_xml,
 )
 from recommender.ingest.errors import (
+    NotAStudyError,
     Outcome,
     RecordError,
     SourceError,
@@ -71,6 +76,7 @@ from recommender.records import TrialRecord
 __all__ = [
     "FORMATS",
     "IngestReport",
+    "NotAStudyError",
     "RecordError",
     "SkippedItem",
     "SourceError",
@@ -115,36 +121,48 @@ class SkippedItem:
 
 @dataclass
 class SourceSummary:
-    """What one source gave: records ``read`` (before de-duplication) and ``skipped`` items."""
+    """What one source gave: records ``read`` (before de-duplication), ``skipped`` items
+    and ``ignored`` files that are not studies."""
 
     path: str
     format: str
     read: int = 0
     skipped: int = 0
+    ignored: int = 0
 
 
 @dataclass
 class IngestReport:
     """What a read did: per-source counts, every skipped item, and de-duplication.
 
-    ``replaced`` counts records overwritten by a later one with the same NCT id;
-    ``studies`` is the number of unique records kept (set by :func:`read_records`).
+    ``skipped`` lists items that should have been studies and were not readable;
+    ``ignored`` lists files of a folder or zip that are plainly not studies (label
+    files, notes), which lose nothing. ``replaced`` counts records overwritten by a
+    later one with the same NCT id; ``studies`` is the number of unique records kept
+    (set by :func:`read_records`).
     """
 
     sources: list[SourceSummary] = field(default_factory=list)
     skipped: list[SkippedItem] = field(default_factory=list)
+    ignored: list[SkippedItem] = field(default_factory=list)
     replaced: int = 0
     studies: int = 0
 
     def summary(self, max_skipped: int = 5) -> str:
         """A short human-readable account: one line per source, totals, first skips."""
         lines = [
-            f"{s.read:,} read, {s.skipped:,} skipped: {s.path} ({s.format})" for s in self.sources
+            f"{s.read:,} read, {s.skipped:,} skipped"
+            + (f", {s.ignored:,} ignored" if s.ignored else "")
+            + f": {s.path} ({s.format})"
+            for s in self.sources
         ]
         lines.append(
             f"{self.studies:,} studies kept; {self.replaced:,} replaced by a later record "
-            f"with the same id; {len(self.skipped):,} skipped"
+            f"with the same id; {len(self.skipped):,} skipped; "
+            f"{len(self.ignored):,} ignored (not studies)"
         )
+        for ignored in self.ignored[:max_skipped]:
+            lines.append(f"  ignored {ignored.item} in {ignored.source}: {ignored.reason}")
         for skip in self.skipped[:max_skipped]:
             lines.append(f"  skipped {skip.item} in {skip.source}: {skip.reason}")
         if len(self.skipped) > max_skipped:
@@ -257,7 +275,10 @@ def _read_source(
     summary = SourceSummary(path=str(path), format=fmt)
     report.sources.append(summary)
     for item, result in _outcomes(path, fmt, progress):
-        if isinstance(result, RecordError):
+        if isinstance(result, NotAStudyError):
+            summary.ignored += 1
+            report.ignored.append(SkippedItem(str(path), item, one_line(result)))
+        elif isinstance(result, RecordError):
             summary.skipped += 1
             report.skipped.append(SkippedItem(str(path), item, one_line(result)))
         else:

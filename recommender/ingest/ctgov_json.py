@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from recommender.ingest.errors import (
+    NotAStudyError,
     Outcome,
     RecordError,
     SourceError,
+    named_as_study,
     one_line,
     open_zip,
     read_member,
@@ -45,6 +47,20 @@ JSON_SUFFIX = ".json"
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 _KIND_NAMES = {dict: "an object", list: "a list", str: "a string"}
+
+#: Top-level keys of an API v2 study (and ``studies`` of a page): a JSON object with
+#: none of them is not a damaged study but some other kind of file.
+STUDY_KEYS = frozenset(
+    {
+        "protocolSection",
+        "derivedSection",
+        "resultsSection",
+        "annotationSection",
+        "documentSection",
+        "hasResults",
+        "studies",
+    }
+)
 
 
 # --- typed access with a path for the error message ----------------------------------
@@ -109,6 +125,18 @@ def _not_a_study(data: object) -> RecordError:
         return RecordError(f"not a study: expected a JSON object, got {_kind(data)}")
     keys = ", ".join(repr(key) for key in list(data)[:5]) or "none"
     return RecordError(f"not a study: a JSON object without 'protocolSection' (keys: {keys})")
+
+
+def plainly_not_a_study(document: object) -> bool:
+    """Whether a decoded JSON document is not registry data at all, rather than a broken study.
+
+    True for a scalar and for an object without any of :data:`STUDY_KEYS` (a label
+    file such as ``{"NCT05940610": ["NCT05881668", ...]}``); a list is judged entry
+    by entry instead.
+    """
+    if isinstance(document, dict):
+        return STUDY_KEYS.isdisjoint(document)
+    return not isinstance(document, list)
 
 
 def _nct_id(identification: dict[str, Any]) -> str:
@@ -252,7 +280,7 @@ def split_document(document: object, name: str) -> Iterator[tuple[str, object]]:
         yield name, document
 
 
-def parse_document(raw: bytes | str, name: str) -> Iterator[Outcome]:
+def parse_document(raw: bytes | str, name: str, *, whole_file: bool = False) -> Iterator[Outcome]:
     """Decode one JSON document and yield an outcome per study it holds.
 
     Parameters
@@ -261,6 +289,10 @@ def parse_document(raw: bytes | str, name: str) -> Iterator[Outcome]:
         The document's bytes (UTF-8, -16 or -32) or text.
     name
         How to name the document's items in the report (member, file, ``"line 17"``).
+    whole_file
+        The document is a whole file of a folder or zip: if it is plainly not a
+        study (see :func:`plainly_not_a_study`) and not named like one, its outcome
+        is a :class:`NotAStudyError`, which the report lists as ignored.
 
     Yields
     ------
@@ -272,6 +304,9 @@ def parse_document(raw: bytes | str, name: str) -> Iterator[Outcome]:
         document = json.loads(raw)
     except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
         yield name, RecordError(f"invalid JSON: {one_line(err)}")
+        return
+    if whole_file and plainly_not_a_study(document) and not named_as_study(name):
+        yield name, NotAStudyError(str(_not_a_study(document)))
         return
     for item, candidate in split_document(document, name):
         try:
@@ -298,7 +333,7 @@ def iter_json_zip(path: str | PathLike[str]) -> Iterator[Outcome]:
             if isinstance(raw, RecordError):
                 yield info.filename, raw
             else:
-                yield from parse_document(raw, info.filename)
+                yield from parse_document(raw, info.filename, whole_file=True)
 
 
 def list_files(root: Path, suffix: str) -> list[Path]:
@@ -321,9 +356,10 @@ def iter_json_dir(path: str | PathLike[str]) -> Iterator[Outcome]:
     """Yield an outcome per study in the ``*.json`` files under a folder (recursively).
 
     Items are named by their path relative to the folder. Each file may hold a
-    study, an API page or a list of studies; a file that holds none of those (such
-    as ``expected_related.json``) is a skipped item, never passed over silently.
-    Files with other suffixes are not looked at.
+    study, an API page or a list of studies; a file that is plainly none of those
+    (such as the label file ``expected_related.json``) gives a
+    :class:`NotAStudyError`, noted as ignored; any other file that yields no study
+    is a skipped item. Files with other suffixes are not looked at.
     """
     root = Path(path)
     for file in list_files(root, JSON_SUFFIX):
@@ -332,7 +368,7 @@ def iter_json_dir(path: str | PathLike[str]) -> Iterator[Outcome]:
         if isinstance(raw, RecordError):
             yield name, raw
         else:
-            yield from parse_document(raw, name)
+            yield from parse_document(raw, name, whole_file=True)
 
 
 def _open_source(path: str | PathLike[str]) -> Path:

@@ -27,9 +27,11 @@ from xml.parsers import expat
 
 from recommender.ingest.ctgov_json import list_files
 from recommender.ingest.errors import (
+    NotAStudyError,
     Outcome,
     RecordError,
     SourceError,
+    named_as_study,
     one_line,
     open_zip,
     read_member,
@@ -256,12 +258,12 @@ def parse_study_xml(data: bytes) -> TrialRecord:
     Raises
     ------
     RecordError
-        For malformed XML, a DTD, a root other than ``<clinical_study>``, or a
-        missing or invalid ``id_info/nct_id``.
+        For malformed XML, a DTD, a missing or invalid ``id_info/nct_id``; its
+        subclass :class:`NotAStudyError` for a root other than ``<clinical_study>``.
     """
     root = parse_xml(data)
     if root.tag != ROOT_TAG:
-        raise RecordError(f"not a study: root element <{root.tag}>, expected <{ROOT_TAG}>")
+        raise NotAStudyError(f"not a study: root element <{root.tag}>, expected <{ROOT_TAG}>")
     interventions = _interventions(root)
     return TrialRecord(
         nct_id=_nct_id(root),
@@ -286,12 +288,21 @@ def parse_study_xml(data: bytes) -> TrialRecord:
     )
 
 
-def _outcome(raw: bytes | RecordError, name: str) -> Outcome:
-    """The outcome of one XML item whose bytes (or read error) are ``raw``."""
+def _outcome(raw: bytes | RecordError, name: str, *, whole_file: bool = False) -> Outcome:
+    """The outcome of one XML item whose bytes (or read error) are ``raw``.
+
+    A file of a folder or zip (``whole_file``) whose root is not a study and whose
+    name is not a trial's keeps its :class:`NotAStudyError` (listed as ignored);
+    anywhere else that is an ordinary skipped item.
+    """
     if isinstance(raw, RecordError):
         return name, raw
     try:
         return name, parse_study_xml(raw)
+    except NotAStudyError as err:
+        if whole_file and not named_as_study(name):
+            return name, err
+        return name, RecordError(str(err))
     except RecordError as err:
         return name, err
 
@@ -312,14 +323,15 @@ def iter_xml_zip(path: str | PathLike[str]) -> Iterator[Outcome]:
     """
     with open_zip(path) as archive:
         for info in zip_members(archive, XML_SUFFIX):
-            yield _outcome(read_member(archive, info), info.filename)
+            yield _outcome(read_member(archive, info), info.filename, whole_file=True)
 
 
 def iter_xml_dir(path: str | PathLike[str]) -> Iterator[Outcome]:
     """Yield an outcome per ``*.xml`` file under a folder (recursively), by sorted path.
 
     Items are named by their path relative to the folder; every ``.xml`` file is
-    read, so one that is not a study is reported rather than passed over.
+    read, so one that is not a study is reported (as ignored, when its root is not
+    ``<clinical_study>`` and its name not a trial's) rather than passed over.
     """
     root = Path(path)
     for file in list_files(root, XML_SUFFIX):
@@ -327,7 +339,7 @@ def iter_xml_dir(path: str | PathLike[str]) -> Iterator[Outcome]:
             raw: bytes | RecordError = file.read_bytes()
         except OSError as err:
             raw = RecordError(f"unreadable file: {one_line(err)}")
-        yield _outcome(raw, file.relative_to(root).as_posix())
+        yield _outcome(raw, file.relative_to(root).as_posix(), whole_file=True)
 
 
 def iter_xml_file(path: str | PathLike[str]) -> Iterator[Outcome]:

@@ -8,16 +8,26 @@ format, a zip that is not a zip), which the caller must fix before anything is r
 
 from __future__ import annotations
 
+import re
 import zipfile
 import zlib
 from collections.abc import Iterator
-from os import PathLike
+from os import PathLike, path
 
 from recommender.records import TrialRecord
 
 
 class RecordError(ValueError):
     """One item of a source is not a readable study; the message says why."""
+
+
+class NotAStudyError(RecordError):
+    """A file of a folder or zip that is plainly not a study (a label file, notes).
+
+    Registry folders often carry such files beside the studies (the seed cluster's
+    ``expected_related.json``). They are noted as *ignored* in the ingest report,
+    not counted as skipped studies: nothing was lost by passing them over.
+    """
 
 
 class SourceError(ValueError):
@@ -39,6 +49,16 @@ ZIP_MEMBER_ERRORS = (
     NotImplementedError,
     RuntimeError,
 )
+
+
+#: A file named for a trial (``NCT01234567.json``) is meant to be a study, so one
+#: that is not is a failure to report, never a file to ignore.
+_STUDY_FILE_NAME = re.compile(r"NCT\d{8}\.(json|xml)", re.IGNORECASE)
+
+
+def named_as_study(name: str) -> bool:
+    """Whether the base name of ``name`` is an NCT id with a ``.json``/``.xml`` suffix."""
+    return _STUDY_FILE_NAME.fullmatch(path.basename(name)) is not None
 
 
 def one_line(message: object, limit: int = 300) -> str:
