@@ -91,6 +91,7 @@ def make_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=_positive_int, default=1)
+    _add_server_limits(serve)
     _add_evaluation_parsers(commands)
     _add_freshness_parsers(commands)
     return parser
@@ -203,19 +204,76 @@ def run_similar(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
+
+
+def _add_server_limits(serve: argparse.ArgumentParser) -> None:
+    from api.protocol import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT
+
+    limits = serve.add_argument_group("limits on clients (per worker)")
+    limits.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="SECONDS",
+        help="a request's headers must arrive within this time, else 408 and close (%(default)s)",
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=DEFAULT_BODY_TIMEOUT,
+        metavar="SECONDS",
+        help="its body within this time after the headers, else 408 and close (%(default)s)",
+    )
+    limits.add_argument(
+        "--keep-alive",
+        type=_positive_int,
+        default=5,
+        metavar="SECONDS",
+        help="close a kept-alive connection idle this long between requests (%(default)s)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=500,
+        metavar="N",
+        help="open connections served at once; a request beyond them gets 503 (%(default)s)",
+    )
+
+
 def run_serve(args: argparse.Namespace) -> int:
+    import functools
     import os
 
     import uvicorn
 
     from api.app import INDEX_ENV
     from api.launch import use_tcp_nodelay_sockets
+    from api.protocol import TimedH11Protocol
 
     TrialIndex.load(args.index)  # fail here, with a clear message, not in a worker
     os.environ[INDEX_ENV] = str(args.index.resolve())
     use_tcp_nodelay_sockets()
+    protocol = functools.partial(
+        TimedH11Protocol, header_timeout=args.header_timeout, body_timeout=args.body_timeout
+    )
     uvicorn.run(
-        "api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers
+        "api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        http=protocol,  # type: ignore[arg-type]  # uvicorn calls it like a protocol class
+        timeout_keep_alive=args.keep_alive,
+        # Uvicorn counts the connection asking too: with N open, the Nth is refused.
+        limit_concurrency=args.max_connections + 1,
     )
     return EXIT_OK
 

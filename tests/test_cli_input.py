@@ -43,3 +43,18 @@ def test_a_label_file_beside_the_studies_is_ignored_not_skipped(tmp_path, capsys
     assert report["skipped"] == []
     assert [item["item"] for item in report["ignored"]] == ["expected_related.json"]
     assert json.loads((out / "meta.json").read_text())["ingest"]["ignored"] == 1
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--header-timeout", "0", "must be more than 0 seconds"),
+        ("--body-timeout", "soon", "is not a number of seconds"),
+        ("--max-connections", "0", "must be at least 1"),
+    ],
+)
+def test_serve_refuses_bad_limits(tmp_path, capsys, option, value, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--index", str(tmp_path), option, value])
+    assert exc.value.code == EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err
