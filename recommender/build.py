@@ -13,7 +13,7 @@ from pathlib import Path
 from joblib import parallel_config
 
 from recommender.index import describe_source, save_index, utc_now
-from recommender.ingest import IngestReport, SourceError, read_records
+from recommender.ingest import IngestReport, ReadLimits, SourceError, read_records
 from recommender.neighbours import CosineNeighbours
 from recommender.text import DEFAULT_FIELD_GROUPS, FieldGroup, FieldGroupVectorizer
 
@@ -43,6 +43,7 @@ def build_index(
     log: Callable[[str], None] | None = None,
     scheduler: str | None = None,
     neighbour_method: str = "pruned",
+    limits: ReadLimits | None = None,
 ) -> BuildSummary:
     """Read registry sources, vectorise, compute every trial's top-``k`` and save.
 
@@ -72,6 +73,10 @@ def build_index(
         How every trial's top-``k`` is found (see :class:`CosineNeighbours`); recorded
         in the metadata. ``"exact"`` is slower but is what ``recommender update``
         computes, so an updated index then equals a rebuild with the same vocabulary.
+    limits : ReadLimits, optional
+        Largest study file (bytes) and longest text field (characters) read; the
+        defaults when None. Recorded in the metadata and the build report, with
+        every file refused and every text cut.
 
     Returns
     -------
@@ -86,7 +91,8 @@ def build_index(
     seconds: dict[str, float] = {}
     started = time.perf_counter()
 
-    records, report = read_records(sources, progress=progress)
+    limits = limits or ReadLimits()
+    records, report = read_records(sources, progress=progress, limits=limits)
     seconds["read"] = _lap(started, seconds)
     say(f"read {len(records):,} studies ({seconds['read']:.1f} s)")
     if not records:
@@ -116,7 +122,9 @@ def build_index(
         "ingest": {
             "skipped": len(report.skipped),
             "ignored": len(report.ignored),
+            "truncated": len(report.truncated),
             "replaced": report.replaced,
+            "limits": vars(limits),
         },
         "neighbour_method": neighbour_method,
     }
@@ -175,4 +183,6 @@ def _report_dict(report: IngestReport) -> dict:
         "replaced": report.replaced,
         "skipped": [vars(s) for s in report.skipped],
         "ignored": [vars(s) for s in report.ignored],
+        "limits": vars(report.limits),
+        "truncated": [vars(s) for s in report.truncated],
     }

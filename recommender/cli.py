@@ -16,7 +16,7 @@ from pathlib import Path
 from recommender.build import DEFAULT_K, BuildSummary, build_index
 from recommender.evaluate import LabelFormatError
 from recommender.index import DamagedIndexError, NotInIndexError, TrialIndex
-from recommender.ingest import SourceError
+from recommender.ingest import ReadLimits, SourceError
 from recommender.records import DRAFT_ID, InvalidNctIdError, TrialRecord
 
 DEFAULT_INDEX = Path("models/index")
@@ -72,6 +72,7 @@ def make_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exhaustive neighbour search (slower; then `update` gives what a rebuild would)",
     )
+    _add_read_limits(build)
     build.add_argument(
         "--scheduler",
         metavar="ADDRESS",
@@ -95,6 +96,31 @@ def make_parser() -> argparse.ArgumentParser:
     _add_evaluation_parsers(commands)
     _add_freshness_parsers(commands)
     return parser
+
+
+def _add_read_limits(build: argparse.ArgumentParser) -> None:
+    from recommender.ingest.limits import (
+        DEFAULT_MAX_FILE_BYTES,
+        DEFAULT_MAX_TEXT_CHARS,
+        format_size,
+        parse_size,
+    )
+
+    build.add_argument(
+        "--max-file-size",
+        type=_checked(parse_size),
+        default=DEFAULT_MAX_FILE_BYTES,
+        metavar="SIZE",
+        help="skip, unread, a study file, zip member (unpacked) or JSON line larger than "
+        f"this, e.g. 16M, 500k, 1G ({format_size(DEFAULT_MAX_FILE_BYTES)})",
+    )
+    build.add_argument(
+        "--max-text-chars",
+        type=_positive_int,
+        default=DEFAULT_MAX_TEXT_CHARS,
+        metavar="N",
+        help="cut a longer text field (summary, description, ...) to this (%(default)s)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -134,6 +160,7 @@ def run_build(args: argparse.Namespace) -> int:
         log=log,
         scheduler=args.scheduler,
         neighbour_method="exact" if args.exact else "pruned",
+        limits=ReadLimits(args.max_file_size, args.max_text_chars),
     )
     print(format_build_summary(summary))
     return EXIT_OK
@@ -155,6 +182,12 @@ def format_build_summary(summary: BuildSummary) -> str:
     for reason, count in reasons.most_common(10):
         example = next(i for i in report.skipped if i.reason == reason)
         lines.append(f"  {count:,} x {reason} (e.g. {example.source}: {example.item})")
+    if report.truncated:
+        first = report.truncated[0]
+        lines.append(
+            f"texts cut to {report.limits.max_text_chars:,} characters: "
+            f"{len(report.truncated):,} studies (e.g. {first.source}: {first.reason})"
+        )
     if report.ignored:
         names = ", ".join(item.item for item in report.ignored[:3])
         more = f" and {len(report.ignored) - 3:,} more" if len(report.ignored) > 3 else ""

@@ -253,7 +253,7 @@ def test_summary_lists_sources_totals_and_skips(sources: dict[str, Path]) -> Non
     assert lines[1] == f"1 read, 0 skipped, 1 ignored: {sources['json-dir']} (json-dir)"
     assert lines[2] == (
         "2 studies kept; 1 replaced by a later record with the same id; 1 skipped; "
-        "1 ignored (not studies)"
+        "1 ignored (not studies); 0 with a text cut to 100,000 characters"
     )
     assert lines[3].startswith(f"  ignored expected_related.json in {sources['json-dir']}: not a")
     assert lines[4].startswith(f"  skipped NCT00000003.json in {sources['json-zip']}: invalid JSON")

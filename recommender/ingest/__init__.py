@@ -71,12 +71,14 @@ from recommender.ingest.errors import (
     open_zip,
     zip_members,
 )
+from recommender.ingest.limits import DEFAULT_LIMITS, ReadLimits, cap_texts
 from recommender.records import TrialRecord
 
 __all__ = [
     "FORMATS",
     "IngestReport",
     "NotAStudyError",
+    "ReadLimits",
     "RecordError",
     "SkippedItem",
     "SourceError",
@@ -89,7 +91,7 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
-Reader = Callable[[PathLike], Iterator[Outcome]]
+Reader = Callable[[PathLike, ReadLimits], Iterator[Outcome]]
 
 # Format name -> readers run in turn over the same path.
 _READERS: dict[str, tuple[Reader, ...]] = {
@@ -135,16 +137,19 @@ class SourceSummary:
 class IngestReport:
     """What a read did: per-source counts, every skipped item, and de-duplication.
 
-    ``skipped`` lists items that should have been studies and were not readable;
-    ``ignored`` lists files of a folder or zip that are plainly not studies (label
-    files, notes), which lose nothing. ``replaced`` counts records overwritten by a
-    later one with the same NCT id; ``studies`` is the number of unique records kept
-    (set by :func:`read_records`).
+    ``skipped`` lists items that should have been studies and were not readable
+    (or were over ``limits.max_file_bytes``); ``ignored`` lists files of a folder
+    or zip that are plainly not studies (label files, notes), which lose nothing;
+    ``truncated`` lists studies kept with a text cut to ``limits.max_text_chars``.
+    ``replaced`` counts records overwritten by a later one with the same NCT id;
+    ``studies`` is the number of unique records kept (set by :func:`read_records`).
     """
 
     sources: list[SourceSummary] = field(default_factory=list)
     skipped: list[SkippedItem] = field(default_factory=list)
     ignored: list[SkippedItem] = field(default_factory=list)
+    truncated: list[SkippedItem] = field(default_factory=list)
+    limits: ReadLimits = DEFAULT_LIMITS
     replaced: int = 0
     studies: int = 0
 
@@ -159,10 +164,13 @@ class IngestReport:
         lines.append(
             f"{self.studies:,} studies kept; {self.replaced:,} replaced by a later record "
             f"with the same id; {len(self.skipped):,} skipped; "
-            f"{len(self.ignored):,} ignored (not studies)"
+            f"{len(self.ignored):,} ignored (not studies); "
+            f"{len(self.truncated):,} with a text cut to {self.limits.max_text_chars:,} characters"
         )
         for ignored in self.ignored[:max_skipped]:
             lines.append(f"  ignored {ignored.item} in {ignored.source}: {ignored.reason}")
+        for cut in self.truncated[:max_skipped]:
+            lines.append(f"  cut {cut.item} in {cut.source}: {cut.reason}")
         for skip in self.skipped[:max_skipped]:
             lines.append(f"  skipped {skip.item} in {skip.source}: {skip.reason}")
         if len(self.skipped) > max_skipped:
@@ -252,9 +260,9 @@ def _expected_items(path: PathLike, fmt: str) -> int | None:
     return None
 
 
-def _outcomes(path: PathLike, fmt: str, progress: bool) -> Iterator[Outcome]:
+def _outcomes(path: PathLike, fmt: str, limits: ReadLimits, progress: bool) -> Iterator[Outcome]:
     """Every outcome of a source, through a tqdm bar on stderr when ``progress``."""
-    outcomes = (outcome for reader in _READERS[fmt] for outcome in reader(path))
+    outcomes = (outcome for reader in _READERS[fmt] for outcome in reader(path, limits))
     if not progress:
         return outcomes
     return iter(
@@ -274,7 +282,8 @@ def _read_source(
     """Yield a source's records, recording its summary and skips in ``report``."""
     summary = SourceSummary(path=str(path), format=fmt)
     report.sources.append(summary)
-    for item, result in _outcomes(path, fmt, progress):
+    limits = report.limits
+    for item, result in _outcomes(path, fmt, limits, progress):
         if isinstance(result, NotAStudyError):
             summary.ignored += 1
             report.ignored.append(SkippedItem(str(path), item, one_line(result)))
@@ -283,7 +292,14 @@ def _read_source(
             report.skipped.append(SkippedItem(str(path), item, one_line(result)))
         else:
             summary.read += 1
-            yield result
+            record, cut = cap_texts(result, limits.max_text_chars)
+            if cut:
+                reason = (
+                    f"{record.nct_id}: cut to {limits.max_text_chars:,} characters "
+                    f"(--max-text-chars): {', '.join(cut)}"
+                )
+                report.truncated.append(SkippedItem(str(path), item, one_line(reason)))
+            yield record
 
 
 def iter_source(
@@ -296,7 +312,8 @@ def iter_source(
     path
         A registry file or folder (see :func:`detect_format`).
     report
-        Receives this source's :class:`SourceSummary` and its :class:`SkippedItem` s.
+        Receives this source's :class:`SourceSummary` and its :class:`SkippedItem` s;
+        its ``limits`` are the ones applied.
     progress
         Show a tqdm progress bar on stderr.
 
@@ -314,7 +331,10 @@ def iter_source(
 
 
 def read_records(
-    sources: Sequence[PathLike] | PathLike, *, progress: bool = False
+    sources: Sequence[PathLike] | PathLike,
+    *,
+    progress: bool = False,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> tuple[list[TrialRecord], IngestReport]:
     """Read registry sources in order into one record per NCT id.
 
@@ -325,6 +345,9 @@ def read_records(
         single path is accepted too.
     progress
         Show a tqdm progress bar per source on stderr.
+    limits
+        Largest study file and longest text (see :class:`ReadLimits`): a larger
+        file is skipped unread, a longer text cut; both are listed in the report.
 
     Returns
     -------
@@ -332,8 +355,8 @@ def read_records(
         One record per NCT id, the one read last (across and within sources),
         sorted by NCT id.
     report : IngestReport
-        Per-source counts, every skipped item with its reason, the number of
-        records ``replaced`` by a later one and of ``studies`` kept.
+        Per-source counts, every skipped, ignored and cut item with its reason,
+        the number of records ``replaced`` by a later one and of ``studies`` kept.
 
     Raises
     ------
@@ -344,7 +367,7 @@ def read_records(
     if isinstance(sources, str | os.PathLike):
         sources = [sources]
     formats = [detect_format(source) for source in sources]
-    report = IngestReport()
+    report = IngestReport(limits=limits)
     kept: dict[str, TrialRecord] = {}
     for source, fmt in zip(sources, formats, strict=True):
         for record in _read_source(source, fmt, report, progress):

@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Iterator
 from os import PathLike, path
 
+from recommender.ingest.limits import format_size, size_refusal
 from recommender.records import TrialRecord
 
 
@@ -92,9 +93,27 @@ def zip_members(archive: zipfile.ZipFile, suffix: str) -> Iterator[zipfile.ZipIn
             yield info
 
 
-def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes | RecordError:
-    """Return one member's bytes, or the :class:`RecordError` saying why it is unreadable."""
+def read_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int
+) -> bytes | RecordError:
+    """Return one member's bytes, or the :class:`RecordError` saying why it is not read.
+
+    A member whose header declares more than ``max_bytes`` unpacked is refused
+    before a byte is decompressed; one whose stream unpacks to more than its header
+    says stops at ``max_bytes + 1`` bytes, so memory stays bounded either way.
+    """
+    reason = size_refusal(info.file_size, max_bytes, "zip member")
+    if reason:
+        return RecordError(reason)
     try:
-        return archive.read(info)
+        with archive.open(info) as member:
+            data = member.read(max_bytes + 1)
     except ZIP_MEMBER_ERRORS as err:
         return RecordError(f"unreadable zip member: {one_line(err)}")
+    if len(data) > max_bytes:
+        return RecordError(
+            f"zip member unpacks to more than the {format_size(info.file_size)} its header "
+            f"declares and over the limit of {format_size(max_bytes)} per study "
+            "(--max-file-size); not read"
+        )
+    return data
