@@ -62,7 +62,7 @@ def build_index(
     n_jobs : int, default -1
         Cores for vectorising and neighbour search.
     progress : bool, default False
-        Progress bars on stderr.
+        Progress on stderr: bars on a terminal, plain stage lines otherwise.
     log : callable, optional
         Receives one line per finished stage.
     scheduler : str, optional
@@ -171,9 +171,9 @@ def _lap(started: float, seconds: dict[str, float]) -> float:
 def _all_neighbours(search: CosineNeighbours, vectors, k: int, progress: bool):
     if not progress:
         return search.all_kneighbors(vectors, k)
-    from tqdm import tqdm
+    from recommender.progress import progress as show_progress
 
-    with tqdm(total=vectors.shape[0], desc="neighbours", unit="trial") as bar:
+    with show_progress(total=vectors.shape[0], desc="neighbours", unit="trials") as bar:
         return search.all_kneighbors(vectors, k, progress=bar.update)
 
 

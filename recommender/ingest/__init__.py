@@ -39,12 +39,9 @@ all raises :class:`SourceError`.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from tqdm import tqdm
 
 from recommender.ingest.ctgov_json import (
     JSON_SUFFIX,
@@ -72,6 +69,7 @@ from recommender.ingest.errors import (
     zip_members,
 )
 from recommender.ingest.limits import DEFAULT_LIMITS, ReadLimits, cap_texts
+from recommender.progress import progress as show_progress
 from recommender.records import TrialRecord
 
 __all__ = [
@@ -261,19 +259,12 @@ def _expected_items(path: PathLike, fmt: str) -> int | None:
 
 
 def _outcomes(path: PathLike, fmt: str, limits: ReadLimits, progress: bool) -> Iterator[Outcome]:
-    """Every outcome of a source, through a tqdm bar on stderr when ``progress``."""
+    """Every outcome of a source, counted on stderr when ``progress`` (a bar on a terminal)."""
     outcomes = (outcome for reader in _READERS[fmt] for outcome in reader(path, limits))
     if not progress:
         return outcomes
-    return iter(
-        tqdm(
-            outcomes,
-            total=_expected_items(path, fmt),
-            desc=Path(path).name,
-            unit=" items",
-            file=sys.stderr,
-        )
-    )
+    total = _expected_items(path, fmt)
+    return iter(show_progress(outcomes, total=total, desc=Path(path).name, unit="items"))
 
 
 def _read_source(
@@ -315,7 +306,7 @@ def iter_source(
         Receives this source's :class:`SourceSummary` and its :class:`SkippedItem` s;
         its ``limits`` are the ones applied.
     progress
-        Show a tqdm progress bar on stderr.
+        Show progress on stderr: a bar on a terminal, plain lines otherwise.
 
     Yields
     ------
@@ -344,7 +335,7 @@ def read_records(
         Files or folders (see :func:`detect_format`), read in the given order; a
         single path is accepted too.
     progress
-        Show a tqdm progress bar per source on stderr.
+        Show progress per source on stderr: a bar on a terminal, plain lines otherwise.
     limits
         Largest study file and longest text (see :class:`ReadLimits`): a larger
         file is skipped unread, a longer text cut; both are listed in the report.
