@@ -436,7 +436,7 @@ def _share(text: str) -> float:
 
 
 def _add_freshness_parsers(commands: argparse._SubParsersAction) -> None:
-    from recommender.fetch import DEFAULT_BASE_URL, check_base_url, parse_day
+    from recommender.fetch import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE, check_base_url, parse_day
 
     fetch = commands.add_parser("fetch", help="download studies from the registry's API v2")
     fetch.add_argument("--out", type=Path, required=True, help="download folder (resumable)")
@@ -449,7 +449,13 @@ def _add_freshness_parsers(commands: argparse._SubParsersAction) -> None:
         help="only studies whose last update was posted on or after that day",
     )
     fetch.add_argument("--max", type=_positive_int, metavar="N", help="stop after N studies")
-    fetch.add_argument("--page-size", type=_checked(_page_size), default=1000, metavar="N")
+    fetch.add_argument(
+        "--page-size",
+        type=_checked(_page_size),
+        default=DEFAULT_PAGE_SIZE,
+        metavar="N",
+        help="studies per request and page file, at most 1000 (%(default)s)",
+    )
     fetch.add_argument("--base-url", type=_checked(check_base_url), default=DEFAULT_BASE_URL)
     fetch.add_argument(
         "--rate",
@@ -520,14 +526,14 @@ def run_fetch(args: argparse.Namespace) -> int:
 
     try:
         query = FetchQuery(args.cond, args.term, args.updated_since, args.max, args.page_size)
-        client = RegistryClient(
+        with RegistryClient(
             args.base_url,
             timeout=args.timeout,
             retries=args.retries,
             requests_per_minute=args.rate,
             log=log,
-        )
-        summary = fetch_studies(args.out, query, client, restart=args.restart, log=log)
+        ) as client:
+            summary = fetch_studies(args.out, query, client, restart=args.restart, log=log)
     except FetchUsageError as exc:
         raise BadInput(str(exc)) from None
     except FetchError as exc:
