@@ -16,6 +16,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -67,6 +68,8 @@ class ServerProcess:
         Extra environment variables (e.g. ``RECOMMENDER_ADMIN_TOKEN``).
     startup_timeout : float, default 60
         Seconds to wait for ``/health`` to answer.
+    serve_args : sequence of str, optional
+        More ``recommender serve`` options, e.g. ``["--header-timeout", "1"]``.
 
     Attributes
     ----------
@@ -81,8 +84,10 @@ class ServerProcess:
         workers: int = 1,
         env: dict[str, str] | None = None,
         startup_timeout: float = 60.0,
+        serve_args: Sequence[str] = (),
     ) -> None:
         self.index = Path(index)
+        self.serve_args = list(serve_args)
         self.workers = workers
         self.env = env or {}
         self.startup_timeout = startup_timeout
@@ -96,7 +101,7 @@ class ServerProcess:
         return [
             sys.executable, "-m", "recommender.cli", "serve",
             "--index", str(self.index), "--host", LOOPBACK, "--port", str(self.port),
-            "--workers", str(self.workers),
+            "--workers", str(self.workers), *self.serve_args,
         ]  # fmt: skip
 
     def start(self) -> ServerProcess:

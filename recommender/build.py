@@ -13,7 +13,7 @@ from pathlib import Path
 from joblib import parallel_config
 
 from recommender.index import describe_source, save_index, utc_now
-from recommender.ingest import IngestReport, SourceError, read_records
+from recommender.ingest import IngestReport, ReadLimits, SourceError, read_records
 from recommender.neighbours import CosineNeighbours
 from recommender.text import DEFAULT_FIELD_GROUPS, FieldGroup, FieldGroupVectorizer
 
@@ -43,6 +43,7 @@ def build_index(
     log: Callable[[str], None] | None = None,
     scheduler: str | None = None,
     neighbour_method: str = "pruned",
+    limits: ReadLimits | None = None,
 ) -> BuildSummary:
     """Read registry sources, vectorise, compute every trial's top-``k`` and save.
 
@@ -61,7 +62,7 @@ def build_index(
     n_jobs : int, default -1
         Cores for vectorising and neighbour search.
     progress : bool, default False
-        Progress bars on stderr.
+        Progress on stderr: bars on a terminal, plain stage lines otherwise.
     log : callable, optional
         Receives one line per finished stage.
     scheduler : str, optional
@@ -72,6 +73,10 @@ def build_index(
         How every trial's top-``k`` is found (see :class:`CosineNeighbours`); recorded
         in the metadata. ``"exact"`` is slower but is what ``recommender update``
         computes, so an updated index then equals a rebuild with the same vocabulary.
+    limits : ReadLimits, optional
+        Largest study file (bytes) and longest text field (characters) read; the
+        defaults when None. Recorded in the metadata and the build report, with
+        every file refused and every text cut.
 
     Returns
     -------
@@ -86,7 +91,8 @@ def build_index(
     seconds: dict[str, float] = {}
     started = time.perf_counter()
 
-    records, report = read_records(sources, progress=progress)
+    limits = limits or ReadLimits()
+    records, report = read_records(sources, progress=progress, limits=limits)
     seconds["read"] = _lap(started, seconds)
     say(f"read {len(records):,} studies ({seconds['read']:.1f} s)")
     if not records:
@@ -113,7 +119,13 @@ def build_index(
             {**describe_source(path), **vars(summary)}
             for path, summary in zip(sources, report.sources, strict=True)
         ],
-        "ingest": {"skipped": len(report.skipped), "replaced": report.replaced},
+        "ingest": {
+            "skipped": len(report.skipped),
+            "ignored": len(report.ignored),
+            "truncated": len(report.truncated),
+            "replaced": report.replaced,
+            "limits": vars(limits),
+        },
         "neighbour_method": neighbour_method,
     }
     path = save_index(
@@ -159,9 +171,9 @@ def _lap(started: float, seconds: dict[str, float]) -> float:
 def _all_neighbours(search: CosineNeighbours, vectors, k: int, progress: bool):
     if not progress:
         return search.all_kneighbors(vectors, k)
-    from tqdm import tqdm
+    from recommender.progress import progress as show_progress
 
-    with tqdm(total=vectors.shape[0], desc="neighbours", unit="trial") as bar:
+    with show_progress(total=vectors.shape[0], desc="neighbours", unit="trials") as bar:
         return search.all_kneighbors(vectors, k, progress=bar.update)
 
 
@@ -170,4 +182,7 @@ def _report_dict(report: IngestReport) -> dict:
         "sources": [vars(s) for s in report.sources],
         "replaced": report.replaced,
         "skipped": [vars(s) for s in report.skipped],
+        "ignored": [vars(s) for s in report.ignored],
+        "limits": vars(report.limits),
+        "truncated": [vars(s) for s in report.truncated],
     }

@@ -16,7 +16,7 @@ from pathlib import Path
 from recommender.build import DEFAULT_K, BuildSummary, build_index
 from recommender.evaluate import LabelFormatError
 from recommender.index import DamagedIndexError, NotInIndexError, TrialIndex
-from recommender.ingest import SourceError
+from recommender.ingest import ReadLimits, SourceError
 from recommender.records import DRAFT_ID, InvalidNctIdError, TrialRecord
 
 DEFAULT_INDEX = Path("models/index")
@@ -72,6 +72,7 @@ def make_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exhaustive neighbour search (slower; then `update` gives what a rebuild would)",
     )
+    _add_read_limits(build)
     build.add_argument(
         "--scheduler",
         metavar="ADDRESS",
@@ -91,9 +92,35 @@ def make_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=_positive_int, default=1)
+    _add_server_limits(serve)
     _add_evaluation_parsers(commands)
     _add_freshness_parsers(commands)
     return parser
+
+
+def _add_read_limits(build: argparse.ArgumentParser) -> None:
+    from recommender.ingest.limits import (
+        DEFAULT_MAX_FILE_BYTES,
+        DEFAULT_MAX_TEXT_CHARS,
+        format_size,
+        parse_size,
+    )
+
+    build.add_argument(
+        "--max-file-size",
+        type=_checked(parse_size),
+        default=DEFAULT_MAX_FILE_BYTES,
+        metavar="SIZE",
+        help="skip, unread, a study file, zip member (unpacked) or JSON line larger than "
+        f"this, e.g. 16M, 500k, 1G ({format_size(DEFAULT_MAX_FILE_BYTES)})",
+    )
+    build.add_argument(
+        "--max-text-chars",
+        type=_positive_int,
+        default=DEFAULT_MAX_TEXT_CHARS,
+        metavar="N",
+        help="cut a longer text field (summary, description, ...) to this (%(default)s)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,6 +160,7 @@ def run_build(args: argparse.Namespace) -> int:
         log=log,
         scheduler=args.scheduler,
         neighbour_method="exact" if args.exact else "pruned",
+        limits=ReadLimits(args.max_file_size, args.max_text_chars),
     )
     print(format_build_summary(summary))
     return EXIT_OK
@@ -145,6 +173,7 @@ def format_build_summary(summary: BuildSummary) -> str:
         lines.append(
             f"  {source.path} ({source.format}): {source.read:,} studies read, "
             f"{source.skipped:,} skipped"
+            + (f", {source.ignored:,} ignored (not studies)" if source.ignored else "")
         )
     lines.append(f"studies indexed: {summary.studies:,}")
     lines.append(f"duplicates replaced by a later source: {report.replaced:,}")
@@ -153,6 +182,16 @@ def format_build_summary(summary: BuildSummary) -> str:
     for reason, count in reasons.most_common(10):
         example = next(i for i in report.skipped if i.reason == reason)
         lines.append(f"  {count:,} x {reason} (e.g. {example.source}: {example.item})")
+    if report.truncated:
+        first = report.truncated[0]
+        lines.append(
+            f"texts cut to {report.limits.max_text_chars:,} characters: "
+            f"{len(report.truncated):,} studies (e.g. {first.source}: {first.reason})"
+        )
+    if report.ignored:
+        names = ", ".join(item.item for item in report.ignored[:3])
+        more = f" and {len(report.ignored) - 3:,} more" if len(report.ignored) > 3 else ""
+        lines.append(f"ignored, not studies: {len(report.ignored):,} ({names}{more})")
     vocab = ", ".join(f"{name} {size:,}" for name, size in summary.vocabulary.items())
     lines.append(f"vocabulary: {vocab}; {summary.nonzeros:,} non-zeros")
     lines.append("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))
@@ -160,7 +199,9 @@ def format_build_summary(summary: BuildSummary) -> str:
 
 
 def run_similar(args: argparse.Namespace) -> int:
-    if (args.nct_id is None) == (args.text is None):
+    if args.nct_id is None and args.text is None:
+        raise BadInput("give either an NCT id or --text: neither was given")
+    if args.nct_id is not None and args.text is not None:
         raise BadInput("give either an NCT id or --text, not both")
     index = TrialIndex.load(args.index)
     if args.text is not None:
@@ -196,19 +237,76 @@ def run_similar(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
+
+
+def _add_server_limits(serve: argparse.ArgumentParser) -> None:
+    from api.protocol import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT
+
+    limits = serve.add_argument_group("limits on clients (per worker)")
+    limits.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="SECONDS",
+        help="a request's headers must arrive within this time, else 408 and close (%(default)s)",
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=DEFAULT_BODY_TIMEOUT,
+        metavar="SECONDS",
+        help="its body within this time after the headers, else 408 and close (%(default)s)",
+    )
+    limits.add_argument(
+        "--keep-alive",
+        type=_positive_int,
+        default=5,
+        metavar="SECONDS",
+        help="close a kept-alive connection idle this long between requests (%(default)s)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=500,
+        metavar="N",
+        help="open connections served at once; a request beyond them gets 503 (%(default)s)",
+    )
+
+
 def run_serve(args: argparse.Namespace) -> int:
+    import functools
     import os
 
     import uvicorn
 
     from api.app import INDEX_ENV
     from api.launch import use_tcp_nodelay_sockets
+    from api.protocol import TimedH11Protocol
 
     TrialIndex.load(args.index)  # fail here, with a clear message, not in a worker
     os.environ[INDEX_ENV] = str(args.index.resolve())
     use_tcp_nodelay_sockets()
+    protocol = functools.partial(
+        TimedH11Protocol, header_timeout=args.header_timeout, body_timeout=args.body_timeout
+    )
     uvicorn.run(
-        "api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers
+        "api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        http=protocol,  # type: ignore[arg-type]  # uvicorn calls it like a protocol class
+        timeout_keep_alive=args.keep_alive,
+        # Uvicorn counts the connection asking too: with N open, the Nth is refused.
+        limit_concurrency=args.max_connections + 1,
     )
     return EXIT_OK
 
@@ -338,7 +436,7 @@ def _share(text: str) -> float:
 
 
 def _add_freshness_parsers(commands: argparse._SubParsersAction) -> None:
-    from recommender.fetch import DEFAULT_BASE_URL, check_base_url, parse_day
+    from recommender.fetch import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE, check_base_url, parse_day
 
     fetch = commands.add_parser("fetch", help="download studies from the registry's API v2")
     fetch.add_argument("--out", type=Path, required=True, help="download folder (resumable)")
@@ -351,7 +449,13 @@ def _add_freshness_parsers(commands: argparse._SubParsersAction) -> None:
         help="only studies whose last update was posted on or after that day",
     )
     fetch.add_argument("--max", type=_positive_int, metavar="N", help="stop after N studies")
-    fetch.add_argument("--page-size", type=_checked(_page_size), default=1000, metavar="N")
+    fetch.add_argument(
+        "--page-size",
+        type=_checked(_page_size),
+        default=DEFAULT_PAGE_SIZE,
+        metavar="N",
+        help="studies per request and page file, at most 1000 (%(default)s)",
+    )
     fetch.add_argument("--base-url", type=_checked(check_base_url), default=DEFAULT_BASE_URL)
     fetch.add_argument(
         "--rate",
@@ -422,14 +526,14 @@ def run_fetch(args: argparse.Namespace) -> int:
 
     try:
         query = FetchQuery(args.cond, args.term, args.updated_since, args.max, args.page_size)
-        client = RegistryClient(
+        with RegistryClient(
             args.base_url,
             timeout=args.timeout,
             retries=args.retries,
             requests_per_minute=args.rate,
             log=log,
-        )
-        summary = fetch_studies(args.out, query, client, restart=args.restart, log=log)
+        ) as client:
+            summary = fetch_studies(args.out, query, client, restart=args.restart, log=log)
     except FetchUsageError as exc:
         raise BadInput(str(exc)) from None
     except FetchError as exc:

@@ -6,7 +6,7 @@ for that would be far too slow, so each facet is an integer array beside the vec
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np

@@ -11,37 +11,44 @@ it stopped instead of starting over. ``recommender build --source DIR`` and
 The client is polite and patient: requests are spaced to a rate limit (the registry
 asks for about 50 a minute), time out, and are retried with exponential backoff
 (honouring ``Retry-After``) on HTTP 429 and 5xx, on network errors and on a truncated
-or invalid JSON body. The registry's data timestamp (``GET {base}/version``) is
-recorded in the state file, so a download says which day's registry it holds.
+or invalid JSON body. HTTP is httpx (connection reuse, gzip, timeouts, redirects),
+retrying is tenacity; what is retried and how long to wait is decided here. The
+registry's data timestamp (``GET {base}/version``) is recorded in the state file, so
+a download says which day's registry it holds.
 """
 
 from __future__ import annotations
 
 import email.utils
-import gzip
-import http.client
 import json
 import os
 import re
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any
+
+import httpx
+import tenacity
+
+from recommender.ingest.limits import DEFAULT_MAX_FILE_BYTES, format_size
 
 DEFAULT_BASE_URL = "https://clinicaltrials.gov/api/v2"
 MAX_PAGE_SIZE = 1000
+# A page is one file to `build`, which refuses files over 16 MiB by default; 200
+# full registry studies (about 20 KB each, a few with results far more) stay far
+# below that, 1000 may not.
+DEFAULT_PAGE_SIZE = 200
 DEFAULT_REQUESTS_PER_MINUTE = 50.0
 # Not ``.json``: the readers treat every ``.json`` file in a folder as registry data.
 STATE_FILE = "fetch.state"
 STATE_FORMAT = "trial-recommender-fetch"
 PAGE_GLOB = "page-*.json"
-USER_AGENT = "trial-recommender-fetch/0.1 (Python urllib)"
+USER_AGENT = f"trial-recommender-fetch/0.1 (httpx/{httpx.__version__})"
 _PAGE_NAME = re.compile(r"page-(\d{5,})\.json")
 
 
@@ -68,15 +75,15 @@ class FetchQuery:
         day (``filter.advanced=AREA[LastUpdatePostDate]RANGE[day,MAX]``).
     max_studies : int, optional
         Stop after this many studies.
-    page_size : int, default 1000
-        Studies per request, at most 1000 (the API's limit).
+    page_size : int, default 200
+        Studies per request (one page file), at most 1000 (the API's limit).
     """
 
     cond: str | None = None
     term: str | None = None
     updated_since: str | None = None
     max_studies: int | None = None
-    page_size: int = MAX_PAGE_SIZE
+    page_size: int = DEFAULT_PAGE_SIZE
 
     def __post_init__(self) -> None:
         if not 1 <= self.page_size <= MAX_PAGE_SIZE:
@@ -129,7 +136,7 @@ class RegistryClient:
     base_url : str
         ``https://clinicaltrials.gov/api/v2`` or a test server's address.
     timeout : float, default 60
-        Seconds to wait for a connection or a read.
+        Seconds to wait for a connection, a read or a write.
     retries : int, default 5
         Further attempts after a failed one (429, 5xx, network error, bad JSON).
     backoff : float, default 2
@@ -143,6 +150,10 @@ class RegistryClient:
         ``time.sleep`` and ``time.monotonic``; tests pass fakes.
     log : callable, optional
         Receives one line per retry.
+    transport : httpx.BaseTransport, optional
+        For tests (``httpx.MockTransport``); the network otherwise.
+
+    A client holds a pool of connections: close it (or use it in a ``with``) when done.
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -154,13 +165,36 @@ class RegistryClient:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     log: Callable[[str], None] = lambda _line: None
+    transport: httpx.BaseTransport | None = field(default=None, repr=False)
     requests_made: int = field(default=0, init=False)
     _last_request: float | None = field(default=None, init=False, repr=False)
+    _http: httpx.Client = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.base_url = check_base_url(self.base_url)
         if self.retries < 0 or self.timeout <= 0 or self.requests_per_minute < 0:
             raise FetchUsageError("retries must be >= 0, timeout > 0 and the rate >= 0")
+        self._http = httpx.Client(
+            timeout=self.timeout,
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            follow_redirects=True,
+            transport=self.transport,
+        )
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def get_json(
         self,
@@ -195,31 +229,49 @@ class RegistryClient:
             Still failing after ``retries`` retries.
         """
         url = self.base_url + path + ("?" + urllib.parse.urlencode(params) if params else "")
-        for attempt in range(self.retries + 1):
-            try:
-                return self._attempt(url, check)
-            except _Retryable as failed:
-                if attempt == self.retries:
-                    raise FetchError(
-                        f"{url}: {failed.reason}; gave up after {attempt + 1} attempts"
-                    ) from None
-                wait = min(max(self.backoff * 2**attempt, failed.retry_after), self.max_wait)
-                self.log(
-                    f"{failed.reason}; retrying in {wait:.1f} s ({attempt + 1}/{self.retries})"
-                )
-                self.sleep(wait)
-        raise AssertionError("unreachable")
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Retryable),
+            stop=tenacity.stop_after_attempt(self.retries + 1),
+            wait=self._wait,
+            sleep=self.sleep,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(self._attempt, url, check)
+        except _Retryable as failed:
+            raise FetchError(
+                f"{url}: {failed.reason}; gave up after {self.retries + 1} attempts"
+            ) from None
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """Exponential backoff, or longer when the server's ``Retry-After`` asks."""
+        backoff = self.backoff * 2 ** (state.attempt_number - 1)
+        failed = state.outcome.exception() if state.outcome else None
+        asked = failed.retry_after if isinstance(failed, _Retryable) else 0.0
+        return min(max(backoff, asked), self.max_wait)
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        failed = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        reason = failed.reason if isinstance(failed, _Retryable) else _describe(failed)
+        self.log(f"{reason}; retrying in {wait:.1f} s ({state.attempt_number}/{self.retries})")
 
     def _attempt(self, url: str, check: Callable[[Any], None] | None) -> tuple[Any, bytes]:
         """One request; raises :class:`_Retryable` for what another attempt may cure."""
         self._throttle()
         try:
-            status, headers, body = self._request(url)
-        except (OSError, http.client.HTTPException, EOFError, zlib.error) as exc:
-            # OSError covers URLError, timeouts, resets and a bad gzip stream.
+            response = self._http.get(url)
+            body = response.content  # read whole: a cut body or gzip stream fails here
+        except httpx.HTTPError as exc:
+            # Timeouts, refused or reset connections, a body shorter than its
+            # Content-Length, a damaged gzip stream.
             raise _Retryable(f"network error ({_describe(exc)})") from None
+        status = response.status_code
         if status == 429 or status >= 500:
-            raise _Retryable(f"HTTP {status}", retry_after_seconds(headers.get("Retry-After")))
+            raise _Retryable(
+                f"HTTP {status}", retry_after_seconds(response.headers.get("Retry-After"))
+            )
         if status != 200:
             snippet = body[:300].decode("utf-8", "replace").strip()
             raise FetchUsageError(
@@ -242,22 +294,6 @@ class RegistryClient:
         self._last_request = self.clock()
         self.requests_made += 1
 
-    def _request(self, url: str) -> tuple[int, Mapping[str, str], bytes]:
-        request = urllib.request.Request(
-            url,
-            headers={
-                "Accept": "application/json",
-                "Accept-Encoding": "gzip",
-                "User-Agent": USER_AGENT,
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return response.status, response.headers, _decode(response.headers, response.read())
-        except urllib.error.HTTPError as error:
-            with error:
-                return error.code, error.headers, _decode(error.headers, error.read())
-
 
 class _Retryable(Exception):
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
@@ -266,13 +302,7 @@ class _Retryable(Exception):
         self.retry_after = retry_after or 0.0
 
 
-def _decode(headers: Mapping[str, str], body: bytes) -> bytes:
-    if (headers.get("Content-Encoding") or "").lower() == "gzip":
-        return gzip.decompress(body)
-    return body
-
-
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException | None) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
 
@@ -443,6 +473,7 @@ def fetch_studies(
         _fetch_page(folder, state, query, client)
         _save_state(folder, state)
         say(_progress_line(state))
+        _warn_if_too_large(page_path(folder, state.pages), say)
     return FetchSummary(folder, state, state.pages - pages_before, state.studies - studies_before)
 
 
@@ -521,6 +552,17 @@ def _fetch_page(folder: Path, state: FetchState, query: FetchQuery, client: Regi
     state.stopped_at_max = at_max and state.next_page_token is not None
     # An empty page with a token would loop forever: treat it as the end.
     state.done = state.next_page_token is None or at_max or not data["studies"]
+
+
+def _warn_if_too_large(page: Path, say: Callable[[str], None]) -> None:
+    size = page.stat().st_size
+    if size > DEFAULT_MAX_FILE_BYTES:
+        say(
+            f"warning: {page.name} is {format_size(size)}, over the "
+            f"{format_size(DEFAULT_MAX_FILE_BYTES)} that `build` and `update` read of one "
+            "file by default: build with a larger --max-file-size, or fetch again into a "
+            "new folder with a smaller --page-size"
+        )
 
 
 def _progress_line(state: FetchState) -> str:

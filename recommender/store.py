@@ -16,7 +16,6 @@ import numpy as np
 
 from recommender.records import TrialRecord
 
-
 RECORDS_FILE = "records.jsonl"
 RECORDS_OFFSETS_FILE = "records.offsets.npy"
 

@@ -17,11 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+import httpx
 import pytest
 
 from recommender.build import build_index
 from recommender.cli import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, main
 from recommender.fetch import (
+    DEFAULT_PAGE_SIZE,
     STATE_FILE,
     FetchError,
     FetchQuery,
@@ -406,3 +408,58 @@ def test_replays_real_registry_studies(shared_data, monkeypatch, tmp_path):
     fetched, report = read_records([tmp_path / "d"])
     expected = [s["protocolSection"]["identificationModule"]["nctId"] for s in studies]
     assert [r.nct_id for r in fetched] == sorted(expected) and report.skipped == []
+
+
+# -- the HTTP client: httpx, retried by tenacity ----------------------------------------------
+
+
+def test_transport_errors_are_retried_through_httpx():
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if len(calls) == 1:
+            raise httpx.ConnectError("connection refused", request=request)
+        if len(calls) == 2:
+            raise httpx.ReadTimeout("timed out", request=request)
+        return httpx.Response(200, json={"apiVersion": "2.0.3"})
+
+    time, logged = FakeTime(), []
+    client = RegistryClient("https://registry.test/api/v2", retries=2, backoff=1,
+                            requests_per_minute=0, sleep=time.sleep, clock=time.clock,
+                            log=logged.append, transport=httpx.MockTransport(handler))  # fmt: skip
+    with client:
+        data, _ = client.get_json("/version")
+    assert data == {"apiVersion": "2.0.3"} and calls == ["/api/v2/version"] * 3
+    assert time.waits == [1.0, 2.0]
+    assert logged[0] == "network error (connection refused); retrying in 1.0 s (1/2)"
+    assert logged[1].startswith("network error (timed out); retrying in 2.0 s (2/2)")
+
+
+def test_retry_after_is_capped_by_max_wait():
+    responses = iter(
+        [httpx.Response(503, headers={"Retry-After": "3600"}), httpx.Response(200, json={})]
+    )
+    transport = httpx.MockTransport(lambda _request: next(responses))
+    time = FakeTime()
+    client = RegistryClient("https://registry.test/api/v2", retries=1, max_wait=60,
+                            requests_per_minute=0, sleep=time.sleep, clock=time.clock,
+                            transport=transport)  # fmt: skip
+    assert client.get_json("/version")[0] == {}
+    assert time.waits == [60.0]
+
+
+def test_pages_default_to_200_studies(registry, tmp_path):
+    assert FetchQuery().page_size == DEFAULT_PAGE_SIZE == 200
+    fetch_studies(tmp_path / "d", FetchQuery(), client_for(registry, FakeTime()))
+    assert studies_requests(registry)[0]["pageSize"] == "200"
+
+
+def test_a_page_too_large_for_build_is_named(registry, tmp_path, monkeypatch):
+    monkeypatch.setattr("recommender.fetch.DEFAULT_MAX_FILE_BYTES", 500)
+    lines: list[str] = []
+    fetch_studies(tmp_path / "d", FetchQuery(page_size=4), client_for(registry, FakeTime()),
+                  log=lines.append)  # fmt: skip
+    warnings = [line for line in lines if line.startswith("warning: page-")]
+    assert warnings and "over the 500 bytes that `build` and `update` read" in warnings[0]
+    assert "--max-file-size" in warnings[0] and "--page-size" in warnings[0]

@@ -133,7 +133,7 @@ def test_json_zip_reads_every_study_without_skips(shared_data: Path, json_then_s
     assert report.sources[0] == SourceSummary(
         str(shared_data / JSON_ZIP), "json-zip", read=JSON_STUDIES, skipped=0
     )
-    assert [skip.source for skip in report.skipped] == [str(shared_data / SEED_CLUSTER)]
+    assert report.skipped == []
     assert len(records) == report.studies == JSON_STUDIES + 5  # five seeds are new
     assert [r.nct_id for r in records] == sorted(r.nct_id for r in records)
 
@@ -146,10 +146,12 @@ def test_seed_cluster_read_last_replaces_the_bulk_record(shared_data: Path, json
     assert matching == [expected]
     assert expected.arm_groups  # the seed version, not the bulk one (titles and texts only)
     assert report.replaced == 1
-    assert report.sources[1] == SourceSummary(str(seed_path), "json-dir", read=6, skipped=1)
-    # expected_related.json is a .json file, so it is reported; NCT05940610.page.txt is
-    # not a registry file by name and is passed over without a report.
-    assert report.skipped == [
+    assert report.sources[1] == SourceSummary(
+        str(seed_path), "json-dir", read=6, skipped=0, ignored=1
+    )
+    # expected_related.json is a .json label file: noted as ignored, not a failure;
+    # NCT05940610.page.txt is not a registry file by name and is passed over.
+    assert report.ignored == [
         SkippedItem(
             str(seed_path),
             "expected_related.json",

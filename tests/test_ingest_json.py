@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from recommender.ingest import RecordError, SourceError
+from recommender.ingest import NotAStudyError, RecordError, SourceError
 from recommender.ingest.ctgov_json import (
     iter_json_dir,
     iter_json_file,
@@ -315,6 +315,31 @@ def test_folder_reads_studies_pages_lists_recursively_and_reports_non_studies(
         "expected_related.json": "not a study: a JSON object without 'protocolSection' "
         "(keys: 'NCT05940610')"
     }
+    ignored = [item for item, result in iter_json_dir(tmp_path) if type(result) is NotAStudyError]
+    assert ignored == ["expected_related.json"]
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("NCT00000009.json", {"note": "a study file that lost its sections"}),  # named as a study
+        ("page.json", {"studies": "not a list"}),  # a page, broken
+        ("study.json", {"derivedSection": {}}),  # a study without its protocol
+        ("list.json", ["not a study"]),  # an entry of a list
+    ],
+)
+def test_broken_studies_are_skipped_not_ignored(tmp_path: Path, name: str, content) -> None:
+    (tmp_path / name).write_text(json.dumps(content))
+    [(item, result)] = list(iter_json_dir(tmp_path))
+    assert isinstance(result, RecordError) and not isinstance(result, NotAStudyError), item
+
+
+def test_a_label_file_given_alone_is_skipped_not_ignored(tmp_path: Path) -> None:
+    # Named as a source by the user, it was meant to hold studies.
+    path = tmp_path / "expected_related.json"
+    path.write_text(json.dumps({"NCT05940610": ["NCT05881668"]}))
+    [(_, result)] = list(iter_json_file(path))
+    assert type(result) is RecordError
 
 
 def test_folder_is_read_in_sorted_path_order(tmp_path: Path) -> None:

@@ -158,16 +158,18 @@ def test_read_records_last_source_wins_and_reports_everything(sources: dict[str,
     assert report.sources == [
         SourceSummary(str(sources["json-zip"]), "json-zip", read=2, skipped=1),
         SourceSummary(str(sources["xml-zip"]), "xml-zip", read=1, skipped=1),
-        SourceSummary(str(sources["json-dir"]), "json-dir", read=1, skipped=1),
+        SourceSummary(str(sources["json-dir"]), "json-dir", read=1, skipped=0, ignored=1),
         SourceSummary(str(sources["jsonl"]), "jsonl", read=1, skipped=1),
     ]
     skipped = [(Path(s.source).name, s.item, s.reason.split(":")[0]) for s in report.skipped]
     assert skipped == [
         ("ctg-studies.json.zip", "NCT00000003.json", "invalid JSON"),
         ("AllPublicXML.zip", "NCT0000xxxx/NCT00000009.xml", "invalid XML"),
-        ("seed-cluster", "expected_related.json", "not a study"),
-        ("studies.ndjson", "line 2", "not a study"),
+        ("studies.ndjson", "line 2", "not a study"),  # a line of studies: a failure
     ]
+    # A label file beside the studies is noted, not counted as a failure.
+    ignored = [(Path(s.source).name, s.item, s.reason.split(":")[0]) for s in report.ignored]
+    assert ignored == [("seed-cluster", "expected_related.json", "not a study")]
 
 
 def test_read_records_order_decides_the_winner(sources: dict[str, Path]) -> None:
@@ -223,8 +225,9 @@ def test_progress_bar_goes_to_stderr(
     read_records([sources["json-zip"]], progress=True)
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "ctg-studies.json.zip" in captured.err
-    assert "3/3" in captured.err
+    # Not a terminal: one plain line for the source, no bar redrawn with \r.
+    assert captured.err.startswith("ctg-studies.json.zip: 3 items in ")
+    assert "\r" not in captured.err
 
 
 # --- iter_source and the report ----------------------------------------------------------
@@ -248,9 +251,13 @@ def test_summary_lists_sources_totals_and_skips(sources: dict[str, Path]) -> Non
     _, report = read_records([sources["json-zip"], sources["json-dir"]])
     lines = report.summary().splitlines()
     assert lines[0] == f"2 read, 1 skipped: {sources['json-zip']} (json-zip)"
-    assert lines[1] == f"1 read, 1 skipped: {sources['json-dir']} (json-dir)"
-    assert lines[2] == "2 studies kept; 1 replaced by a later record with the same id; 2 skipped"
-    assert lines[3].startswith(f"  skipped NCT00000003.json in {sources['json-zip']}: invalid JSON")
+    assert lines[1] == f"1 read, 0 skipped, 1 ignored: {sources['json-dir']} (json-dir)"
+    assert lines[2] == (
+        "2 studies kept; 1 replaced by a later record with the same id; 1 skipped; "
+        "1 ignored (not studies); 0 with a text cut to 100,000 characters"
+    )
+    assert lines[3].startswith(f"  ignored expected_related.json in {sources['json-dir']}: not a")
+    assert lines[4].startswith(f"  skipped NCT00000003.json in {sources['json-zip']}: invalid JSON")
     assert len(lines) == 5
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from recommender.ingest import RecordError, SourceError
+from recommender.ingest import NotAStudyError, RecordError, SourceError
 from recommender.ingest.ctgov_xml import (
     iter_xml_dir,
     iter_xml_file,
@@ -351,6 +351,14 @@ def test_folder_is_read_recursively_in_path_order(tmp_path: Path) -> None:
         "notes.xml",
     ]
     assert str(outcomes[2][1]) == "not a study: root element <notes>, expected <clinical_study>"
+    assert type(outcomes[2][1]) is NotAStudyError  # noted as ignored, not a failure
+
+
+def test_a_file_named_as_a_study_with_another_root_is_a_failure(tmp_path: Path) -> None:
+    (tmp_path / "NCT00000102.xml").write_bytes(b"<notes/>")
+    [(_, result)] = list(iter_xml_dir(tmp_path))
+    assert type(result) is RecordError
+    assert str(result).startswith("not a study: root element <notes>")
 
 
 def test_single_file(tmp_path: Path) -> None:

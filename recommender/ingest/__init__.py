@@ -25,22 +25,23 @@ Formats, by path:
 A JSON document (file, member, line) may hold a study, an API response page
 ``{"studies": [...]}`` or a list of studies. In folders and zips only ``.json`` and
 ``.xml`` files are looked at: other files (``README.md``, ``*.page.txt``) are not
-registry data by name and are passed over without a report. Every ``.json`` or
-``.xml`` file that does not yield a study *is* reported, as is every bad line,
-member or record: a :class:`SkippedItem` with its name and a one-line reason. Nothing
-is skipped silently and one bad item never stops a read. Only a source that cannot
-be read at all raises :class:`SourceError`.
+registry data by name and are passed over without a report. A ``.json`` or
+``.xml`` file that is plainly not a study (a label file such as
+``expected_related.json``: a JSON object without any of a study's sections, or an
+XML root other than ``<clinical_study>``, in a file not named ``NCT<8 digits>``) is
+listed in ``IngestReport.ignored``: nothing was lost. Every other file that does not
+yield a study *is* reported as skipped, as is every bad line, member or record: a
+:class:`SkippedItem` with its name and a one-line reason. Nothing is passed over
+silently and one bad item never stops a read. Only a source that cannot be read at
+all raises :class:`SourceError`.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from tqdm import tqdm
 
 from recommender.ingest.ctgov_json import (
     JSON_SUFFIX,
@@ -59,6 +60,7 @@ from recommender.ingest.ctgov_xml import (
     parse_study_xml,
 )
 from recommender.ingest.errors import (
+    NotAStudyError,
     Outcome,
     RecordError,
     SourceError,
@@ -66,11 +68,15 @@ from recommender.ingest.errors import (
     open_zip,
     zip_members,
 )
+from recommender.ingest.limits import DEFAULT_LIMITS, ReadLimits, cap_texts
+from recommender.progress import progress as show_progress
 from recommender.records import TrialRecord
 
 __all__ = [
     "FORMATS",
     "IngestReport",
+    "NotAStudyError",
+    "ReadLimits",
     "RecordError",
     "SkippedItem",
     "SourceError",
@@ -83,7 +89,7 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
-Reader = Callable[[PathLike], Iterator[Outcome]]
+Reader = Callable[[PathLike, ReadLimits], Iterator[Outcome]]
 
 # Format name -> readers run in turn over the same path.
 _READERS: dict[str, tuple[Reader, ...]] = {
@@ -115,36 +121,54 @@ class SkippedItem:
 
 @dataclass
 class SourceSummary:
-    """What one source gave: records ``read`` (before de-duplication) and ``skipped`` items."""
+    """What one source gave: records ``read`` (before de-duplication), ``skipped`` items
+    and ``ignored`` files that are not studies."""
 
     path: str
     format: str
     read: int = 0
     skipped: int = 0
+    ignored: int = 0
 
 
 @dataclass
 class IngestReport:
     """What a read did: per-source counts, every skipped item, and de-duplication.
 
+    ``skipped`` lists items that should have been studies and were not readable
+    (or were over ``limits.max_file_bytes``); ``ignored`` lists files of a folder
+    or zip that are plainly not studies (label files, notes), which lose nothing;
+    ``truncated`` lists studies kept with a text cut to ``limits.max_text_chars``.
     ``replaced`` counts records overwritten by a later one with the same NCT id;
     ``studies`` is the number of unique records kept (set by :func:`read_records`).
     """
 
     sources: list[SourceSummary] = field(default_factory=list)
     skipped: list[SkippedItem] = field(default_factory=list)
+    ignored: list[SkippedItem] = field(default_factory=list)
+    truncated: list[SkippedItem] = field(default_factory=list)
+    limits: ReadLimits = DEFAULT_LIMITS
     replaced: int = 0
     studies: int = 0
 
     def summary(self, max_skipped: int = 5) -> str:
         """A short human-readable account: one line per source, totals, first skips."""
         lines = [
-            f"{s.read:,} read, {s.skipped:,} skipped: {s.path} ({s.format})" for s in self.sources
+            f"{s.read:,} read, {s.skipped:,} skipped"
+            + (f", {s.ignored:,} ignored" if s.ignored else "")
+            + f": {s.path} ({s.format})"
+            for s in self.sources
         ]
         lines.append(
             f"{self.studies:,} studies kept; {self.replaced:,} replaced by a later record "
-            f"with the same id; {len(self.skipped):,} skipped"
+            f"with the same id; {len(self.skipped):,} skipped; "
+            f"{len(self.ignored):,} ignored (not studies); "
+            f"{len(self.truncated):,} with a text cut to {self.limits.max_text_chars:,} characters"
         )
+        for ignored in self.ignored[:max_skipped]:
+            lines.append(f"  ignored {ignored.item} in {ignored.source}: {ignored.reason}")
+        for cut in self.truncated[:max_skipped]:
+            lines.append(f"  cut {cut.item} in {cut.source}: {cut.reason}")
         for skip in self.skipped[:max_skipped]:
             lines.append(f"  skipped {skip.item} in {skip.source}: {skip.reason}")
         if len(self.skipped) > max_skipped:
@@ -234,20 +258,13 @@ def _expected_items(path: PathLike, fmt: str) -> int | None:
     return None
 
 
-def _outcomes(path: PathLike, fmt: str, progress: bool) -> Iterator[Outcome]:
-    """Every outcome of a source, through a tqdm bar on stderr when ``progress``."""
-    outcomes = (outcome for reader in _READERS[fmt] for outcome in reader(path))
+def _outcomes(path: PathLike, fmt: str, limits: ReadLimits, progress: bool) -> Iterator[Outcome]:
+    """Every outcome of a source, counted on stderr when ``progress`` (a bar on a terminal)."""
+    outcomes = (outcome for reader in _READERS[fmt] for outcome in reader(path, limits))
     if not progress:
         return outcomes
-    return iter(
-        tqdm(
-            outcomes,
-            total=_expected_items(path, fmt),
-            desc=Path(path).name,
-            unit=" items",
-            file=sys.stderr,
-        )
-    )
+    total = _expected_items(path, fmt)
+    return iter(show_progress(outcomes, total=total, desc=Path(path).name, unit="items"))
 
 
 def _read_source(
@@ -256,13 +273,24 @@ def _read_source(
     """Yield a source's records, recording its summary and skips in ``report``."""
     summary = SourceSummary(path=str(path), format=fmt)
     report.sources.append(summary)
-    for item, result in _outcomes(path, fmt, progress):
-        if isinstance(result, RecordError):
+    limits = report.limits
+    for item, result in _outcomes(path, fmt, limits, progress):
+        if isinstance(result, NotAStudyError):
+            summary.ignored += 1
+            report.ignored.append(SkippedItem(str(path), item, one_line(result)))
+        elif isinstance(result, RecordError):
             summary.skipped += 1
             report.skipped.append(SkippedItem(str(path), item, one_line(result)))
         else:
             summary.read += 1
-            yield result
+            record, cut = cap_texts(result, limits.max_text_chars)
+            if cut:
+                reason = (
+                    f"{record.nct_id}: cut to {limits.max_text_chars:,} characters "
+                    f"(--max-text-chars): {', '.join(cut)}"
+                )
+                report.truncated.append(SkippedItem(str(path), item, one_line(reason)))
+            yield record
 
 
 def iter_source(
@@ -275,9 +303,10 @@ def iter_source(
     path
         A registry file or folder (see :func:`detect_format`).
     report
-        Receives this source's :class:`SourceSummary` and its :class:`SkippedItem` s.
+        Receives this source's :class:`SourceSummary` and its :class:`SkippedItem` s;
+        its ``limits`` are the ones applied.
     progress
-        Show a tqdm progress bar on stderr.
+        Show progress on stderr: a bar on a terminal, plain lines otherwise.
 
     Yields
     ------
@@ -293,7 +322,10 @@ def iter_source(
 
 
 def read_records(
-    sources: Sequence[PathLike] | PathLike, *, progress: bool = False
+    sources: Sequence[PathLike] | PathLike,
+    *,
+    progress: bool = False,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> tuple[list[TrialRecord], IngestReport]:
     """Read registry sources in order into one record per NCT id.
 
@@ -303,7 +335,10 @@ def read_records(
         Files or folders (see :func:`detect_format`), read in the given order; a
         single path is accepted too.
     progress
-        Show a tqdm progress bar per source on stderr.
+        Show progress per source on stderr: a bar on a terminal, plain lines otherwise.
+    limits
+        Largest study file and longest text (see :class:`ReadLimits`): a larger
+        file is skipped unread, a longer text cut; both are listed in the report.
 
     Returns
     -------
@@ -311,8 +346,8 @@ def read_records(
         One record per NCT id, the one read last (across and within sources),
         sorted by NCT id.
     report : IngestReport
-        Per-source counts, every skipped item with its reason, the number of
-        records ``replaced`` by a later one and of ``studies`` kept.
+        Per-source counts, every skipped, ignored and cut item with its reason,
+        the number of records ``replaced`` by a later one and of ``studies`` kept.
 
     Raises
     ------
@@ -320,7 +355,7 @@ def read_records(
         If any source cannot be read at all; every source is checked before any
         is read, so a typo in the last one fails fast.
     """
-    report = IngestReport()
+    report = IngestReport(limits=limits)
     kept: dict[str, TrialRecord] = {}
     for record in iter_records(sources, report, progress=progress):
         if record.nct_id in kept:
@@ -337,8 +372,9 @@ def iter_records(
 
     What :func:`read_records` reads, one record at a time (a build streams them to
     disk, :func:`recommender.spool.spool_records`). Per-source counts and skipped
-    items are added to ``report`` as reading goes; ``replaced`` and ``studies`` are
-    left to the caller, which decides which copy of a trial it keeps.
+    items are added to ``report`` as reading goes, under ``report.limits``;
+    ``replaced`` and ``studies`` are left to the caller, which decides which copy of
+    a trial it keeps.
 
     Raises
     ------

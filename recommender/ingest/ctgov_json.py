@@ -24,14 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from recommender.ingest.errors import (
+    NotAStudyError,
     Outcome,
     RecordError,
     SourceError,
+    named_as_study,
     one_line,
     open_zip,
     read_member,
     zip_members,
 )
+from recommender.ingest.limits import DEFAULT_LIMITS, ReadLimits, size_refusal
 from recommender.records import (
     ArmGroup,
     Intervention,
@@ -45,6 +48,20 @@ JSON_SUFFIX = ".json"
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 _KIND_NAMES = {dict: "an object", list: "a list", str: "a string"}
+
+#: Top-level keys of an API v2 study (and ``studies`` of a page): a JSON object with
+#: none of them is not a damaged study but some other kind of file.
+STUDY_KEYS = frozenset(
+    {
+        "protocolSection",
+        "derivedSection",
+        "resultsSection",
+        "annotationSection",
+        "documentSection",
+        "hasResults",
+        "studies",
+    }
+)
 
 
 # --- typed access with a path for the error message ----------------------------------
@@ -109,6 +126,18 @@ def _not_a_study(data: object) -> RecordError:
         return RecordError(f"not a study: expected a JSON object, got {_kind(data)}")
     keys = ", ".join(repr(key) for key in list(data)[:5]) or "none"
     return RecordError(f"not a study: a JSON object without 'protocolSection' (keys: {keys})")
+
+
+def plainly_not_a_study(document: object) -> bool:
+    """Whether a decoded JSON document is not registry data at all, rather than a broken study.
+
+    True for a scalar and for an object without any of :data:`STUDY_KEYS` (a label
+    file such as ``{"NCT05940610": ["NCT05881668", ...]}``); a list is judged entry
+    by entry instead.
+    """
+    if isinstance(document, dict):
+        return STUDY_KEYS.isdisjoint(document)
+    return not isinstance(document, list)
 
 
 def _nct_id(identification: dict[str, Any]) -> str:
@@ -252,7 +281,7 @@ def split_document(document: object, name: str) -> Iterator[tuple[str, object]]:
         yield name, document
 
 
-def parse_document(raw: bytes | str, name: str) -> Iterator[Outcome]:
+def parse_document(raw: bytes | str, name: str, *, whole_file: bool = False) -> Iterator[Outcome]:
     """Decode one JSON document and yield an outcome per study it holds.
 
     Parameters
@@ -261,6 +290,10 @@ def parse_document(raw: bytes | str, name: str) -> Iterator[Outcome]:
         The document's bytes (UTF-8, -16 or -32) or text.
     name
         How to name the document's items in the report (member, file, ``"line 17"``).
+    whole_file
+        The document is a whole file of a folder or zip: if it is plainly not a
+        study (see :func:`plainly_not_a_study`) and not named like one, its outcome
+        is a :class:`NotAStudyError`, which the report lists as ignored.
 
     Yields
     ------
@@ -273,6 +306,9 @@ def parse_document(raw: bytes | str, name: str) -> Iterator[Outcome]:
     except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
         yield name, RecordError(f"invalid JSON: {one_line(err)}")
         return
+    if whole_file and plainly_not_a_study(document) and not named_as_study(name):
+        yield name, NotAStudyError(str(_not_a_study(document)))
+        return
     for item, candidate in split_document(document, name):
         try:
             yield item, parse_study(candidate)
@@ -280,12 +316,14 @@ def parse_document(raw: bytes | str, name: str) -> Iterator[Outcome]:
             yield item, err
 
 
-def iter_json_zip(path: str | PathLike[str]) -> Iterator[Outcome]:
+def iter_json_zip(
+    path: str | PathLike[str], limits: ReadLimits = DEFAULT_LIMITS
+) -> Iterator[Outcome]:
     """Yield an outcome per study of a zip of JSON files (the bulk download layout).
 
     Members are read in archive order; directories and members not ending in
-    ``.json`` are passed over (they are not studies by name). A damaged member is
-    one skipped item.
+    ``.json`` are passed over (they are not studies by name). A damaged member, or
+    one that unpacks to more than ``limits.max_file_bytes``, is one skipped item.
 
     Raises
     ------
@@ -294,11 +332,11 @@ def iter_json_zip(path: str | PathLike[str]) -> Iterator[Outcome]:
     """
     with open_zip(path) as archive:
         for info in zip_members(archive, JSON_SUFFIX):
-            raw = read_member(archive, info)
+            raw = read_member(archive, info, limits.max_file_bytes)
             if isinstance(raw, RecordError):
                 yield info.filename, raw
             else:
-                yield from parse_document(raw, info.filename)
+                yield from parse_document(raw, info.filename, whole_file=True)
 
 
 def list_files(root: Path, suffix: str) -> list[Path]:
@@ -309,30 +347,45 @@ def list_files(root: Path, suffix: str) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix.lower() == suffix and p.is_file())
 
 
-def _read_bytes(path: Path) -> bytes | RecordError:
-    """A file's bytes, or the :class:`RecordError` saying why it cannot be read."""
+def read_file(path: Path, max_bytes: int) -> bytes | RecordError:
+    """A file's bytes, or the :class:`RecordError` saying why they are not read.
+
+    A file over ``max_bytes`` is refused by its size, unread; reading stops at
+    ``max_bytes + 1`` bytes all the same, for a file that grows meanwhile.
+    """
     try:
-        return path.read_bytes()
+        reason = size_refusal(path.stat().st_size, max_bytes, "file")
+        if reason:
+            return RecordError(reason)
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
     except OSError as err:
         return RecordError(f"unreadable file: {one_line(err)}")
+    if len(data) > max_bytes:
+        return RecordError(size_refusal(len(data), max_bytes, "file"))
+    return data
 
 
-def iter_json_dir(path: str | PathLike[str]) -> Iterator[Outcome]:
+def iter_json_dir(
+    path: str | PathLike[str], limits: ReadLimits = DEFAULT_LIMITS
+) -> Iterator[Outcome]:
     """Yield an outcome per study in the ``*.json`` files under a folder (recursively).
 
     Items are named by their path relative to the folder. Each file may hold a
-    study, an API page or a list of studies; a file that holds none of those (such
-    as ``expected_related.json``) is a skipped item, never passed over silently.
-    Files with other suffixes are not looked at.
+    study, an API page or a list of studies; a file that is plainly none of those
+    (such as the label file ``expected_related.json``) gives a
+    :class:`NotAStudyError`, noted as ignored; any other file that yields no study
+    is a skipped item, as is a file over ``limits.max_file_bytes``. Files with other
+    suffixes are not looked at.
     """
     root = Path(path)
     for file in list_files(root, JSON_SUFFIX):
         name = file.relative_to(root).as_posix()
-        raw = _read_bytes(file)
+        raw = read_file(file, limits.max_file_bytes)
         if isinstance(raw, RecordError):
             yield name, raw
         else:
-            yield from parse_document(raw, name)
+            yield from parse_document(raw, name, whole_file=True)
 
 
 def _open_source(path: str | PathLike[str]) -> Path:
@@ -343,10 +396,12 @@ def _open_source(path: str | PathLike[str]) -> Path:
     return source
 
 
-def iter_jsonl(path: str | PathLike[str]) -> Iterator[Outcome]:
+def iter_jsonl(path: str | PathLike[str], limits: ReadLimits = DEFAULT_LIMITS) -> Iterator[Outcome]:
     """Yield an outcome per study of a JSON-lines file (one study per line).
 
-    Items are named ``"line 17"`` (1-based); blank lines are not items.
+    Items are named ``"line 17"`` (1-based); blank lines are not items. A line over
+    ``limits.max_file_bytes`` is one skipped item, passed over without holding more
+    than that many bytes of it.
 
     Raises
     ------
@@ -354,17 +409,37 @@ def iter_jsonl(path: str | PathLike[str]) -> Iterator[Outcome]:
         If the file is missing or unreadable.
     """
     source = _open_source(path)
+    limit = limits.max_file_bytes
     try:
         with source.open("rb") as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
+            number = 0
+            while line := handle.readline(limit + 1):
+                number += 1
+                if len(line) > limit and not line.endswith(b"\n"):
+                    size = len(line) + _skip_rest_of_line(handle)
+                    yield f"line {number}", RecordError(size_refusal(size, limit, "line"))
+                elif line.strip():
                     yield from parse_document(line, f"line {number}")
     except OSError as err:
         raise SourceError(f"{source}: {one_line(err)}") from err
 
 
-def iter_json_file(path: str | PathLike[str]) -> Iterator[Outcome]:
+def _skip_rest_of_line(handle) -> int:
+    """Read past the end of the current line, a chunk at a time; the bytes skipped."""
+    skipped = 0
+    while chunk := handle.readline(1 << 20):
+        skipped += len(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    return skipped
+
+
+def iter_json_file(
+    path: str | PathLike[str], limits: ReadLimits = DEFAULT_LIMITS
+) -> Iterator[Outcome]:
     """Yield an outcome per study of one ``.json`` file (a study, an API page or a list).
+
+    A file over ``limits.max_file_bytes`` is one skipped item.
 
     Raises
     ------
@@ -372,7 +447,11 @@ def iter_json_file(path: str | PathLike[str]) -> Iterator[Outcome]:
         If the file is missing or unreadable.
     """
     source = _open_source(path)
-    raw = _read_bytes(source)
+    too_large = size_refusal(source.stat().st_size, limits.max_file_bytes, "file")
+    if too_large:
+        yield source.name, RecordError(too_large)
+        return
+    raw = read_file(source, limits.max_file_bytes)
     if isinstance(raw, RecordError):
         raise SourceError(f"{source}: {raw}")
     yield from parse_document(raw, source.name)

@@ -25,16 +25,19 @@ from os import PathLike
 from pathlib import Path
 from xml.parsers import expat
 
-from recommender.ingest.ctgov_json import list_files
+from recommender.ingest.ctgov_json import list_files, read_file
 from recommender.ingest.errors import (
+    NotAStudyError,
     Outcome,
     RecordError,
     SourceError,
+    named_as_study,
     one_line,
     open_zip,
     read_member,
     zip_members,
 )
+from recommender.ingest.limits import DEFAULT_LIMITS, ReadLimits, size_refusal
 from recommender.records import (
     ArmGroup,
     Intervention,
@@ -256,12 +259,12 @@ def parse_study_xml(data: bytes) -> TrialRecord:
     Raises
     ------
     RecordError
-        For malformed XML, a DTD, a root other than ``<clinical_study>``, or a
-        missing or invalid ``id_info/nct_id``.
+        For malformed XML, a DTD, a missing or invalid ``id_info/nct_id``; its
+        subclass :class:`NotAStudyError` for a root other than ``<clinical_study>``.
     """
     root = parse_xml(data)
     if root.tag != ROOT_TAG:
-        raise RecordError(f"not a study: root element <{root.tag}>, expected <{ROOT_TAG}>")
+        raise NotAStudyError(f"not a study: root element <{root.tag}>, expected <{ROOT_TAG}>")
     interventions = _interventions(root)
     return TrialRecord(
         nct_id=_nct_id(root),
@@ -286,12 +289,21 @@ def parse_study_xml(data: bytes) -> TrialRecord:
     )
 
 
-def _outcome(raw: bytes | RecordError, name: str) -> Outcome:
-    """The outcome of one XML item whose bytes (or read error) are ``raw``."""
+def _outcome(raw: bytes | RecordError, name: str, *, whole_file: bool = False) -> Outcome:
+    """The outcome of one XML item whose bytes (or read error) are ``raw``.
+
+    A file of a folder or zip (``whole_file``) whose root is not a study and whose
+    name is not a trial's keeps its :class:`NotAStudyError` (listed as ignored);
+    anywhere else that is an ordinary skipped item.
+    """
     if isinstance(raw, RecordError):
         return name, raw
     try:
         return name, parse_study_xml(raw)
+    except NotAStudyError as err:
+        if whole_file and not named_as_study(name):
+            return name, err
+        return name, RecordError(str(err))
     except RecordError as err:
         return name, err
 
@@ -299,11 +311,14 @@ def _outcome(raw: bytes | RecordError, name: str) -> Outcome:
 # --- containers --------------------------------------------------------------------------
 
 
-def iter_xml_zip(path: str | PathLike[str]) -> Iterator[Outcome]:
+def iter_xml_zip(
+    path: str | PathLike[str], limits: ReadLimits = DEFAULT_LIMITS
+) -> Iterator[Outcome]:
     """Yield an outcome per ``.xml`` member of a zip (the ``AllPublicXML.zip`` layout).
 
     Members are read in archive order; directories and other members are passed
-    over. A damaged member is one skipped item.
+    over. A damaged member, or one that unpacks to more than
+    ``limits.max_file_bytes``, is one skipped item.
 
     Raises
     ------
@@ -312,26 +327,30 @@ def iter_xml_zip(path: str | PathLike[str]) -> Iterator[Outcome]:
     """
     with open_zip(path) as archive:
         for info in zip_members(archive, XML_SUFFIX):
-            yield _outcome(read_member(archive, info), info.filename)
+            raw = read_member(archive, info, limits.max_file_bytes)
+            yield _outcome(raw, info.filename, whole_file=True)
 
 
-def iter_xml_dir(path: str | PathLike[str]) -> Iterator[Outcome]:
+def iter_xml_dir(
+    path: str | PathLike[str], limits: ReadLimits = DEFAULT_LIMITS
+) -> Iterator[Outcome]:
     """Yield an outcome per ``*.xml`` file under a folder (recursively), by sorted path.
 
     Items are named by their path relative to the folder; every ``.xml`` file is
-    read, so one that is not a study is reported rather than passed over.
+    read, so one that is not a study is reported (as ignored, when its root is not
+    ``<clinical_study>`` and its name not a trial's) rather than passed over. A file
+    over ``limits.max_file_bytes`` is a skipped item, unread.
     """
     root = Path(path)
     for file in list_files(root, XML_SUFFIX):
-        try:
-            raw: bytes | RecordError = file.read_bytes()
-        except OSError as err:
-            raw = RecordError(f"unreadable file: {one_line(err)}")
-        yield _outcome(raw, file.relative_to(root).as_posix())
+        raw = read_file(file, limits.max_file_bytes)
+        yield _outcome(raw, file.relative_to(root).as_posix(), whole_file=True)
 
 
-def iter_xml_file(path: str | PathLike[str]) -> Iterator[Outcome]:
-    """Yield the outcome of one ``.xml`` file.
+def iter_xml_file(
+    path: str | PathLike[str], limits: ReadLimits = DEFAULT_LIMITS
+) -> Iterator[Outcome]:
+    """Yield the outcome of one ``.xml`` file; one over ``limits.max_file_bytes`` is skipped.
 
     Raises
     ------
@@ -340,7 +359,13 @@ def iter_xml_file(path: str | PathLike[str]) -> Iterator[Outcome]:
     """
     source = Path(path)
     try:
-        raw = source.read_bytes()
+        too_large = size_refusal(source.stat().st_size, limits.max_file_bytes, "file")
     except OSError as err:
         raise SourceError(f"{source}: {one_line(err)}") from err
+    if too_large:
+        yield source.name, RecordError(too_large)
+        return
+    raw = read_file(source, limits.max_file_bytes)
+    if isinstance(raw, RecordError):
+        raise SourceError(f"{source}: {raw}")
     yield _outcome(raw, source.name)

@@ -8,16 +8,27 @@ format, a zip that is not a zip), which the caller must fix before anything is r
 
 from __future__ import annotations
 
+import re
 import zipfile
 import zlib
 from collections.abc import Iterator
-from os import PathLike
+from os import PathLike, path
 
+from recommender.ingest.limits import format_size, size_refusal
 from recommender.records import TrialRecord
 
 
 class RecordError(ValueError):
     """One item of a source is not a readable study; the message says why."""
+
+
+class NotAStudyError(RecordError):
+    """A file of a folder or zip that is plainly not a study (a label file, notes).
+
+    Registry folders often carry such files beside the studies (the seed cluster's
+    ``expected_related.json``). They are noted as *ignored* in the ingest report,
+    not counted as skipped studies: nothing was lost by passing them over.
+    """
 
 
 class SourceError(ValueError):
@@ -39,6 +50,16 @@ ZIP_MEMBER_ERRORS = (
     NotImplementedError,
     RuntimeError,
 )
+
+
+#: A file named for a trial (``NCT01234567.json``) is meant to be a study, so one
+#: that is not is a failure to report, never a file to ignore.
+_STUDY_FILE_NAME = re.compile(r"NCT\d{8}\.(json|xml)", re.IGNORECASE)
+
+
+def named_as_study(name: str) -> bool:
+    """Whether the base name of ``name`` is an NCT id with a ``.json``/``.xml`` suffix."""
+    return _STUDY_FILE_NAME.fullmatch(path.basename(name)) is not None
 
 
 def one_line(message: object, limit: int = 300) -> str:
@@ -72,9 +93,27 @@ def zip_members(archive: zipfile.ZipFile, suffix: str) -> Iterator[zipfile.ZipIn
             yield info
 
 
-def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes | RecordError:
-    """Return one member's bytes, or the :class:`RecordError` saying why it is unreadable."""
+def read_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int
+) -> bytes | RecordError:
+    """Return one member's bytes, or the :class:`RecordError` saying why it is not read.
+
+    A member whose header declares more than ``max_bytes`` unpacked is refused
+    before a byte is decompressed; one whose stream unpacks to more than its header
+    says stops at ``max_bytes + 1`` bytes, so memory stays bounded either way.
+    """
+    reason = size_refusal(info.file_size, max_bytes, "zip member")
+    if reason:
+        return RecordError(reason)
     try:
-        return archive.read(info)
+        with archive.open(info) as member:
+            data = member.read(max_bytes + 1)
     except ZIP_MEMBER_ERRORS as err:
         return RecordError(f"unreadable zip member: {one_line(err)}")
+    if len(data) > max_bytes:
+        return RecordError(
+            f"zip member unpacks to more than the {format_size(info.file_size)} its header "
+            f"declares and over the limit of {format_size(max_bytes)} per study "
+            "(--max-file-size); not read"
+        )
+    return data
