@@ -7,6 +7,7 @@ without holding 100k+ records, descriptions and all, in every worker's memory.
 from __future__ import annotations
 
 import mmap
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import overload
@@ -22,6 +23,8 @@ RECORDS_OFFSETS_FILE = "records.offsets.npy"
 # msgspec reads and writes the dataclasses directly: the same JSON as
 # ``json.dumps(record.to_dict())`` in a fifth of the time, which matters because a build
 # reads every record back from disk (it never holds them all in memory).
+# Records read per pread when iterating (a few MB).
+_RUN_RECORDS = 2048
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(TrialRecord)
 
@@ -61,6 +64,7 @@ class RecordStore:
     """
 
     def __init__(self, lines_path: Path, offsets_path: Path) -> None:
+        self.lines_path, self.offsets_path = Path(lines_path), Path(offsets_path)
         self.offsets = np.load(offsets_path, mmap_mode="r", allow_pickle=False)
         with open(lines_path, "rb") as handle:
             size = handle.seek(0, 2)
@@ -80,12 +84,27 @@ class RecordStore:
 
     def __getitem__(self, position):
         if isinstance(position, slice):
-            return [self[i] for i in range(*position.indices(len(self)))]
+            start, stop, step = position.indices(len(self))
+            if step == 1:
+                return self._read_run(start, stop)
+            return [self[i] for i in range(start, stop, step)]
         if not 0 <= position < len(self):
             raise IndexError(f"record {position} out of range 0..{len(self) - 1}")
         start, stop = int(self.offsets[position]), int(self.offsets[position + 1])
         return decode_record(self._map[start:stop])
 
     def __iter__(self) -> Iterator[TrialRecord]:
-        for position in range(len(self)):
-            yield self[position]
+        for start in range(0, len(self), _RUN_RECORDS):
+            yield from self._read_run(start, min(start + _RUN_RECORDS, len(self)))
+
+    def _read_run(self, start: int, stop: int) -> list[TrialRecord]:
+        # A run of records is read with one pread rather than through the map: a build
+        # passes over every record several times, and pages touched through a map count
+        # as the process's memory until the kernel reclaims them (gigabytes at scale).
+        if stop <= start:
+            return []
+        offsets = np.asarray(self.offsets[start : stop + 1], dtype=np.int64)
+        with open(self.lines_path, "rb") as handle:
+            run = os.pread(handle.fileno(), int(offsets[-1] - offsets[0]), int(offsets[0]))
+        bounds = (offsets - offsets[0]).tolist()
+        return [decode_record(run[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
