@@ -23,6 +23,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -123,7 +124,9 @@ def create_app(
         watch_seconds = _env_seconds(WATCH_ENV)
     holder = IndexHolder(folder)
 
-    app = FastAPI(
+    # /docs and /redoc with their scripts served from the package, not from a CDN: they
+    # work on a machine without internet access, like the rest of the service.
+    app = FastAPIOffline(
         title="Similar clinical trials",
         version="1.0",
         description="Trials like a registered trial, a text, or a partial trial, from a "

@@ -1,20 +1,24 @@
-"""The HTML page in a real headless browser (Debian's ``chromium``), against the real server.
+"""The HTML in a real headless browser (Debian's ``chromium``), against the real server.
 
-The screenshot is kept under ``tests/artifacts/`` (ignored by git) for a person to
-look at; its path is printed (``pytest -s`` shows it).
+The browser resolves no host name, so anything the pages would fetch from the
+internet (a CDN's script, a web font) fails as it would offline. Screenshots are
+kept under ``tests/artifacts/`` (ignored by git) for a person to look at; their paths
+are printed (``pytest -s`` shows them).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import struct
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
-from api.launch import ServerProcess
+from api.launch import LOOPBACK, ServerProcess
 from tests.test_api import shared_tiny_index
 
 pytestmark = pytest.mark.server
@@ -22,22 +26,30 @@ pytestmark = pytest.mark.server
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WINDOW = (1200, 900)
+# Time the page's own scripts get (Swagger UI fetches and renders the schema after load).
+SCRIPT_TIME_MS = "15000"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
+def tiny_index_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (Debian: apt-get install -y chromium)")
-    with ServerProcess(shared_tiny_index(tmp_path_factory)) as running:
+    return shared_tiny_index(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_index_path: Path):
+    with ServerProcess(tiny_index_path) as running:
         yield running
 
 
 def chromium(url: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run headless Chromium once on ``url``; no network but loopback is involved."""
+    """Run headless Chromium once on ``url``, offline: only loopback addresses resolve."""
     command = [
         CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
         "--no-first-run", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--disable-extensions", "--hide-scrollbars",
+        f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {LOOPBACK}",
         f"--user-data-dir={profile}", f"--window-size={WINDOW[0]},{WINDOW[1]}", *args, url,
     ]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
@@ -69,19 +81,63 @@ def test_follow_a_link_to_its_own_related_list(server: ServerProcess, tmp_path: 
     assert 'data-nct-id="NCT00000004"' in dom.stdout
 
 
-def test_screenshot_of_the_page(server: ServerProcess, tmp_path: Path) -> None:
+def screenshot(
+    url: str, name: str, profile: Path, *args: str, min_bytes: int = 15_000
+) -> subprocess.CompletedProcess:
+    """A screenshot of ``url`` in ``tests/artifacts/NAME.png``, checked not to be blank."""
     ARTIFACTS.mkdir(exist_ok=True)
     ignore = ARTIFACTS / ".gitignore"
     if not ignore.exists():
         ignore.write_text("# screenshots and other test output: never committed\n*\n")
-    shot = ARTIFACTS / "api_page_NCT00000001.png"
+    shot = ARTIFACTS / f"{name}.png"
     shot.unlink(missing_ok=True)
-    result = chromium(f"{server.url}/?q=NCT00000001", tmp_path / "profile", f"--screenshot={shot}")
+    result = chromium(url, profile, f"--screenshot={shot}", *args)
     assert result.returncode == 0, result.stderr[-2000:]
     assert shot.is_file(), result.stderr[-2000:]
     assert png_size(shot) == WINDOW
     # A blank or error page compresses to a few KB; text, badges and bars do not.
-    assert shot.stat().st_size > 15_000
+    assert shot.stat().st_size > min_bytes
     print(f"\nscreenshot: {shot}")
     if os.environ.get("CI"):
         print("(tests/artifacts/ is git-ignored; collect it as a CI artefact)")
+    return result
+
+
+def test_screenshot_of_the_page(server: ServerProcess, tmp_path: Path) -> None:
+    screenshot(f"{server.url}/?q=NCT00000001", "api_page_NCT00000001", tmp_path / "profile")
+
+
+# -- the API docs, offline -----------------------------------------------------------------
+
+
+def operations(server: ServerProcess) -> dict[tuple[str, str], str]:
+    """(METHOD, path) -> operationId, for every operation in the service's OpenAPI schema."""
+    schema = httpx.get(f"{server.url}/openapi.json", timeout=30).json()
+    return {
+        (method.upper(), path): operation["operationId"]
+        for path, methods in schema["paths"].items()
+        for method, operation in methods.items()
+    }
+
+
+def test_swagger_ui_renders_every_operation_offline(server: ServerProcess, tmp_path: Path) -> None:
+    budget = f"--virtual-time-budget={SCRIPT_TIME_MS}"
+    dom = chromium(f"{server.url}/docs", tmp_path / "profile", budget, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    shown = set(
+        re.findall(
+            r'<span class="opblock-summary-method">(\w+)</span>.*?data-path="([^"]+)"', dom.stdout
+        )
+    )
+    assert ("GET", "/similar/{nct_id}") in shown, "Swagger UI did not render (a CDN fetch?)"
+    assert shown == set(operations(server))
+    screenshot(f"{server.url}/docs", "api_docs", tmp_path / "profile", budget)
+
+
+def test_redoc_renders_every_operation_offline(server: ServerProcess, tmp_path: Path) -> None:
+    budget = f"--virtual-time-budget={SCRIPT_TIME_MS}"
+    dom = chromium(f"{server.url}/redoc", tmp_path / "profile", budget, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    shown = set(re.findall(r'data-section-id="operation/([^"]+)"', dom.stdout))
+    assert "similar_similar__nct_id__get" in shown, "ReDoc did not render (a CDN fetch?)"
+    assert shown == set(operations(server).values())
