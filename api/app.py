@@ -359,3 +359,15 @@ def home(
     filters = page.form_filters(status, phase, study_type)
     variables, code = page.context(index, q, page.page_k(k), filters)
     return page.TEMPLATES.TemplateResponse(request, "index.html", variables, status_code=code)
+
+
+@router.get(
+    "/trials/{nct_id}/page",
+    response_class=HTMLResponse,
+    responses=_PAGE_ERRORS,
+    summary="A trial's record as a page for people",
+)
+def trial_page(request: Request, nct_id: NctIdParam, index: IndexDep) -> HTMLResponse:
+    """Title, status, phases, conditions, interventions and summary, with links to the
+    registry's page, to the related trials, and to the JSON record (`/trials/{nct_id}`)."""
+    return page.trial_page(request, index, nct_id)

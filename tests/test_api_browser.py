@@ -141,3 +141,16 @@ def test_redoc_renders_every_operation_offline(server: ServerProcess, tmp_path: 
     shown = set(re.findall(r'data-section-id="operation/([^"]+)"', dom.stdout))
     assert "similar_similar__nct_id__get" in shown, "ReDoc did not render (a CDN fetch?)"
     assert shown == set(operations(server).values())
+
+
+# -- a trial's page -----------------------------------------------------------------------
+
+
+def test_trial_page_in_the_browser(server: ServerProcess, tmp_path: Path) -> None:
+    url = f"{server.url}/trials/NCT00000004/page"
+    dom = chromium(url, tmp_path / "profile", "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "<h2>Inhaled corticosteroids for childhood asthma</h2>" in dom.stdout
+    assert 'href="https://clinicaltrials.gov/study/NCT00000004"' in dom.stdout
+    assert 'href="/trials/NCT00000005/page"' in dom.stdout
+    screenshot(url, "api_trial_NCT00000004", tmp_path / "profile")

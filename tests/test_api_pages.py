@@ -1,4 +1,4 @@
-"""The HTML for people, in process: the API docs work offline."""
+"""The HTML for people, in process: offline API docs, a trial's page."""
 
 from __future__ import annotations
 
@@ -66,3 +66,80 @@ def test_docs_use_swagger_ui_5_which_reads_openapi_3_1(client: TestClient) -> No
     # Swagger UI 4 shows "Unable to render this definition" for an OpenAPI 3.1 schema.
     assert int(version[1]) >= 5
     assert client.get("/openapi.json").json()["openapi"].startswith("3.1")
+
+
+# -- a trial's page ------------------------------------------------------------------------
+
+
+def test_trial_page_shows_the_record(client: TestClient) -> None:
+    response = client.get("/trials/NCT00000005/page")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    html = response.text
+    assert "<title>Budesonide and formoterol in adult asthma · NCT00000005" in html
+    assert "<h2>Budesonide and formoterol in adult asthma</h2>" in html
+    assert '<span class="badge status-RECRUITING">Recruiting</span>' in html
+    assert '<span class="badge">Phase 3</span>' in html
+    assert '<dd id="conditions">Asthma</dd>' in html
+    assert '<li>Formoterol <span class="type">Drug</span></li>' in html
+    assert "<p>Combination inhaler for adults with asthma.</p>" in html
+    assert "Index of 9 studies" in html  # the shared footer
+
+
+def test_trial_page_links_onwards(client: TestClient) -> None:
+    links = {
+        a.get("id"): a["href"] for a in Tags(client.get("/trials/NCT00000005/page").text).named("a")
+    }
+    assert links["registry-link"] == "https://clinicaltrials.gov/study/NCT00000005"
+    assert links["related-link"] == "/?q=NCT00000005"
+    assert links["json-link"] == "/trials/NCT00000005"
+    assert client.get(links["json-link"]).json()["nct_id"] == "NCT00000005"
+
+
+def test_trial_page_lists_its_most_similar_trials(client: TestClient) -> None:
+    html = client.get("/trials/NCT00000004/page").text
+    related = html[html.index('id="related"') :]
+    assert (
+        '<a href="/trials/NCT00000005/page">Budesonide and formoterol in adult asthma</a>'
+        in related
+    )
+    assert 'data-nct-id="NCT00000004"' not in related
+
+
+def test_trial_page_forgives_case_and_spaces(client: TestClient) -> None:
+    response = client.get("/trials/%20nct00000007%20/page")
+    assert response.status_code == 200
+    assert 'data-nct-id="NCT00000007"' in response.text
+
+
+@pytest.mark.parametrize(
+    ("nct_id", "status", "heading", "says"),
+    [
+        ("NCT09999999", 404, "Trial not found", "NCT09999999 is not in this index"),
+        ("NCT123", 422, "Not a trial id", "is not an NCT id"),
+        ("<b>x", 422, "Not a trial id", "&#39;&lt;b&gt;x&#39; is not an NCT id"),
+    ],
+)
+def test_trial_page_errors_are_pages(
+    client: TestClient, nct_id: str, status: int, heading: str, says: str
+) -> None:
+    response = client.get(f"/trials/{nct_id}/page")
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("text/html")
+    assert f"<h2>{heading}</h2>" in response.text
+    assert says in response.text and 'role="alert"' in response.text
+    assert '<a href="/">Search the index</a>' in response.text
+
+
+def test_json_record_is_unchanged_beside_the_page(client: TestClient) -> None:
+    response = client.get("/trials/NCT00000005", headers={"accept": "text/html"})
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["brief_title"] == "Budesonide and formoterol in adult asthma"
+
+
+def test_result_cards_link_to_the_trial_pages(client: TestClient) -> None:
+    html = client.get("/?q=NCT00000004").text
+    links = [a["href"] for a in Tags(html).named("a")]
+    assert "/trials/NCT00000004/page" in links  # the query trial's details
+    assert "/trials/NCT00000005/page" in links and "/trials/NCT00000006/page" in links
+    assert "/trials/NCT00000004" not in links  # no raw JSON for a person
