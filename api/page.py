@@ -1,9 +1,10 @@
-"""The HTML for people: the page at ``/``, and a trial's page.
+"""The HTML for people: the page at ``/``, a trial's page, and the embeddable box.
 
 ``/`` has one box for an NCT id or a text, and the related trials; a trial's page
-(``/trials/{nct_id}/page``) shows its record. Server-rendered from ``templates/``
-with Jinja2 (autoescaped); no script, no build step, nothing fetched from elsewhere
-(the pages share ``base.html``).
+(``/trials/{nct_id}/page``) shows its record; ``/embed/{nct_id}`` is a small
+"Related clinical trials" box for another site's iframe. Server-rendered from
+``templates/`` with Jinja2 (autoescaped); no script, no build step, nothing fetched
+from elsewhere (the pages share ``base.html``; the box is self-contained).
 """
 
 from __future__ import annotations
@@ -26,8 +27,15 @@ from recommender.records import InvalidNctIdError
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 PAGE_K_CHOICES = (5, 10, 20, 50)
 DEFAULT_PAGE_K = 10
+DEFAULT_EMBED_K = 10
 TRIAL_PAGE_RELATED = 5
 REGISTRY_STUDY_URL = "https://clinicaltrials.gov/study/{nct_id}"
+# Who may put the box in a frame: any site, unless the service is configured otherwise.
+DEFAULT_FRAME_ANCESTORS = "*"
+# The box loads nothing (inline style only), submits nothing, and may be framed by
+# the ancestors named: a CSP that says so also keeps any injected markup inert.
+_EMBED_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+_CSP_SOURCE = re.compile(r"[!-~]+")  # printable ASCII without spaces
 # One word starting with "NCT" is meant as an id, even a mistyped one: saying it is
 # malformed helps more than a text search for "NCT1234".
 _LOOKS_LIKE_ID = re.compile(r"\s*nct\S*\s*", re.IGNORECASE)
@@ -131,6 +139,53 @@ def trial_page(request: Request, index: TrialIndex, nct_id: str) -> HTMLResponse
     related = similar_to_trial(index, record.nct_id, TRIAL_PAGE_RELATED, facet_filters())
     variables = {**_site(index), "record": record, "related": related.results}
     return TEMPLATES.TemplateResponse(request, "trial.html", variables)
+
+
+def embed(
+    request: Request,
+    index: TrialIndex,
+    nct_id: str,
+    k: int,
+    filters: dict[str, list[str]],
+    frame_ancestors: str,
+) -> HTMLResponse:
+    """The "Related clinical trials" box for ``nct_id``, framable by ``frame_ancestors``.
+
+    Self-contained (inline style, no script), each trial linking to its registry page
+    in a new tab. A bad or unknown id is a 422 or 404 whose body is still a box saying
+    so, since the page around the frame shows it either way.
+    """
+    response, error, status = None, None, 200
+    try:
+        response = similar_to_trial(index, nct_id, k, filters)
+    except NotInIndexError as exc:
+        error, status = str(exc), 404
+    except (InvalidNctIdError, UnknownFacetValueError) as exc:
+        error, status = str(exc), 422
+    variables = {**_site(index), "response": response, "error": error}
+    headers = {"Content-Security-Policy": f"{_EMBED_POLICY}; frame-ancestors {frame_ancestors}"}
+    return TEMPLATES.TemplateResponse(
+        request, "embed.html", variables, status_code=status, headers=headers
+    )
+
+
+def frame_ancestors_policy(sources: str | None) -> str:
+    """The CSP ``frame-ancestors`` sources for the box: ``"*"``, ``"'self'
+    https://registry.example"``, ``"'none'"``...; spaces are normalised.
+
+    Raises
+    ------
+    ValueError
+        For an empty value, or one that would break out of the header (``;``, ``,``,
+        control or non-ASCII characters).
+    """
+    parts = (DEFAULT_FRAME_ANCESTORS if sources is None else sources).split()
+    if not parts or not all(_CSP_SOURCE.fullmatch(p) and not set(p) & set(";,") for p in parts):
+        raise ValueError(
+            f"frame ancestors must be CSP sources separated by spaces, such as '*' or "
+            f"\"'self' https://registry.example\", got {sources!r}"
+        )
+    return " ".join(parts)
 
 
 def paragraphs(text: str) -> list[str]:

@@ -13,11 +13,15 @@ import re
 import shutil
 import struct
 import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
+from api.app import FRAME_ANCESTORS_ENV
 from api.launch import LOOPBACK, ServerProcess
 from tests.test_api import shared_tiny_index
 
@@ -143,7 +147,7 @@ def test_redoc_renders_every_operation_offline(server: ServerProcess, tmp_path: 
     assert shown == set(operations(server).values())
 
 
-# -- a trial's page -----------------------------------------------------------------------
+# -- a trial's page and the embeddable box ---------------------------------------------------
 
 
 def test_trial_page_in_the_browser(server: ServerProcess, tmp_path: Path) -> None:
@@ -154,3 +158,60 @@ def test_trial_page_in_the_browser(server: ServerProcess, tmp_path: Path) -> Non
     assert 'href="https://clinicaltrials.gov/study/NCT00000004"' in dom.stdout
     assert 'href="/trials/NCT00000005/page"' in dom.stdout
     screenshot(url, "api_trial_NCT00000004", tmp_path / "profile")
+
+
+@pytest.fixture
+def registry_site() -> Iterator[dict[str, str]]:
+    """Another origin (a loopback port of its own) serving the pages it is given by path."""
+    pages: dict[str, str] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages.get(self.path, "").encode()
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    site = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+    thread = threading.Thread(target=site.serve_forever, daemon=True)
+    thread.start()
+    pages["origin"] = f"http://{LOOPBACK}:{site.server_address[1]}"
+    yield pages
+    site.shutdown()
+    site.server_close()
+
+
+def framing(box_url: str, site: dict[str, str], profile: Path, name: str, min_bytes: int) -> str:
+    """Show ``box_url`` in an iframe of the registry site; Chromium's console log."""
+    site["/trial"] = (
+        '<!doctype html><html><body style="margin:24px;font-family:sans-serif">'
+        "<h2>A trial on a registry site</h2>"
+        f'<iframe src="{box_url}" width="420" height="560" style="border:0" '
+        'title="Related clinical trials"></iframe></body></html>'
+    )
+    page = f"{site['origin']}/trial"
+    return screenshot(page, name, profile, "--enable-logging=stderr", min_bytes=min_bytes).stderr
+
+
+def test_embed_shows_in_another_sites_frame(
+    server: ServerProcess, registry_site: dict[str, str], tmp_path: Path
+) -> None:
+    box = f"{server.url}/embed/NCT00000004?k=5"
+    dom = chromium(box, tmp_path / "profile", "--dump-dom")
+    assert 'data-nct-id="NCT00000005"' in dom.stdout and 'target="_blank"' in dom.stdout
+    log = framing(box, registry_site, tmp_path / "profile", "api_embed_NCT00000004", 15_000)
+    assert "Content Security Policy" not in log, log[-2000:]
+
+
+def test_embed_frame_refused_to_sites_not_allowed(
+    tiny_index_path: Path, registry_site: dict[str, str], tmp_path: Path
+) -> None:
+    # The check above can fail: the same frame, from a service that allows no site.
+    with ServerProcess(tiny_index_path, env={FRAME_ANCESTORS_ENV: "'none'"}) as strict:
+        box = f"{strict.url}/embed/NCT00000004"
+        log = framing(box, registry_site, tmp_path / "profile", "api_embed_refused", 0)
+    assert "violates the following Content Security Policy directive" in log

@@ -1,4 +1,4 @@
-"""The HTML for people, in process: offline API docs, a trial's page."""
+"""The HTML for people, in process: offline API docs, a trial's page, the embeddable box."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
+from api.app import FRAME_ANCESTORS_ENV, create_app
 from tests.test_api import shared_tiny_index
 
+REGISTRY_STUDY = re.compile(r"https://clinicaltrials\.gov/study/NCT\d{8}")
 URL = re.compile(r"""(?:https?:)?//[^\s"'<>)]+""")
+LOADING_TAGS = {"script", "link", "img", "iframe", "object", "embed", "video", "audio", "source"}
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +145,106 @@ def test_result_cards_link_to_the_trial_pages(client: TestClient) -> None:
     assert "/trials/NCT00000004/page" in links  # the query trial's details
     assert "/trials/NCT00000005/page" in links and "/trials/NCT00000006/page" in links
     assert "/trials/NCT00000004" not in links  # no raw JSON for a person
+
+
+# -- the embeddable box --------------------------------------------------------------------
+
+
+def test_embed_lists_related_trials_linking_to_the_registry(client: TestClient) -> None:
+    response = client.get("/embed/NCT00000004")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    tags = Tags(response.text)
+    items = [li["data-nct-id"] for li in tags.named("li")]
+    assert items == ["NCT00000005", "NCT00000006"]
+    links = tags.named("a")
+    assert [a["href"] for a in links] == [
+        "https://clinicaltrials.gov/study/NCT00000005",
+        "https://clinicaltrials.gov/study/NCT00000006",
+    ]
+    assert all(a["target"] == "_blank" and a["rel"] == "noopener" for a in links)
+    assert "Budesonide and formoterol in adult asthma" in response.text
+    assert '<span class="badge status-WITHDRAWN">Withdrawn</span>' in response.text
+
+
+def test_embed_is_self_contained(client: TestClient) -> None:
+    html = client.get("/embed/NCT00000001").text
+    assert {tag for tag, _ in Tags(html).found} & LOADING_TAGS == set()
+    assert not any("src" in attrs or "style" in attrs for _, attrs in Tags(html).found)
+    assert "@import" not in html and "url(" not in html
+    assert all(REGISTRY_STUDY.fullmatch(url) for url in URL.findall(html)), URL.findall(html)
+    assert "<style>" in html and "--accent" in html  # styled, inline
+
+
+def test_embed_may_be_framed_by_any_site_by_default(client: TestClient) -> None:
+    response = client.get("/embed/NCT00000004")
+    assert "x-frame-options" not in response.headers
+    policy = response.headers["content-security-policy"]
+    assert "frame-ancestors *" in policy
+    assert "default-src 'none'" in policy  # and it loads nothing
+
+
+def test_embed_frame_ancestors_are_configurable(tiny_index: Path, monkeypatch) -> None:
+    app = create_app(tiny_index, embed_frame_ancestors="'self'  https://registry.example")
+    policy = TestClient(app).get("/embed/NCT00000004").headers["content-security-policy"]
+    assert policy.endswith("frame-ancestors 'self' https://registry.example")
+    monkeypatch.setenv(FRAME_ANCESTORS_ENV, "'none'")
+    policy = TestClient(create_app(tiny_index)).get("/embed/NCT00000004").headers
+    assert policy["content-security-policy"].endswith("frame-ancestors 'none'")
+
+
+@pytest.mark.parametrize(
+    "sources",
+    ["", "   ", "* ; script-src *", "a,b", "https://x.example\x00", "\u00e9"],
+)
+def test_embed_frame_ancestors_that_would_break_the_header_are_refused(
+    tiny_index: Path, sources: str
+) -> None:
+    with pytest.raises(ValueError, match="frame ancestors"):
+        create_app(tiny_index, embed_frame_ancestors=sources)
+
+
+def test_embed_k_and_filters(client: TestClient) -> None:
+    def items(query: str) -> list[str]:
+        return [li["data-nct-id"] for li in Tags(client.get(f"/embed/{query}").text).named("li")]
+
+    assert items("NCT00000004?k=1") == ["NCT00000005"]
+    assert items("NCT00000004?status=WITHDRAWN") == ["NCT00000006"]
+    assert items("NCT00000004?phase=PHASE1") == []
+
+
+def test_embed_k_is_documented_with_its_default_of_ten(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/embed/{nct_id}"]["get"]
+    (k,) = [p for p in operation["parameters"] if p["name"] == "k"]
+    assert k["schema"] | {"default": 10, "minimum": 1, "maximum": 100} == k["schema"]
+
+
+@pytest.mark.parametrize(
+    ("nct_id", "status", "says"),
+    [
+        ("NCT09999999", 404, "NCT09999999 is not in this index"),
+        ("12345678", 422, "is not an NCT id"),
+    ],
+)
+def test_embed_bad_id_is_a_box_saying_so(
+    client: TestClient, nct_id: str, status: int, says: str
+) -> None:
+    response = client.get(f"/embed/{nct_id}")
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("text/html")
+    assert "frame-ancestors *" in response.headers["content-security-policy"]
+    assert "No related trials to show: " in response.text and says in response.text
+    assert "<li" not in response.text
+
+
+@pytest.mark.parametrize("query", ["k=0", "k=101", "k=ten", "status=DONE"])
+def test_embed_bad_parameter_is_a_422(client: TestClient, query: str) -> None:
+    response = client.get(f"/embed/NCT00000004?{query}")
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("query parameter")
+
+
+def test_embed_escapes_what_it_shows(client: TestClient) -> None:
+    response = client.get("/embed/<b>x")
+    assert response.status_code == 422
+    assert "<b>x" not in response.text and "&#39;&lt;b&gt;x&#39; is not an NCT id" in response.text
