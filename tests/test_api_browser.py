@@ -162,7 +162,8 @@ def test_trial_page_in_the_browser(server: ServerProcess, tmp_path: Path) -> Non
 
 @pytest.fixture
 def registry_site() -> Iterator[dict[str, str]]:
-    """Another origin (a loopback port of its own) serving the pages it is given by path."""
+    """Another origin (a loopback port of its own): it serves the pages put in the dict
+    by path, and the dict's ``"origin"`` is its address."""
     pages: dict[str, str] = {}
 
     class Handler(BaseHTTPRequestHandler):
