@@ -23,6 +23,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -51,6 +52,7 @@ from recommender.records import InvalidNctIdError
 INDEX_ENV = "RECOMMENDER_INDEX"
 ADMIN_TOKEN_ENV = "RECOMMENDER_ADMIN_TOKEN"
 WATCH_ENV = "RECOMMENDER_WATCH_SECONDS"
+FRAME_ANCESTORS_ENV = "RECOMMENDER_EMBED_FRAME_ANCESTORS"
 DEFAULT_INDEX = Path("models/index")
 NCT_ID_SCHEMA_PATTERN = r"^\s*[Nn][Cc][Tt][0-9]{8}\s*$"
 
@@ -82,6 +84,14 @@ _PAGE_ERRORS = {
     code: {"description": what + ", shown in the page", "content": {"text/html": {}}}
     for code, what in ((404, "Not in this index"), (422, "Malformed id or bad parameter"))
 }
+_EMBED_ERRORS = {
+    404: _PAGE_ERRORS[404],
+    422: {
+        "description": "Malformed or unknown id or filter value: shown in the box; a "
+        "parameter of the wrong type or range: JSON, as in the API",
+        "content": {"text/html": {}, "application/json": {"schema": ErrorOut.model_json_schema()}},
+    },
+}
 _bearer = HTTPBearer(auto_error=False, description="The admin token (RECOMMENDER_ADMIN_TOKEN).")
 
 router = APIRouter()
@@ -96,6 +106,7 @@ def create_app(
     reload_token: str | None = None,
     watch_seconds: float | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    embed_frame_ancestors: str | None = None,
 ) -> FastAPI:
     """Build the service around the index in ``index_path``, loaded (and verified) now.
 
@@ -111,6 +122,10 @@ def create_app(
         ``$RECOMMENDER_WATCH_SECONDS``; 0 (the default) is off.
     max_body_bytes : int, default 64 KiB
         Larger request bodies get a 413.
+    embed_frame_ancestors : str, optional
+        Which sites may frame ``/embed/{nct_id}`` (CSP ``frame-ancestors`` sources,
+        such as ``"https://registry.example"``); else
+        ``$RECOMMENDER_EMBED_FRAME_ANCESTORS``; else ``"*"``, any site.
 
     Raises
     ------
@@ -121,9 +136,13 @@ def create_app(
     token = reload_token if reload_token is not None else os.environ.get(ADMIN_TOKEN_ENV)
     if watch_seconds is None:
         watch_seconds = _env_seconds(WATCH_ENV)
+    if embed_frame_ancestors is None:
+        embed_frame_ancestors = os.environ.get(FRAME_ANCESTORS_ENV)
     holder = IndexHolder(folder)
 
-    app = FastAPI(
+    # /docs and /redoc with their scripts served from the package, not from a CDN: they
+    # work on a machine without internet access, like the rest of the service.
+    app = FastAPIOffline(
         title="Similar clinical trials",
         version="1.0",
         description="Trials like a registered trial, a text, or a partial trial, from a "
@@ -132,6 +151,7 @@ def create_app(
     )
     app.state.holder = holder
     app.state.reload_token = token or None
+    app.state.embed_frame_ancestors = page.frame_ancestors_policy(embed_frame_ancestors)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
     _add_error_handlers(app)
     app.include_router(router)
@@ -356,3 +376,39 @@ def home(
     filters = page.form_filters(status, phase, study_type)
     variables, code = page.context(index, q, page.page_k(k), filters)
     return page.TEMPLATES.TemplateResponse(request, "index.html", variables, status_code=code)
+
+
+@router.get(
+    "/trials/{nct_id}/page",
+    response_class=HTMLResponse,
+    responses=_PAGE_ERRORS,
+    summary="A trial's record as a page for people",
+)
+def trial_page(request: Request, nct_id: NctIdParam, index: IndexDep) -> HTMLResponse:
+    """Title, status, phases, conditions, interventions and summary, with links to the
+    registry's page, to the related trials, and to the JSON record (`/trials/{nct_id}`)."""
+    return page.trial_page(request, index, nct_id)
+
+
+@router.get(
+    "/embed/{nct_id}",
+    response_class=HTMLResponse,
+    responses=_EMBED_ERRORS,
+    summary="A 'Related clinical trials' box for another site's iframe",
+)
+def embed(
+    request: Request,
+    nct_id: NctIdParam,
+    index: IndexDep,
+    k: Annotated[int, Query(ge=1, le=MAX_K, description="Number of trials.")] = (
+        page.DEFAULT_EMBED_K
+    ),
+    status: StatusParam = None,
+    phase: PhaseParam = None,
+    study_type: StudyTypeParam = None,
+) -> HTMLResponse:
+    """Self-contained HTML (inline style, no script), each trial linking to its
+    ClinicalTrials.gov page in a new tab; framable by the configured ancestors."""
+    filters = facet_filters(status or (), phase or (), study_type or ())
+    frame_ancestors = request.app.state.embed_frame_ancestors
+    return page.embed(request, index, nct_id, k, filters, frame_ancestors)
