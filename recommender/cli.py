@@ -168,7 +168,7 @@ def run_build(args: argparse.Namespace) -> int:
         if check.current:
             print(f"index at {args.out} is current (built {check.built_at}); nothing to do")
             return EXIT_OK
-        print(f"rebuilding the index at {args.out}: {check.reason}", file=sys.stderr)
+        print(f"building the index at {args.out}: {check.reason}", file=sys.stderr)
     summary = build_index(
         args.source,
         args.out,

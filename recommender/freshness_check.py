@@ -67,6 +67,8 @@ def check_index(
     -------
     IndexCheck
     """
+    if not Path(folder).exists():
+        return IndexCheck(False, "there is no index there yet")
     try:
         meta = read_meta(folder)
     except DamagedIndexError as exc:
