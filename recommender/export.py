@@ -3,9 +3,9 @@
 One row per (trial, related trial): ``query_id, rank, related_id, score``, in the
 order of the index's trials and, within a trial, by rank — what
 :meth:`TrialIndex.similar` returns for each trial. Rows are made a block of trials at
-a time straight from the memory-mapped neighbour arrays, so the whole registry
-exports in bounded memory; a file is written under a temporary name and renamed into
-place, so an interrupted export leaves no half-written file.
+a time from the index's neighbour arrays (read from their files, not kept mapped), so
+the whole registry exports in bounded memory; a file is written under a temporary
+name and renamed into place, so an interrupted export leaves no half-written file.
 """
 
 from __future__ import annotations
@@ -123,8 +123,8 @@ def iter_blocks(
     ids = index.ids
     for start in range(0, len(ids), block_rows):
         stop = min(start + block_rows, len(ids))
-        related = np.asarray(index.neighbour_indices[start:stop, :k])
-        scores = np.asarray(index.neighbour_scores[start:stop, :k])
+        related = read_rows(index.neighbour_indices, start, stop)[:, :k]
+        scores = read_rows(index.neighbour_scores, start, stop)[:, :k]
         present = related != NO_NEIGHBOUR
         # The rank counts only real neighbours, as TrialIndex.similar does.
         ranks = np.cumsum(present, axis=1)
@@ -138,6 +138,26 @@ def iter_blocks(
             strict=True,
         )
         yield _format_lines(columns, fmt), len(row)
+
+
+def read_rows(array: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of a 2-d array, read with one ``pread`` when it is a
+    memory-mapped file.
+
+    Slicing the map would leave every page read mapped into the process until the end,
+    so its resident memory would grow with the index (8 bytes x k per trial); a copy
+    read from the file is freed with its block.
+    """
+    if not (isinstance(array, np.memmap) and array.filename and array.flags.c_contiguous):
+        return np.array(array[start:stop])
+    row_bytes = array.shape[1] * array.itemsize
+    with open(array.filename, "rb") as handle:
+        data = os.pread(
+            handle.fileno(), (stop - start) * row_bytes, array.offset + start * row_bytes
+        )
+    if len(data) != (stop - start) * row_bytes:
+        raise ExportError(f"{array.filename} is shorter than its header says (damaged index)")
+    return np.frombuffer(data, dtype=array.dtype).reshape(stop - start, array.shape[1])
 
 
 def _format_lines(columns: Iterator[tuple[str, int, str, str]], fmt: str) -> str:

@@ -114,10 +114,12 @@ def _source_change(meta: dict, sources: list[Path]) -> str:
         if not source.exists():
             return f"source {source} does not exist"
         size, newest = _size_and_newest_mtime(source)
-        if size != record.get("bytes"):
+        built_bytes = record.get("bytes")
+        if size != built_bytes:
+            shown = f"{built_bytes:,}" if isinstance(built_bytes, int) else "an unknown number of"
             return (
                 f"source {source} has {size:,} bytes; the index was built from "
-                f"{record.get('path')} with {record.get('bytes')}"
+                f"{record.get('path')} with {shown} bytes"
             )
         same_path = Path(str(record.get("path"))).resolve() == source.resolve()
         if same_path and not_after is not None and newest < not_after:

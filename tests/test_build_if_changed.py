@@ -102,3 +102,19 @@ def test_make_index_always_asks_build_if_changed(tmp_path):
     ).stdout
     assert "build --if-changed" in dry_run
     assert f"--source {tmp_path / 'data'}/ctg-studies.json.zip" in dry_run
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_serve_installs_only_the_runtime_and_make_test_adds_dev(tmp_path):
+    def dry_run(target):
+        return subprocess.run(
+            ["make", "-n", target, f"VENV={tmp_path / 'venv'}", f"INDEX={tmp_path / 'ix'}"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    serve = dry_run("serve")
+    assert "pip install --quiet -e .\n" in serve and "[dev]" not in serve
+    assert "pip install --quiet -e '.[dev]'" in dry_run("test")

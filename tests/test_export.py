@@ -123,3 +123,18 @@ def test_rows_skip_missing_neighbours_and_rank_the_rest(tiny_index):
     for pos, query in enumerate(tiny_index.ids):
         n = int((stored[pos] != -1).sum())
         assert per_trial.get(str(query), []) == list(range(1, n + 1))
+
+
+def test_rows_read_from_the_file_equal_rows_of_arrays_in_memory(tiny_index):
+    """The export reads a memory-mapped index with pread; any other array by slicing."""
+    import copy
+
+    from recommender.export import iter_blocks
+
+    assert isinstance(tiny_index.neighbour_indices, np.memmap)
+    in_memory = copy.copy(tiny_index)
+    in_memory.neighbour_indices = np.array(tiny_index.neighbour_indices)
+    in_memory.neighbour_scores = np.array(tiny_index.neighbour_scores)
+    for k in (1, 5):
+        from_file = list(iter_blocks(tiny_index, "jsonl", k, block_rows=3))
+        assert from_file == list(iter_blocks(in_memory, "jsonl", k, block_rows=3))
