@@ -134,10 +134,12 @@ def _started_at(meta: dict) -> float | None:
 
     ``built_at`` is taken after the neighbour search, so the recorded stage times are
     subtracted (and a second of slack for its whole-second resolution): a file
-    modified while the build ran is then hashed rather than trusted.
+    modified while the build ran is then hashed rather than trusted. An index changed
+    by ``recommender update`` keeps its full build's time and sources in meta.
     """
+    full_build = meta.get("full_build") or meta
     try:
-        finished = datetime.fromisoformat(str(meta["built_at"])).timestamp()
+        finished = datetime.fromisoformat(str(full_build["built_at"])).timestamp()
         spent = sum(float(s) for s in meta.get("seconds", {}).values())
     except (KeyError, ValueError, TypeError):
         return None

@@ -118,3 +118,37 @@ def test_make_serve_installs_only_the_runtime_and_make_test_adds_dev(tmp_path):
     serve = dry_run("serve")
     assert "pip install --quiet -e .\n" in serve and "[dev]" not in serve
     assert "pip install --quiet -e '.[dev]'" in dry_run("test")
+
+
+def test_an_updated_index_of_the_same_sources_is_kept(tmp_path, capsys):
+    """`recommender update` adds studies to an index; a later `make serve` (build
+    --if-changed of the same sources) must not throw them away."""
+    source, index = write_studies(tmp_path / "studies", TINY_STUDIES[:6]), tmp_path / "index"
+    assert build([source], index) == EXIT_OK
+    new = write_studies(tmp_path / "new", TINY_STUDIES[6:])
+    assert main(["update", "--index", str(index), "--source", str(new), "--quiet"]) == EXIT_OK
+    updated = built_at(index)
+    capsys.readouterr()
+    assert build([source], index) == EXIT_OK
+    assert "is current" in capsys.readouterr().out
+    assert built_at(index) == updated
+
+
+def test_a_source_changed_before_an_update_is_not_trusted_by_its_time(tmp_path):
+    """After `recommender update`, built_at is the update's time; a source modified
+    between the full build and the update must still be hashed."""
+    from datetime import datetime, timedelta
+
+    source, index = write_studies(tmp_path / "studies"), tmp_path / "index"
+    assert build([source], index) == EXIT_OK
+    meta = json.loads((index / "meta.json").read_text())
+    full_built = datetime.fromisoformat(meta["built_at"])
+    meta["full_build"] = {"built_at": meta["built_at"], "studies": 9}
+    meta["built_at"] = (full_built + timedelta(hours=2)).isoformat()  # the update
+    (index / "meta.json").write_text(json.dumps(meta))
+    study = source / "NCT00000001.json"
+    study.write_text(study.read_text().replace("a", "e", 1))  # same size
+    between = (full_built + timedelta(hours=1)).timestamp()
+    os.utime(study, (between, between))
+    check = check_index(index, [source], k=3, neighbour_method="pruned", limits=ReadLimits())
+    assert not check.current and "SHA-256" in check.reason
