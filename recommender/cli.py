@@ -81,8 +81,8 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--if-changed",
         action="store_true",
-        help="do nothing when the index at --out was built from the same sources (paths, "
-        "sizes, SHA-256) with the same parameters; rebuild, saying why, otherwise",
+        help="do nothing when the index at --out was built from the same sources (sizes, "
+        "SHA-256) with the same parameters; rebuild, saying why, otherwise",
     )
 
     similar = commands.add_parser("similar", help="trials most like a trial or a text")
