@@ -13,36 +13,50 @@ ifneq ($(wildcard $(RECOMMENDER_DATA)/ctg-studies.json.zip),)
 SOURCES ?= $(RECOMMENDER_DATA)/ctg-studies.json.zip $(RECOMMENDER_DATA)/seed-cluster
 else
 SOURCES ?= data/sample/ctg-studies-sample.json.zip data/sample/seed-cluster
+ifneq ($(origin RECOMMENDER_DATA),file)
+$(warning $(RECOMMENDER_DATA)/ctg-studies.json.zip not found; using the sample in data/sample/)
 endif
+endif
+# What is installed into the venv, one stamp per level: serving needs only the
+# runtime dependencies; tests, benchmarks and notebooks add the `dev` extra.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install index serve test test-fast lint sample clean
+.PHONY: install install-dev index serve test test-fast lint sample clean
 
-$(BIN)/recommender: pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): $(RUNTIME_STAMP)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(BIN)/recommender
+install: $(RUNTIME_STAMP)
 
-$(INDEX)/meta.json: $(BIN)/recommender $(wildcard $(firstword $(SOURCES)))
-	$(BIN)/recommender build $(addprefix --source ,$(SOURCES)) --out $(INDEX)
+install-dev: $(DEV_STAMP)
 
-index: $(INDEX)/meta.json
+# Always run: `build --if-changed` compares the sources (paths, sizes, SHA-256) and
+# parameters with the index's meta.json and rebuilds only when they differ, so a new
+# RECOMMENDER_DATA or changed data is never served from an old index.
+index: $(RUNTIME_STAMP)
+	$(BIN)/recommender build --if-changed $(addprefix --source ,$(SOURCES)) --out $(INDEX)
 
 serve: index
 	$(BIN)/recommender serve --index $(INDEX) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-test: install
+test: $(DEV_STAMP)
 	$(BIN)/pytest
 
-test-fast: install
+test-fast: $(DEV_STAMP)
 	$(BIN)/pytest -m "not corpus"
 
-lint: install
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-sample: install
+sample: $(RUNTIME_STAMP)
 	$(BIN)/python scripts/make_sample.py --data $(RECOMMENDER_DATA) --out data/sample
 
 clean:

@@ -78,6 +78,12 @@ def make_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="run on a Dask cluster (e.g. tcp://10.0.0.5:8786) instead of local cores",
     )
+    build.add_argument(
+        "--if-changed",
+        action="store_true",
+        help="do nothing when the index at --out was built from the same sources (sizes, "
+        "SHA-256) with the same parameters; rebuild, saying why, otherwise",
+    )
 
     similar = commands.add_parser("similar", help="trials most like a trial or a text")
     similar.add_argument("nct_id", nargs="?", help="an indexed trial, e.g. NCT05940610")
@@ -95,6 +101,7 @@ def make_parser() -> argparse.ArgumentParser:
     _add_server_limits(serve)
     _add_evaluation_parsers(commands)
     _add_freshness_parsers(commands)
+    _add_export_parser(commands)
     return parser
 
 
@@ -128,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"build": run_build, "similar": run_similar, "serve": run_serve}
     handlers |= {"evaluate": run_evaluate, "labels": run_labels}
     handlers |= {"fetch": run_fetch, "update": run_update}
+    handlers |= {"export": run_export}
     try:
         return handlers[args.command](args)
     except (
@@ -151,6 +159,16 @@ def run_build(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(line, file=sys.stderr)
 
+    method = "exact" if args.exact else "pruned"
+    limits = ReadLimits(args.max_file_size, args.max_text_chars)
+    if args.if_changed:
+        from recommender.freshness_check import check_index
+
+        check = check_index(args.out, args.source, k=args.k, neighbour_method=method, limits=limits)
+        if check.current:
+            print(f"index at {args.out} is current (built {check.built_at}); nothing to do")
+            return EXIT_OK
+        print(f"building the index at {args.out}: {check.reason}", file=sys.stderr)
     summary = build_index(
         args.source,
         args.out,
@@ -159,8 +177,8 @@ def run_build(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         log=log,
         scheduler=args.scheduler,
-        neighbour_method="exact" if args.exact else "pruned",
-        limits=ReadLimits(args.max_file_size, args.max_text_chars),
+        neighbour_method=method,
+        limits=limits,
     )
     print(format_build_summary(summary))
     return EXIT_OK
@@ -569,6 +587,51 @@ def run_update(args: argparse.Namespace) -> int:
     except UpdateInputError as exc:
         raise BadInput(str(exc)) from None
     print(summary.format())
+    return EXIT_OK
+
+
+# -- `recommender export`: every trial's related list as CSV or JSON lines --------------
+
+
+def _add_export_parser(commands: argparse._SubParsersAction) -> None:
+    from recommender.export import FORMATS
+
+    export = commands.add_parser(
+        "export", help="write every trial's related list (CSV or JSON lines) for a database"
+    )
+    export.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="index folder")
+    export.add_argument(
+        "--format", choices=FORMATS, default="csv", help="rows as %(choices)s (%(default)s)"
+    )
+    export.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="file to write (replaced whole), or - for stdout",
+    )
+    export.add_argument(
+        "--k", type=_positive_int, help="related trials per trial (default: all the index stores)"
+    )
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import os
+
+    from recommender.export import ExportError, export_related
+
+    try:
+        summary = export_related(TrialIndex.load(args.index), args.out, args.format, k=args.k)
+    except ExportError as exc:
+        raise BadInput(str(exc)) from None
+    except BrokenPipeError:  # `--out - | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    if args.out != "-":
+        print(
+            f"{summary.rows:,} rows ({summary.trials:,} trials, up to {summary.k} each) "
+            f"written to {args.out}",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
