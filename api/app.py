@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
@@ -23,11 +24,13 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from api import page
+from api import caching, page
 from api.middleware import DEFAULT_MAX_BODY_BYTES, BodySizeLimitMiddleware
+from api.prepared import prepare
 from api.schemas import (
     DEFAULT_K,
     MAX_K,
@@ -42,7 +45,13 @@ from api.schemas import (
     StudyType,
     TrialOut,
 )
-from api.service import EmptyQueryError, facet_filters, similar_to_query, similar_to_trial
+from api.service import (
+    EmptyQueryError,
+    answered_from_stored_lists,
+    facet_filters,
+    similar_to_query_payload,
+    similar_to_trial_payload,
+)
 from api.state import IndexHolder, current_index
 from recommender.facets import UnknownFacetValueError
 from recommender.index import DamagedIndexError, NotInIndexError, TrialIndex
@@ -55,8 +64,16 @@ DEFAULT_INDEX = Path("models/index")
 NCT_ID_SCHEMA_PATTERN = r"^\s*[Nn][Cc][Tt][0-9]{8}\s*$"
 
 log = logging.getLogger(__name__)
+_encode_json = msgspec.json.Encoder().encode
 
-IndexDep = Annotated[TrialIndex, Depends(current_index)]
+
+async def serving_index(request: Request) -> TrialIndex:
+    """:func:`current_index` as a coroutine: FastAPI runs a plain-function dependency
+    in its thread pool, a thread hop per request for one attribute read."""
+    return current_index(request)
+
+
+IndexDep = Annotated[TrialIndex, Depends(serving_index)]
 NctIdParam = Annotated[
     str,
     PathParam(
@@ -78,6 +95,7 @@ _ERROR = {"model": ErrorOut}
 _BAD_INPUT = {422: _ERROR | {"description": "Malformed id or bad parameter"}}
 _NOT_FOUND = {404: _ERROR | {"description": "Not in this index"}}
 _TOO_LARGE = {413: _ERROR | {"description": "Body larger than the limit"}}
+_NOT_MODIFIED = {304: {"description": "Not modified: `If-None-Match` names the current ETag"}}
 _PAGE_ERRORS = {
     code: {"description": what + ", shown in the page", "content": {"text/html": {}}}
     for code, what in ((404, "Not in this index"), (422, "Malformed id or bad parameter"))
@@ -96,6 +114,7 @@ def create_app(
     reload_token: str | None = None,
     watch_seconds: float | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    cache_seconds: int | None = None,
 ) -> FastAPI:
     """Build the service around the index in ``index_path``, loaded (and verified) now.
 
@@ -111,6 +130,10 @@ def create_app(
         ``$RECOMMENDER_WATCH_SECONDS``; 0 (the default) is off.
     max_body_bytes : int, default 64 KiB
         Larger request bodies get a 413.
+    cache_seconds : int, optional
+        ``Cache-Control: max-age`` of the answers of ``GET /similar/{id}`` and
+        ``GET /trials/{id}``; else ``$RECOMMENDER_CACHE_SECONDS``, else 300; 0 sends
+        ``no-cache`` (clients revalidate with their ETag every time).
 
     Raises
     ------
@@ -121,6 +144,8 @@ def create_app(
     token = reload_token if reload_token is not None else os.environ.get(ADMIN_TOKEN_ENV)
     if watch_seconds is None:
         watch_seconds = _env_seconds(WATCH_ENV)
+    if cache_seconds is None:
+        cache_seconds = caching.cache_seconds_from_env()
     holder = IndexHolder(folder)
 
     app = FastAPI(
@@ -132,6 +157,7 @@ def create_app(
     )
     app.state.holder = holder
     app.state.reload_token = token or None
+    app.state.cache_control = caching.cache_control(cache_seconds)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
     _add_error_handlers(app)
     app.include_router(router)
@@ -233,20 +259,36 @@ def _where(loc: list) -> str:
 @router.get(
     "/similar/{nct_id}",
     response_model=SimilarResponse,
-    responses=_BAD_INPUT | _NOT_FOUND,
+    responses=_BAD_INPUT | _NOT_FOUND | _NOT_MODIFIED,
     summary="Trials most like an indexed trial",
 )
-def similar(
+async def similar(
+    request: Request,
     nct_id: NctIdParam,
     index: IndexDep,
     k: KParam = DEFAULT_K,
     status: StatusParam = None,
     phase: PhaseParam = None,
     study_type: StudyTypeParam = None,
-) -> SimilarResponse:
-    """The `k` trials most like `nct_id`, never itself; filters apply before ranking."""
+) -> Response:
+    """The `k` trials most like `nct_id`, never itself; filters apply before ranking.
+
+    Sent with an `ETag` (of the index build and the request) and `Cache-Control`;
+    `If-None-Match` with the current tag gets a 304.
+    """
+    etag = caching.entity_tag(prepare(index).build_tag_, request)
+    control = request.app.state.cache_control
+    if caching.matches(request.headers.get("if-none-match"), etag):
+        return caching.not_modified(etag, control)
     filters = facet_filters(status or (), phase or (), study_type or ())
-    return similar_to_trial(index, nct_id, k, filters)
+    if answered_from_stored_lists(index, k, filters):
+        # A lookup: quicker on the event loop than the hop to a worker thread.
+        payload = similar_to_trial_payload(index, nct_id, k, filters)
+    else:  # an exact search: off the event loop
+        payload = await run_in_threadpool(similar_to_trial_payload, index, nct_id, k, filters)
+    # Encoded directly: the payload has the response model's shape by construction
+    # (tests check it against the schema), so FastAPI's validation is skipped.
+    return caching.json_response(_encode_json(payload), etag, control)
 
 
 @router.post(
@@ -255,19 +297,26 @@ def similar(
     responses=_BAD_INPUT | _TOO_LARGE,
     summary="Trials most like a text or a partial trial",
 )
-def similar_posted(query: SimilarQuery, index: IndexDep) -> SimilarResponse:
+def similar_posted(query: SimilarQuery, index: IndexDep) -> Response:
     """Ranked by exact search over the whole index (a trial not registered yet)."""
-    return similar_to_query(index, query)
+    payload = similar_to_query_payload(index, query)
+    return Response(_encode_json(payload), media_type="application/json")
 
 
 @router.get(
     "/trials/{nct_id}",
     response_model=TrialOut,
-    responses=_BAD_INPUT | _NOT_FOUND,
+    responses=_BAD_INPUT | _NOT_FOUND | _NOT_MODIFIED,
     summary="The stored record of a trial",
 )
-def trial(nct_id: NctIdParam, index: IndexDep) -> dict:
-    return index.records[index.position(nct_id)].to_dict()
+async def trial(request: Request, nct_id: NctIdParam, index: IndexDep) -> Response:
+    """Sent with an `ETag` and `Cache-Control`, like `GET /similar/{nct_id}`."""
+    etag = caching.entity_tag(prepare(index).build_tag_, request)
+    control = request.app.state.cache_control
+    if caching.matches(request.headers.get("if-none-match"), etag):
+        return caching.not_modified(etag, control)
+    record = index.records[index.position(nct_id)]
+    return caching.json_response(_encode_json(record), etag, control)
 
 
 @router.get("/health", response_model=Health, summary="Liveness")

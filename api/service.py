@@ -9,11 +9,12 @@ status codes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
-from api.schemas import IndexInfo, SimilarQuery, SimilarResponse, SimilarResult, WhyTerm
+from api.prepared import PreparedIndex, prepare
+from api.schemas import SimilarQuery, SimilarResponse
 from recommender.index import Neighbour, TrialIndex
 from recommender.records import DRAFT_ID, Intervention, TrialRecord
 
@@ -39,11 +40,27 @@ def similar_to_trial(
 
     Filters are applied before ranking (see :meth:`TrialIndex.similar`).
     """
+    return SimilarResponse.model_validate(similar_to_trial_payload(index, nct_id, k, filters))
+
+
+def answered_from_stored_lists(index: TrialIndex, k: int, filters: dict[str, list[str]]) -> bool:
+    """Whether :func:`similar_to_trial` is a lookup in the precomputed lists (tens of
+    microseconds), not a search: no filter, and ``k`` no more than the lists hold."""
+    return k <= index.neighbour_indices.shape[1] and not any(filters.values())
+
+
+def similar_to_trial_payload(
+    index: TrialIndex, nct_id: str, k: int, filters: dict[str, list[str]]
+) -> dict[str, Any]:
+    """:func:`similar_to_trial` as a JSON-ready dict, for the routes that encode it
+    themselves (no model is built and validated per result)."""
     position = index.position(nct_id)
-    record = index.records[position]
+    prepared = prepare(index)
+    record = prepared.display(position)
     allowed = index.facets.allowed(filters)
     neighbours = index.similar(record.nct_id, k, allowed=allowed)
-    return _response(index, record.nct_id, record.title, index.vectors[position], neighbours)
+    query_indices, query_data = prepared.explainer_.query_row(position)
+    return _payload(prepared, record.nct_id, record.title, query_indices, query_data, neighbours)
 
 
 def similar_to_query(index: TrialIndex, query: SimilarQuery) -> SimilarResponse:
@@ -54,12 +71,20 @@ def similar_to_query(index: TrialIndex, query: SimilarQuery) -> SimilarResponse:
     EmptyQueryError
         When the query has no words, or none that the index has seen.
     """
+    return SimilarResponse.model_validate(similar_to_query_payload(index, query))
+
+
+def similar_to_query_payload(index: TrialIndex, query: SimilarQuery) -> dict[str, Any]:
+    """:func:`similar_to_query` as a JSON-ready dict."""
     vector = index.vectorize(query_record(query), text=query.text)
     if vector.nnz == 0:
         raise EmptyQueryError(_empty_query_message(query))
     allowed = index.facets.allowed(facet_filters(query.status, query.phase, query.study_type))
     neighbours = index.similar_to_vector(vector, query.k, allowed=allowed)
-    return _response(index, None, query_title(query), vector, neighbours)
+    vector.sum_duplicates()  # explanations match each column once
+    return _payload(
+        prepare(index), None, query_title(query), vector.indices, vector.data, neighbours
+    )
 
 
 def query_record(query: SimilarQuery) -> TrialRecord:
@@ -94,37 +119,43 @@ def _empty_query_message(query: SimilarQuery) -> str:
     return "none of the words of this query occur in the index: nothing to compare it with"
 
 
-def _response(
-    index: TrialIndex,
+def _payload(
+    prepared: PreparedIndex,
     nct_id: str | None,
     title: str,
-    query: sp.csr_matrix,
+    query_indices: np.ndarray,
+    query_data: np.ndarray,
     neighbours: list[Neighbour],
-) -> SimilarResponse:
-    return SimilarResponse(
-        nct_id=nct_id,
-        title=title,
-        results=[_result(index, query, n) for n in neighbours],
-        index=IndexInfo(built_at=index.built_at, studies=len(index)),
-    )
+) -> dict[str, Any]:
+    """A :class:`SimilarResponse` as a dict (same keys), built from stored lines."""
+    positions = np.fromiter((n.position for n in neighbours), np.int64, len(neighbours))
+    whys = prepared.explainer_.explain_results(query_indices, query_data, positions, WHY_TERMS)
+    return {
+        "nct_id": nct_id,
+        "title": title,
+        "results": [_result(prepared, n, why) for n, why in zip(neighbours, whys, strict=True)],
+        "index": prepared.index_info_,
+    }
 
 
-def _result(index: TrialIndex, query: sp.csr_matrix, neighbour: Neighbour) -> SimilarResult:
-    record = index.records[neighbour.position]
-    why = index.explain(query, neighbour.position, n_terms=WHY_TERMS)
-    return SimilarResult(
-        rank=neighbour.rank,
-        nct_id=neighbour.nct_id,
-        title=record.title,
-        score=_rounded(neighbour.score),
-        conditions=list(record.conditions),
-        interventions=[i.name for i in record.interventions],
-        phases=list(record.phases),
-        status=record.overall_status,
-        why=[WhyTerm(field=w["field"], score=_rounded(w["score"]), terms=w["terms"]) for w in why],
-    )
+def _result(prepared: PreparedIndex, neighbour: Neighbour, why: list[dict]) -> dict[str, Any]:
+    record = prepared.display(neighbour.position)
+    for part in why:
+        part["score"] = _rounded(part["score"])
+    return {
+        "rank": neighbour.rank,
+        "nct_id": neighbour.nct_id,
+        "title": record.title,
+        "score": _rounded(neighbour.score),
+        "conditions": record.conditions,
+        "interventions": record.intervention_names,
+        "phases": record.phases,
+        "status": record.overall_status,
+        "why": why,
+    }
 
 
 def _rounded(value: float) -> float:
-    # float32 scores printed as float64 show noise digits (0.5109974145889282).
-    return round(float(np.float32(value)), 6)
+    # float32 scores printed as float64 show noise digits (0.5109974145889282). The
+    # values are float32 ones already: rounding the float64 is enough.
+    return round(value, 6)
