@@ -12,7 +12,7 @@ import contextlib
 import hmac
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -22,13 +22,17 @@ from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from api import caching, page
+from api.fastpath import ROUTE as FAST_ROUTE
+from api.fastpath import SimilarLookupFastPath
 from api.middleware import DEFAULT_MAX_BODY_BYTES, BodySizeLimitMiddleware
 from api.prepared import prepare
 from api.schemas import (
@@ -53,6 +57,8 @@ from api.service import (
     similar_to_trial_payload,
 )
 from api.state import IndexHolder, current_index
+from api.telemetry import RequestTelemetry, ServiceMetrics
+from api.warmup import warm_up
 from recommender.facets import UnknownFacetValueError
 from recommender.index import DamagedIndexError, NotInIndexError, TrialIndex
 from recommender.records import InvalidNctIdError
@@ -60,7 +66,10 @@ from recommender.records import InvalidNctIdError
 INDEX_ENV = "RECOMMENDER_INDEX"
 ADMIN_TOKEN_ENV = "RECOMMENDER_ADMIN_TOKEN"
 WATCH_ENV = "RECOMMENDER_WATCH_SECONDS"
+CORS_ENV = "RECOMMENDER_CORS_ORIGINS"
+REQUEST_LOG_ENV = "RECOMMENDER_REQUEST_LOG"
 DEFAULT_INDEX = Path("models/index")
+_OFF = {"0", "off", "false", "no"}
 NCT_ID_SCHEMA_PATTERN = r"^\s*[Nn][Cc][Tt][0-9]{8}\s*$"
 
 log = logging.getLogger(__name__)
@@ -115,6 +124,10 @@ def create_app(
     watch_seconds: float | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     cache_seconds: int | None = None,
+    cors_origins: Sequence[str] | None = None,
+    log_requests: bool | None = None,
+    metrics: bool = True,
+    warm: bool = True,
 ) -> FastAPI:
     """Build the service around the index in ``index_path``, loaded (and verified) now.
 
@@ -134,6 +147,19 @@ def create_app(
         ``Cache-Control: max-age`` of the answers of ``GET /similar/{id}`` and
         ``GET /trials/{id}``; else ``$RECOMMENDER_CACHE_SECONDS``, else 300; 0 sends
         ``no-cache`` (clients revalidate with their ETag every time).
+    cors_origins : sequence of str, optional
+        Origins whose pages may call the API from a browser (``"*"`` for any); else
+        ``$RECOMMENDER_CORS_ORIGINS`` (comma-separated); none (the default) sends no
+        CORS headers.
+    log_requests : bool, optional
+        One JSON line per request on the ``api.requests`` logger; else
+        ``$RECOMMENDER_REQUEST_LOG`` (``0``, ``off`` or ``false`` turn it off); on by
+        default.
+    metrics : bool, default True
+        Count requests and serve them at ``GET /metrics`` (Prometheus text format).
+    warm : bool, default True
+        At startup (the app's lifespan), send one request of each kind through the app
+        before serving (see :mod:`api.warmup`); ``/ready`` answers 503 until then.
 
     Raises
     ------
@@ -146,6 +172,10 @@ def create_app(
         watch_seconds = _env_seconds(WATCH_ENV)
     if cache_seconds is None:
         cache_seconds = caching.cache_seconds_from_env()
+    if cors_origins is None:
+        cors_origins = [o.strip() for o in os.environ.get(CORS_ENV, "").split(",") if o.strip()]
+    if log_requests is None:
+        log_requests = os.environ.get(REQUEST_LOG_ENV, "").strip().lower() not in _OFF
     holder = IndexHolder(folder)
 
     app = FastAPI(
@@ -153,14 +183,35 @@ def create_app(
         version="1.0",
         description="Trials like a registered trial, a text, or a partial trial, from a "
         "TF-IDF index of ClinicalTrials.gov records. Errors are JSON with a `detail`.",
-        lifespan=_watching(holder, watch_seconds),
+        lifespan=_serving(holder, watch_seconds, warm),
     )
     app.state.holder = holder
     app.state.reload_token = token or None
     app.state.cache_control = caching.cache_control(cache_seconds)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
-    _add_error_handlers(app)
+    app.state.ready = False  # until the lifespan has warmed the app up
+    app.state.warm_up = None
+    app.state.metrics = ServiceMetrics(lambda: holder.current) if metrics else None
     app.include_router(router)
+    app.add_middleware(
+        SimilarLookupFastPath,
+        serving_index=lambda: holder.index,
+        cache_control=app.state.cache_control,
+        encode=_encode_json,
+        route=next(r for r in router.routes if getattr(r, "path", None) == FAST_ROUTE),
+    )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "If-None-Match"],
+            expose_headers=["ETag"],
+            max_age=600,
+        )
+    # Outermost: times everything, including the fast path and refusals.
+    app.add_middleware(RequestTelemetry, metrics=app.state.metrics, log_requests=log_requests)
+    _add_error_handlers(app)
     return app
 
 
@@ -170,6 +221,23 @@ def _env_seconds(name: str) -> float:
         return max(float(value), 0.0) if value else 0.0
     except ValueError:
         raise ValueError(f"${name} must be a number of seconds, got {value!r}") from None
+
+
+def _serving(
+    holder: IndexHolder, watch_seconds: float, warm: bool
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """Lifespan: warm up (when ``warm``), say ready, then watch the index folder."""
+    watching = _watching(holder, watch_seconds)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if warm:
+            app.state.warm_up = await warm_up(app, holder.index)
+        app.state.ready = True
+        async with watching(app):
+            yield
+
+    return lifespan
 
 
 def _watching(
@@ -276,7 +344,7 @@ async def similar(
     Sent with an `ETag` (of the index build and the request) and `Cache-Control`;
     `If-None-Match` with the current tag gets a 304.
     """
-    etag = caching.entity_tag(prepare(index).build_tag_, request)
+    etag = caching.entity_tag(prepare(index).build_tag_, request.scope)
     control = request.app.state.cache_control
     if caching.matches(request.headers.get("if-none-match"), etag):
         return caching.not_modified(etag, control)
@@ -311,7 +379,7 @@ def similar_posted(query: SimilarQuery, index: IndexDep) -> Response:
 )
 async def trial(request: Request, nct_id: NctIdParam, index: IndexDep) -> Response:
     """Sent with an `ETag` and `Cache-Control`, like `GET /similar/{nct_id}`."""
-    etag = caching.entity_tag(prepare(index).build_tag_, request)
+    etag = caching.entity_tag(prepare(index).build_tag_, request.scope)
     control = request.app.state.cache_control
     if caching.matches(request.headers.get("if-none-match"), etag):
         return caching.not_modified(etag, control)
@@ -324,12 +392,17 @@ async def health() -> Health:
     return Health()
 
 
-@router.get("/ready", response_model=Ready, summary="Readiness: the index serving")
-async def ready(request: Request) -> Ready:
+@router.get(
+    "/ready",
+    response_model=Ready,
+    responses={503: {"model": Ready, "description": "Not ready yet: warming up"}},
+    summary="Readiness: the index serving, warmed up",
+)
+async def ready(request: Request) -> Ready | JSONResponse:
     holder: IndexHolder = request.app.state.holder
     loaded = holder.current
-    return Ready(
-        ready=True,
+    facts = Ready(
+        ready=request.app.state.ready,
         built_at=loaded.index.built_at,
         studies=len(loaded.index),
         path=str(loaded.path.resolve()),
@@ -337,6 +410,23 @@ async def ready(request: Request) -> Ready:
         loaded_at=loaded.loaded_at,
         last_reload_error=holder.last_error,
     )
+    if not facts.ready:
+        return JSONResponse(facts.model_dump(), status_code=503)
+    return facts
+
+
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={404: _ERROR | {"description": "Metrics are off"}},
+    summary="Prometheus metrics",
+)
+async def metrics(request: Request) -> Response:
+    """Requests and latency by route template, and the serving index's size and build."""
+    service_metrics: ServiceMetrics | None = request.app.state.metrics
+    if service_metrics is None:
+        raise HTTPException(404, "metrics are off in this server")
+    return Response(service_metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.post(

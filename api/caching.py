@@ -12,16 +12,16 @@ from __future__ import annotations
 import hashlib
 import os
 
-from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 CACHE_SECONDS_ENV = "RECOMMENDER_CACHE_SECONDS"
 DEFAULT_CACHE_SECONDS = 300
 
 
-def entity_tag(build_tag: str, request: Request) -> str:
-    """The strong ETag of this request's answer from the build ``build_tag``."""
-    target = request.scope["path"].encode() + b"?" + request.scope["query_string"]
+def entity_tag(build_tag: str, scope: Scope) -> str:
+    """The strong ETag of the answer to the request ``scope`` from the build ``build_tag``."""
+    target = scope["path"].encode() + b"?" + scope["query_string"]
     return f'"{build_tag}-{hashlib.blake2b(target, digest_size=8).hexdigest()}"'
 
 

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from api.schemas import MAX_K, MAX_TEXT, SimilarQuery, SimilarResponse
+from api.schemas import DEFAULT_K, MAX_K, MAX_TEXT, SimilarQuery, SimilarResponse
 from api.service import EmptyQueryError, facet_filters, similar_to_query, similar_to_trial
 from recommender.facets import REGISTRY_VALUES, UnknownFacetValueError
 from recommender.index import NotInIndexError, TrialIndex
@@ -21,7 +21,7 @@ from recommender.records import InvalidNctIdError
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 PAGE_K_CHOICES = (5, 10, 20, 50)
-DEFAULT_PAGE_K = 10
+DEFAULT_PAGE_K = DEFAULT_K
 # One word starting with "NCT" is meant as an id, even a mistyped one: saying it is
 # malformed helps more than a text search for "NCT1234".
 _LOOKS_LIKE_ID = re.compile(r"\s*nct\S*\s*", re.IGNORECASE)

@@ -12,9 +12,12 @@ import json
 import threading
 import weakref
 
+import numpy as np
+
 from api.display import DisplayRecord, decode_display
 from recommender.explain import Explainer
 from recommender.index import TrialIndex
+from recommender.neighbours import NO_NEIGHBOUR
 
 _PREPARED: weakref.WeakKeyDictionary[TrialIndex, PreparedIndex] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
@@ -48,7 +51,21 @@ class PreparedIndex:
             index.feature_names,
         )
         self.build_tag_ = build_tag(index.meta)
+        # Plain views of the mapped arrays (see Explainer): the lookup reads one row.
+        self.neighbour_positions_ = np.asarray(index.neighbour_indices)
+        self.neighbour_scores_ = np.asarray(index.neighbour_scores)
         self.index_info_ = {"built_at": index.built_at, "studies": len(index)}
+
+    def stored_neighbours(self, position: int, k: int) -> tuple[list[int], list[float]]:
+        """Rows and scores of the first ``k`` precomputed neighbours of row ``position``.
+
+        What :meth:`TrialIndex.similar` answers without a filter and for ``k`` up to
+        the stored list's length (see :func:`api.service.answered_from_stored_lists`),
+        without building a :class:`Neighbour` per result.
+        """
+        rows = self.neighbour_positions_[position, :k]
+        kept = rows != NO_NEIGHBOUR
+        return rows[kept].tolist(), self.neighbour_scores_[position, :k][kept].tolist()
 
     def display(self, position: int) -> DisplayRecord:
         """The shown fields of the record at ``position``."""

@@ -13,12 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from api.display import DisplayRecord
 from api.prepared import PreparedIndex, prepare
 from api.schemas import SimilarQuery, SimilarResponse
-from recommender.index import Neighbour, TrialIndex
+from recommender.index import TrialIndex
 from recommender.records import DRAFT_ID, Intervention, TrialRecord
 
 WHY_TERMS = 3
+DECIMALS = 6
 TITLE_FROM_TEXT = 120
 
 
@@ -57,10 +59,16 @@ def similar_to_trial_payload(
     position = index.position(nct_id)
     prepared = prepare(index)
     record = prepared.display(position)
-    allowed = index.facets.allowed(filters)
-    neighbours = index.similar(record.nct_id, k, allowed=allowed)
+    if answered_from_stored_lists(index, k, filters):
+        positions, scores = prepared.stored_neighbours(position, k)
+    else:
+        allowed = index.facets.allowed(filters)
+        neighbours = index.similar(record.nct_id, k, allowed=allowed)
+        positions, scores = [n.position for n in neighbours], [n.score for n in neighbours]
     query_indices, query_data = prepared.explainer_.query_row(position)
-    return _payload(prepared, record.nct_id, record.title, query_indices, query_data, neighbours)
+    return _payload(
+        prepared, record.nct_id, record.title, query_indices, query_data, positions, scores
+    )
 
 
 def similar_to_query(index: TrialIndex, query: SimilarQuery) -> SimilarResponse:
@@ -83,7 +91,13 @@ def similar_to_query_payload(index: TrialIndex, query: SimilarQuery) -> dict[str
     neighbours = index.similar_to_vector(vector, query.k, allowed=allowed)
     vector.sum_duplicates()  # explanations match each column once
     return _payload(
-        prepare(index), None, query_title(query), vector.indices, vector.data, neighbours
+        prepare(index),
+        None,
+        query_title(query),
+        vector.indices,
+        vector.data,
+        [n.position for n in neighbours],
+        [n.score for n in neighbours],
     )
 
 
@@ -125,37 +139,31 @@ def _payload(
     title: str,
     query_indices: np.ndarray,
     query_data: np.ndarray,
-    neighbours: list[Neighbour],
+    positions: list[int],
+    scores: list[float],
 ) -> dict[str, Any]:
-    """A :class:`SimilarResponse` as a dict (same keys), built from stored lines."""
-    positions = np.fromiter((n.position for n in neighbours), np.int64, len(neighbours))
-    whys = prepared.explainer_.explain_results(query_indices, query_data, positions, WHY_TERMS)
-    return {
-        "nct_id": nct_id,
-        "title": title,
-        "results": [_result(prepared, n, why) for n, why in zip(neighbours, whys, strict=True)],
-        "index": prepared.index_info_,
-    }
+    """A :class:`SimilarResponse` as a dict (same keys), for results ranked best first."""
+    whys = prepared.explainer_.explain_results(
+        query_indices, query_data, np.asarray(positions, dtype=np.int64), WHY_TERMS, DECIMALS
+    )
+    # float32 scores printed as float64 show noise digits (0.5109974145889282).
+    rounded = np.round(np.asarray(scores, dtype=np.float64), DECIMALS).tolist()
+    results = [
+        _result(prepared.display(position), rank, score, why)
+        for rank, (position, score, why) in enumerate(zip(positions, rounded, whys, strict=True), 1)
+    ]
+    return {"nct_id": nct_id, "title": title, "results": results, "index": prepared.index_info_}
 
 
-def _result(prepared: PreparedIndex, neighbour: Neighbour, why: list[dict]) -> dict[str, Any]:
-    record = prepared.display(neighbour.position)
-    for part in why:
-        part["score"] = _rounded(part["score"])
+def _result(record: DisplayRecord, rank: int, score: float, why: list[dict]) -> dict[str, Any]:
     return {
-        "rank": neighbour.rank,
-        "nct_id": neighbour.nct_id,
+        "rank": rank,
+        "nct_id": record.nct_id,
         "title": record.title,
-        "score": _rounded(neighbour.score),
+        "score": score,
         "conditions": record.conditions,
         "interventions": record.intervention_names,
         "phases": record.phases,
         "status": record.overall_status,
         "why": why,
     }
-
-
-def _rounded(value: float) -> float:
-    # float32 scores printed as float64 show noise digits (0.5109974145889282). The
-    # values are float32 ones already: rounding the float64 is enough.
-    return round(value, 6)

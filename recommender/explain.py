@@ -2,9 +2,10 @@
 
 :meth:`TrialIndex.explain` answers for one result, with a dozen small NumPy calls per
 field group; a response of ``k`` results paid that ``k`` times (about two thirds of
-the service's time per request). :func:`explain_results` does the same arithmetic for
-every result in one pass over their concatenated rows: a fixed number of NumPy calls
-per query, whatever ``k``, and gives the same answer (same terms, same order).
+the service's time per request). :meth:`Explainer.explain_results` merges the query
+with every result's row in one compiled pass (:func:`explain_kernel`), keeping per
+result and field group the score share and the best terms, and gives the same answer
+(same groups, terms and order) in a fixed handful of NumPy calls whatever ``k``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Explainer:
         query_data: np.ndarray,
         positions: np.ndarray,
         n_terms: int = 3,
+        decimals: int | None = None,
     ) -> list[list[dict[str, object]]]:
         """For each result, its field groups' shares of the score and their top terms.
 
@@ -71,6 +73,8 @@ class Explainer:
             Rows of the results.
         n_terms : int, default 3
             Terms listed per field group.
+        decimals : int, optional
+            Round the scores to this many decimals (after ordering by the exact ones).
 
         Returns
         -------
@@ -94,27 +98,43 @@ class Explainer:
             self.group_offsets_,
             n_terms,
         )
-        terms = self.feature_names_[top[top >= 0]].tolist()
-        return self._assemble(sums.tolist(), counts.tolist(), terms, n_terms)
+        return self._assemble(sums, counts, top, n_terms, decimals)
 
     def _assemble(
-        self, sums: list[list[float]], counts: list[list[int]], terms: list[str], n_terms: int
+        self,
+        sums: np.ndarray,
+        counts: np.ndarray,
+        top: np.ndarray,
+        n_terms: int,
+        decimals: int | None,
     ) -> list[list[dict[str, object]]]:
-        explained: list[list[dict[str, object]]] = []
-        cursor = 0
-        for result_sums, result_counts in zip(sums, counts, strict=True):
-            groups = []
-            for name, total, count in zip(
-                self.group_names_, result_sums, result_counts, strict=True
-            ):
+        # Groups of each result by score, largest first (stable: ties keep group order),
+        # then one pass of Python over what is shown.
+        order = np.argsort(-sums, axis=1, kind="stable")
+        if decimals is not None:
+            sums = np.round(sums.astype(np.float64), decimals)
+        shown = np.minimum(np.take_along_axis(counts, order, axis=1), n_terms)
+        ordered_top = np.take_along_axis(top, order[:, :, None], axis=1)
+        terms = self.feature_names_[ordered_top[ordered_top >= 0]].tolist()
+        names, explained, cursor = self.group_names_, [], 0
+        for groups, totals, counts_shown in zip(
+            order.tolist(),
+            np.take_along_axis(sums, order, axis=1).tolist(),
+            shown.tolist(),
+            strict=True,
+        ):
+            result = []
+            for group, total, count in zip(groups, totals, counts_shown, strict=True):
                 if count:
-                    shown = min(count, n_terms)
-                    groups.append(
-                        {"field": name, "score": total, "terms": terms[cursor : cursor + shown]}
+                    result.append(
+                        {
+                            "field": names[group],
+                            "score": total,
+                            "terms": terms[cursor : cursor + count],
+                        }
                     )
-                    cursor += shown
-            groups.sort(key=lambda e: -e["score"])  # stable: ties keep group order
-            explained.append(groups)
+                    cursor += count
+            explained.append(result)
         return explained
 
 
