@@ -12,6 +12,7 @@ import contextlib
 import hmac
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated
@@ -71,6 +72,7 @@ REQUEST_LOG_ENV = "RECOMMENDER_REQUEST_LOG"
 DEFAULT_INDEX = Path("models/index")
 _OFF = {"0", "off", "false", "no"}
 NCT_ID_SCHEMA_PATTERN = r"^\s*[Nn][Cc][Tt][0-9]{8}\s*$"
+_ID_QUERY = re.compile(NCT_ID_SCHEMA_PATTERN)
 
 log = logging.getLogger(__name__)
 _encode_json = msgspec.json.Encoder().encode
@@ -478,7 +480,7 @@ def _check_admin(token: str | None, credentials: HTTPAuthorizationCredentials | 
 
 
 @router.get("/", response_class=HTMLResponse, responses=_PAGE_ERRORS, summary="The HTML page")
-def home(
+async def home(
     request: Request,
     index: IndexDep,
     q: Annotated[str, Query(description="NCT id or text.")] = "",
@@ -493,5 +495,10 @@ def home(
     answer is this page (a bad ``k`` falls back to the default).
     """
     filters = page.form_filters(status, phase, study_type)
-    variables, code = page.context(index, q, page.page_k(k), filters)
+    results = page.page_k(k)
+    if _ID_QUERY.fullmatch(q) and answered_from_stored_lists(index, results, filters):
+        # A lookup, on the event loop as for the JSON route; a text is searched in a thread.
+        variables, code = page.context(index, q, results, filters)
+    else:
+        variables, code = await run_in_threadpool(page.context, index, q, results, filters)
     return page.TEMPLATES.TemplateResponse(request, "index.html", variables, status_code=code)

@@ -6,6 +6,7 @@ no build step, nothing fetched from elsewhere.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from urllib.parse import urlencode
@@ -27,6 +28,7 @@ DEFAULT_PAGE_K = DEFAULT_K
 _LOOKS_LIKE_ID = re.compile(r"\s*nct\S*\s*", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=1024)  # the same few enumeration values, on every page
 def humanize(value: str | None) -> str:
     """``ACTIVE_NOT_RECRUITING`` -> ``Active not recruiting``, ``PHASE2`` -> ``Phase 2``."""
     if not value:
@@ -79,9 +81,12 @@ def context(index: TrialIndex, q: str, k: int, filters: dict[str, list[str]]) ->
     """Template variables for the page, and the status code to send it with."""
     response, error, status = answer(index, q, k, filters)
 
+    # Keep k and the filters, so following a link keeps the same view (encoded once:
+    # urlencode per result was a tenth of the page's time).
+    kept = urlencode({"k": k, **filters}, doseq=True)
+
     def related_link(nct_id: str) -> str:
-        # Keep k and the filters, so following a link keeps the same view.
-        return "/?" + urlencode({"q": nct_id, "k": k, **filters}, doseq=True)
+        return f"/?{urlencode({'q': nct_id})}&{kept}"
 
     page = {
         "q": q,

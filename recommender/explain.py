@@ -88,7 +88,7 @@ class Explainer:
         if k == 0 or len(query_indices) == 0:
             return [[] for _ in range(k)]
         order = np.argsort(query_indices, kind="stable")
-        sums, counts, top = explain_kernel(
+        groups, sums, counts, top = explain_kernel(
             self.indptr_,
             self.indices_,
             self.data_,
@@ -98,41 +98,30 @@ class Explainer:
             self.group_offsets_,
             n_terms,
         )
-        return self._assemble(sums, counts, top, n_terms, decimals)
+        return self._assemble(groups, sums, counts, top, n_terms, decimals)
 
     def _assemble(
         self,
+        groups: np.ndarray,
         sums: np.ndarray,
         counts: np.ndarray,
         top: np.ndarray,
         n_terms: int,
         decimals: int | None,
     ) -> list[list[dict[str, object]]]:
-        # Groups of each result by score, largest first (stable: ties keep group order),
-        # then one pass of Python over what is shown.
-        order = np.argsort(-sums, axis=1, kind="stable")
+        # Already in display order (explain_kernel): one pass of Python over what is shown.
         if decimals is not None:
             sums = np.round(sums.astype(np.float64), decimals)
-        shown = np.minimum(np.take_along_axis(counts, order, axis=1), n_terms)
-        ordered_top = np.take_along_axis(top, order[:, :, None], axis=1)
-        terms = self.feature_names_[ordered_top[ordered_top >= 0]].tolist()
+        terms = self.feature_names_[top[top >= 0]].tolist()
         names, explained, cursor = self.group_names_, [], 0
-        for groups, totals, counts_shown in zip(
-            order.tolist(),
-            np.take_along_axis(sums, order, axis=1).tolist(),
-            shown.tolist(),
-            strict=True,
+        for result_groups, totals, result_counts in zip(
+            groups.tolist(), sums.tolist(), np.minimum(counts, n_terms).tolist(), strict=True
         ):
             result = []
-            for group, total, count in zip(groups, totals, counts_shown, strict=True):
+            for group, total, count in zip(result_groups, totals, result_counts, strict=True):
                 if count:
-                    result.append(
-                        {
-                            "field": names[group],
-                            "score": total,
-                            "terms": terms[cursor : cursor + count],
-                        }
-                    )
+                    shared = terms[cursor : cursor + count]
+                    result.append({"field": names[group], "score": total, "terms": shared})
                     cursor += count
             explained.append(result)
         return explained
@@ -150,6 +139,9 @@ def explain_kernel(
 
     Returns
     -------
+    groups : ndarray of shape (k, n_groups), int64
+        Per result, the field groups by score share, largest first (ties: group
+        order); the other arrays are in this order.
     sums : ndarray of shape (k, n_groups), float32
         Sum of query weight times row weight over the group's shared columns.
     counts : ndarray of shape (k, n_groups), int64
@@ -195,7 +187,20 @@ def explain_kernel(
             counts[i, g] += 1
             _keep_best(top, best, i, g, col, value)
             j += 1
-    return sums, counts, top
+    groups = np.empty((k, n_groups), dtype=np.int64)
+    for i in range(k):
+        groups[i] = np.argsort(-sums[i], kind="mergesort")  # stable
+    return groups, _take_rows(sums, groups), _take_rows(counts, groups), _take_rows(top, groups)
+
+
+@njit(nogil=True, cache=True)
+def _take_rows(values, order):
+    # values[i, order[i]] for each i (numba has no take_along_axis).
+    out = np.empty_like(values)
+    for i in range(order.shape[0]):
+        for r in range(order.shape[1]):
+            out[i, r] = values[i, order[i, r]]
+    return out
 
 
 @njit(nogil=True, cache=True)
