@@ -194,14 +194,14 @@ def create_app(
     app.state.warm_up = None
     app.state.metrics = ServiceMetrics(lambda: holder.current) if metrics else None
     app.include_router(router)
-    app.add_middleware(
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(  # outside the body limit: a lookup has no body
         SimilarLookupFastPath,
         serving_index=lambda: holder.index,
         cache_control=app.state.cache_control,
         encode=_encode_json,
         route=next(r for r in router.routes if getattr(r, "path", None) == FAST_ROUTE),
     )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -23,7 +23,7 @@ from api import caching
 from api.prepared import prepare
 from api.schemas import DEFAULT_K, MAX_K
 from api.service import answered_from_stored_lists, facet_filters, similar_to_trial_payload
-from recommender.index import TrialIndex
+from recommender.index import NotInIndexError, TrialIndex
 
 PREFIX = "/similar/"
 ROUTE = "/similar/{nct_id}"
@@ -92,10 +92,13 @@ class SimilarLookupFastPath:
         if k is None or not _CANONICAL_ID.fullmatch(nct_id):
             return None
         index = self.serving_index()
-        if nct_id not in index or not answered_from_stored_lists(index, k, _NO_FILTERS):
+        if not answered_from_stored_lists(index, k, _NO_FILTERS):
             return None
         etag = caching.entity_tag(prepare(index).build_tag_, scope)
         if caching.matches(Headers(scope=scope).get("if-none-match"), etag):
             return caching.not_modified(etag, self.cache_control)
-        payload = similar_to_trial_payload(index, nct_id, k, _NO_FILTERS)
+        try:
+            payload = similar_to_trial_payload(index, nct_id, k, _NO_FILTERS)
+        except NotInIndexError:
+            return None  # the route says so, as it says everything else
         return caching.json_response(self.encode(payload), etag, self.cache_control)
