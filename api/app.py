@@ -12,23 +12,31 @@ import contextlib
 import hmac
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from api import page
+from api import caching, page
+from api.fastpath import ROUTE as FAST_ROUTE
+from api.fastpath import SimilarLookupFastPath
 from api.middleware import DEFAULT_MAX_BODY_BYTES, BodySizeLimitMiddleware
+from api.prepared import prepare
 from api.schemas import (
     DEFAULT_K,
     MAX_K,
@@ -43,8 +51,16 @@ from api.schemas import (
     StudyType,
     TrialOut,
 )
-from api.service import EmptyQueryError, facet_filters, similar_to_query, similar_to_trial
+from api.service import (
+    EmptyQueryError,
+    answered_from_stored_lists,
+    facet_filters,
+    similar_to_query_payload,
+    similar_to_trial_payload,
+)
 from api.state import IndexHolder, current_index
+from api.telemetry import RequestTelemetry, ServiceMetrics
+from api.warmup import warm_up
 from recommender.facets import UnknownFacetValueError
 from recommender.index import DamagedIndexError, NotInIndexError, TrialIndex
 from recommender.records import InvalidNctIdError
@@ -53,12 +69,24 @@ INDEX_ENV = "RECOMMENDER_INDEX"
 ADMIN_TOKEN_ENV = "RECOMMENDER_ADMIN_TOKEN"
 WATCH_ENV = "RECOMMENDER_WATCH_SECONDS"
 FRAME_ANCESTORS_ENV = "RECOMMENDER_EMBED_FRAME_ANCESTORS"
+CORS_ENV = "RECOMMENDER_CORS_ORIGINS"
+REQUEST_LOG_ENV = "RECOMMENDER_REQUEST_LOG"
 DEFAULT_INDEX = Path("models/index")
+_OFF = {"0", "off", "false", "no"}
 NCT_ID_SCHEMA_PATTERN = r"^\s*[Nn][Cc][Tt][0-9]{8}\s*$"
+_ID_QUERY = re.compile(NCT_ID_SCHEMA_PATTERN)
 
 log = logging.getLogger(__name__)
+_encode_json = msgspec.json.Encoder().encode
 
-IndexDep = Annotated[TrialIndex, Depends(current_index)]
+
+async def serving_index(request: Request) -> TrialIndex:
+    """:func:`current_index` as a coroutine: FastAPI runs a plain-function dependency
+    in its thread pool, a thread hop per request for one attribute read."""
+    return current_index(request)
+
+
+IndexDep = Annotated[TrialIndex, Depends(serving_index)]
 NctIdParam = Annotated[
     str,
     PathParam(
@@ -80,6 +108,7 @@ _ERROR = {"model": ErrorOut}
 _BAD_INPUT = {422: _ERROR | {"description": "Malformed id or bad parameter"}}
 _NOT_FOUND = {404: _ERROR | {"description": "Not in this index"}}
 _TOO_LARGE = {413: _ERROR | {"description": "Body larger than the limit"}}
+_NOT_MODIFIED = {304: {"description": "Not modified: `If-None-Match` names the current ETag"}}
 _PAGE_ERRORS = {
     code: {"description": what + ", shown in the page", "content": {"text/html": {}}}
     for code, what in ((404, "Not in this index"), (422, "Malformed id or bad parameter"))
@@ -107,6 +136,11 @@ def create_app(
     watch_seconds: float | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     embed_frame_ancestors: str | None = None,
+    cache_seconds: int | None = None,
+    cors_origins: Sequence[str] | None = None,
+    log_requests: bool | None = None,
+    metrics: bool = True,
+    warm: bool = True,
 ) -> FastAPI:
     """Build the service around the index in ``index_path``, loaded (and verified) now.
 
@@ -126,6 +160,23 @@ def create_app(
         Which sites may frame ``/embed/{nct_id}`` (CSP ``frame-ancestors`` sources,
         such as ``"https://registry.example"``); else
         ``$RECOMMENDER_EMBED_FRAME_ANCESTORS``; else ``"*"``, any site.
+    cache_seconds : int, optional
+        ``Cache-Control: max-age`` of the answers of ``GET /similar/{id}`` and
+        ``GET /trials/{id}``; else ``$RECOMMENDER_CACHE_SECONDS``, else 300; 0 sends
+        ``no-cache`` (clients revalidate with their ETag every time).
+    cors_origins : sequence of str, optional
+        Origins whose pages may call the API from a browser (``"*"`` for any); else
+        ``$RECOMMENDER_CORS_ORIGINS`` (comma-separated); none (the default) sends no
+        CORS headers.
+    log_requests : bool, optional
+        One JSON line per request on the ``api.requests`` logger; else
+        ``$RECOMMENDER_REQUEST_LOG`` (``0``, ``off`` or ``false`` turn it off); on by
+        default.
+    metrics : bool, default True
+        Count requests and serve them at ``GET /metrics`` (Prometheus text format).
+    warm : bool, default True
+        At startup (the app's lifespan), send one request of each kind through the app
+        before serving (see :mod:`api.warmup`); ``/ready`` answers 503 until then.
 
     Raises
     ------
@@ -138,6 +189,12 @@ def create_app(
         watch_seconds = _env_seconds(WATCH_ENV)
     if embed_frame_ancestors is None:
         embed_frame_ancestors = os.environ.get(FRAME_ANCESTORS_ENV)
+    if cache_seconds is None:
+        cache_seconds = caching.cache_seconds_from_env()
+    if cors_origins is None:
+        cors_origins = [o.strip() for o in os.environ.get(CORS_ENV, "").split(",") if o.strip()]
+    if log_requests is None:
+        log_requests = os.environ.get(REQUEST_LOG_ENV, "").strip().lower() not in _OFF
     holder = IndexHolder(folder)
 
     # /docs and /redoc with their scripts served from the package, not from a CDN: they
@@ -147,14 +204,36 @@ def create_app(
         version="1.0",
         description="Trials like a registered trial, a text, or a partial trial, from a "
         "TF-IDF index of ClinicalTrials.gov records. Errors are JSON with a `detail`.",
-        lifespan=_watching(holder, watch_seconds),
+        lifespan=_serving(holder, watch_seconds, warm),
     )
     app.state.holder = holder
     app.state.reload_token = token or None
     app.state.embed_frame_ancestors = page.frame_ancestors_policy(embed_frame_ancestors)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
-    _add_error_handlers(app)
+    app.state.cache_control = caching.cache_control(cache_seconds)
+    app.state.ready = False  # until the lifespan has warmed the app up
+    app.state.warm_up = None
+    app.state.metrics = ServiceMetrics(lambda: holder.current) if metrics else None
     app.include_router(router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(  # outside the body limit: a lookup has no body
+        SimilarLookupFastPath,
+        serving_index=lambda: holder.index,
+        cache_control=app.state.cache_control,
+        encode=_encode_json,
+        route=next(r for r in router.routes if getattr(r, "path", None) == FAST_ROUTE),
+    )
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "If-None-Match"],
+            expose_headers=["ETag"],
+            max_age=600,
+        )
+    # Outermost: times everything, including the fast path and refusals.
+    app.add_middleware(RequestTelemetry, metrics=app.state.metrics, log_requests=log_requests)
+    _add_error_handlers(app)
     return app
 
 
@@ -164,6 +243,23 @@ def _env_seconds(name: str) -> float:
         return max(float(value), 0.0) if value else 0.0
     except ValueError:
         raise ValueError(f"${name} must be a number of seconds, got {value!r}") from None
+
+
+def _serving(
+    holder: IndexHolder, watch_seconds: float, warm: bool
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """Lifespan: warm up (when ``warm``), say ready, then watch the index folder."""
+    watching = _watching(holder, watch_seconds)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if warm:
+            app.state.warm_up = await warm_up(app, holder.index)
+        app.state.ready = True
+        async with watching(app):
+            yield
+
+    return lifespan
 
 
 def _watching(
@@ -253,20 +349,36 @@ def _where(loc: list) -> str:
 @router.get(
     "/similar/{nct_id}",
     response_model=SimilarResponse,
-    responses=_BAD_INPUT | _NOT_FOUND,
+    responses=_BAD_INPUT | _NOT_FOUND | _NOT_MODIFIED,
     summary="Trials most like an indexed trial",
 )
-def similar(
+async def similar(
+    request: Request,
     nct_id: NctIdParam,
     index: IndexDep,
     k: KParam = DEFAULT_K,
     status: StatusParam = None,
     phase: PhaseParam = None,
     study_type: StudyTypeParam = None,
-) -> SimilarResponse:
-    """The `k` trials most like `nct_id`, never itself; filters apply before ranking."""
+) -> Response:
+    """The `k` trials most like `nct_id`, never itself; filters apply before ranking.
+
+    Sent with an `ETag` (of the index build and the request) and `Cache-Control`;
+    `If-None-Match` with the current tag gets a 304.
+    """
+    etag = caching.entity_tag(prepare(index).build_tag_, request.scope)
+    control = request.app.state.cache_control
+    if caching.matches(request.headers.get("if-none-match"), etag):
+        return caching.not_modified(etag, control)
     filters = facet_filters(status or (), phase or (), study_type or ())
-    return similar_to_trial(index, nct_id, k, filters)
+    if answered_from_stored_lists(index, k, filters):
+        # A lookup: quicker on the event loop than the hop to a worker thread.
+        payload = similar_to_trial_payload(index, nct_id, k, filters)
+    else:  # an exact search: off the event loop
+        payload = await run_in_threadpool(similar_to_trial_payload, index, nct_id, k, filters)
+    # Encoded directly: the payload has the response model's shape by construction
+    # (tests check it against the schema), so FastAPI's validation is skipped.
+    return caching.json_response(_encode_json(payload), etag, control)
 
 
 @router.post(
@@ -275,19 +387,26 @@ def similar(
     responses=_BAD_INPUT | _TOO_LARGE,
     summary="Trials most like a text or a partial trial",
 )
-def similar_posted(query: SimilarQuery, index: IndexDep) -> SimilarResponse:
+def similar_posted(query: SimilarQuery, index: IndexDep) -> Response:
     """Ranked by exact search over the whole index (a trial not registered yet)."""
-    return similar_to_query(index, query)
+    payload = similar_to_query_payload(index, query)
+    return Response(_encode_json(payload), media_type="application/json")
 
 
 @router.get(
     "/trials/{nct_id}",
     response_model=TrialOut,
-    responses=_BAD_INPUT | _NOT_FOUND,
+    responses=_BAD_INPUT | _NOT_FOUND | _NOT_MODIFIED,
     summary="The stored record of a trial",
 )
-def trial(nct_id: NctIdParam, index: IndexDep) -> dict:
-    return index.records[index.position(nct_id)].to_dict()
+async def trial(request: Request, nct_id: NctIdParam, index: IndexDep) -> Response:
+    """Sent with an `ETag` and `Cache-Control`, like `GET /similar/{nct_id}`."""
+    etag = caching.entity_tag(prepare(index).build_tag_, request.scope)
+    control = request.app.state.cache_control
+    if caching.matches(request.headers.get("if-none-match"), etag):
+        return caching.not_modified(etag, control)
+    record = index.records[index.position(nct_id)]
+    return caching.json_response(_encode_json(record), etag, control)
 
 
 @router.get("/health", response_model=Health, summary="Liveness")
@@ -295,12 +414,17 @@ async def health() -> Health:
     return Health()
 
 
-@router.get("/ready", response_model=Ready, summary="Readiness: the index serving")
-async def ready(request: Request) -> Ready:
+@router.get(
+    "/ready",
+    response_model=Ready,
+    responses={503: {"model": Ready, "description": "Not ready yet: warming up"}},
+    summary="Readiness: the index serving, warmed up",
+)
+async def ready(request: Request) -> Ready | JSONResponse:
     holder: IndexHolder = request.app.state.holder
     loaded = holder.current
-    return Ready(
-        ready=True,
+    facts = Ready(
+        ready=request.app.state.ready,
         built_at=loaded.index.built_at,
         studies=len(loaded.index),
         path=str(loaded.path.resolve()),
@@ -308,6 +432,23 @@ async def ready(request: Request) -> Ready:
         loaded_at=loaded.loaded_at,
         last_reload_error=holder.last_error,
     )
+    if not facts.ready:
+        return JSONResponse(facts.model_dump(), status_code=503)
+    return facts
+
+
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={404: _ERROR | {"description": "Metrics are off"}},
+    summary="Prometheus metrics",
+)
+async def metrics(request: Request) -> Response:
+    """Requests and latency by route template, and the serving index's size and build."""
+    service_metrics: ServiceMetrics | None = request.app.state.metrics
+    if service_metrics is None:
+        raise HTTPException(404, "metrics are off in this server")
+    return Response(service_metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.post(
@@ -359,7 +500,7 @@ def _check_admin(token: str | None, credentials: HTTPAuthorizationCredentials | 
 
 
 @router.get("/", response_class=HTMLResponse, responses=_PAGE_ERRORS, summary="The HTML page")
-def home(
+async def home(
     request: Request,
     index: IndexDep,
     q: Annotated[str, Query(description="NCT id or text.")] = "",
@@ -374,7 +515,12 @@ def home(
     answer is this page (a bad ``k`` falls back to the default).
     """
     filters = page.form_filters(status, phase, study_type)
-    variables, code = page.context(index, q, page.page_k(k), filters)
+    results = page.page_k(k)
+    if _ID_QUERY.fullmatch(q) and answered_from_stored_lists(index, results, filters):
+        # A lookup, on the event loop as for the JSON route; a text is searched in a thread.
+        variables, code = page.context(index, q, results, filters)
+    else:
+        variables, code = await run_in_threadpool(page.context, index, q, results, filters)
     return page.TEMPLATES.TemplateResponse(request, "index.html", variables, status_code=code)
 
 

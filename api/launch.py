@@ -7,6 +7,7 @@ the test dependencies may not be installed.
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import socket
@@ -46,6 +47,28 @@ def use_tcp_nodelay_sockets() -> None:
 
     bind_tcp_socket.tcp_nodelay_patch = True  # type: ignore[attr-defined]
     Config.bind_socket = bind_tcp_socket  # type: ignore[method-assign]
+
+
+def serve_log_config() -> dict:
+    """Uvicorn's logging configuration plus the app's loggers: the per-request JSON
+    lines (``api.requests``) bare on stdout, one per line, and the ``api`` modules'
+    messages (warm-up, reloads) like uvicorn's own."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["request"] = {"format": "%(message)s"}
+    config["handlers"]["request"] = {
+        "formatter": "request",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
+    }
+    config["loggers"]["api.requests"] = {
+        "handlers": ["request"],
+        "level": "INFO",
+        "propagate": False,
+    }
+    config["loggers"]["api"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 def free_port(host: str = LOOPBACK) -> int:

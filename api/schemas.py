@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from recommender.defaults import DEFAULT_RESULTS
 from recommender.facets import REGISTRY_VALUES
 
 # ``Literal[tuple]`` expands to one literal per value: the enumerations stay defined
@@ -19,7 +20,7 @@ Phase = Literal[REGISTRY_VALUES["phase"]]  # type: ignore[valid-type]
 StudyType = Literal[REGISTRY_VALUES["study_type"]]  # type: ignore[valid-type]
 
 MAX_K = 100
-DEFAULT_K = 5
+DEFAULT_K = DEFAULT_RESULTS
 MAX_TEXT = 20_000
 MAX_ITEM = 1_000
 MAX_ITEMS = 200
@@ -91,7 +92,7 @@ class SimilarQuery(BaseModel):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"text": "mesenchymal stem cells for liver failure", "k": 5},
+                {"text": "mesenchymal stem cells for liver failure", "k": 10},
                 {
                     "title": "Budesonide for asthma in adults",
                     "conditions": ["Asthma"],

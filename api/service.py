@@ -9,15 +9,18 @@ status codes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
-from api.schemas import IndexInfo, SimilarQuery, SimilarResponse, SimilarResult, WhyTerm
-from recommender.index import Neighbour, TrialIndex
+from api.display import DisplayRecord
+from api.prepared import PreparedIndex, prepare
+from api.schemas import SimilarQuery, SimilarResponse
+from recommender.index import TrialIndex
 from recommender.records import DRAFT_ID, Intervention, TrialRecord
 
 WHY_TERMS = 3
+DECIMALS = 6
 TITLE_FROM_TEXT = 120
 
 
@@ -39,11 +42,33 @@ def similar_to_trial(
 
     Filters are applied before ranking (see :meth:`TrialIndex.similar`).
     """
+    return SimilarResponse.model_validate(similar_to_trial_payload(index, nct_id, k, filters))
+
+
+def answered_from_stored_lists(index: TrialIndex, k: int, filters: dict[str, list[str]]) -> bool:
+    """Whether :func:`similar_to_trial` is a lookup in the precomputed lists (tens of
+    microseconds), not a search: no filter, and ``k`` no more than the lists hold."""
+    return k <= index.neighbour_indices.shape[1] and not any(filters.values())
+
+
+def similar_to_trial_payload(
+    index: TrialIndex, nct_id: str, k: int, filters: dict[str, list[str]]
+) -> dict[str, Any]:
+    """:func:`similar_to_trial` as a JSON-ready dict, for the routes that encode it
+    themselves (no model is built and validated per result)."""
     position = index.position(nct_id)
-    record = index.records[position]
-    allowed = index.facets.allowed(filters)
-    neighbours = index.similar(record.nct_id, k, allowed=allowed)
-    return _response(index, record.nct_id, record.title, index.vectors[position], neighbours)
+    prepared = prepare(index)
+    record = prepared.display(position)
+    if answered_from_stored_lists(index, k, filters):
+        positions, scores = prepared.stored_neighbours(position, k)
+    else:
+        allowed = index.facets.allowed(filters)
+        neighbours = index.similar(record.nct_id, k, allowed=allowed)
+        positions, scores = [n.position for n in neighbours], [n.score for n in neighbours]
+    query_indices, query_data = prepared.explainer_.query_row(position)
+    return _payload(
+        prepared, record.nct_id, record.title, query_indices, query_data, positions, scores
+    )
 
 
 def similar_to_query(index: TrialIndex, query: SimilarQuery) -> SimilarResponse:
@@ -54,12 +79,26 @@ def similar_to_query(index: TrialIndex, query: SimilarQuery) -> SimilarResponse:
     EmptyQueryError
         When the query has no words, or none that the index has seen.
     """
+    return SimilarResponse.model_validate(similar_to_query_payload(index, query))
+
+
+def similar_to_query_payload(index: TrialIndex, query: SimilarQuery) -> dict[str, Any]:
+    """:func:`similar_to_query` as a JSON-ready dict."""
     vector = index.vectorize(query_record(query), text=query.text)
     if vector.nnz == 0:
         raise EmptyQueryError(_empty_query_message(query))
     allowed = index.facets.allowed(facet_filters(query.status, query.phase, query.study_type))
     neighbours = index.similar_to_vector(vector, query.k, allowed=allowed)
-    return _response(index, None, query_title(query), vector, neighbours)
+    vector.sum_duplicates()  # explanations match each column once
+    return _payload(
+        prepare(index),
+        None,
+        query_title(query),
+        vector.indices,
+        vector.data,
+        [n.position for n in neighbours],
+        [n.score for n in neighbours],
+    )
 
 
 def query_record(query: SimilarQuery) -> TrialRecord:
@@ -94,37 +133,37 @@ def _empty_query_message(query: SimilarQuery) -> str:
     return "none of the words of this query occur in the index: nothing to compare it with"
 
 
-def _response(
-    index: TrialIndex,
+def _payload(
+    prepared: PreparedIndex,
     nct_id: str | None,
     title: str,
-    query: sp.csr_matrix,
-    neighbours: list[Neighbour],
-) -> SimilarResponse:
-    return SimilarResponse(
-        nct_id=nct_id,
-        title=title,
-        results=[_result(index, query, n) for n in neighbours],
-        index=IndexInfo(built_at=index.built_at, studies=len(index)),
+    query_indices: np.ndarray,
+    query_data: np.ndarray,
+    positions: list[int],
+    scores: list[float],
+) -> dict[str, Any]:
+    """A :class:`SimilarResponse` as a dict (same keys), for results ranked best first."""
+    whys = prepared.explainer_.explain_results(
+        query_indices, query_data, np.asarray(positions, dtype=np.int64), WHY_TERMS, DECIMALS
     )
-
-
-def _result(index: TrialIndex, query: sp.csr_matrix, neighbour: Neighbour) -> SimilarResult:
-    record = index.records[neighbour.position]
-    why = index.explain(query, neighbour.position, n_terms=WHY_TERMS)
-    return SimilarResult(
-        rank=neighbour.rank,
-        nct_id=neighbour.nct_id,
-        title=record.title,
-        score=_rounded(neighbour.score),
-        conditions=list(record.conditions),
-        interventions=[i.name for i in record.interventions],
-        phases=list(record.phases),
-        status=record.overall_status,
-        why=[WhyTerm(field=w["field"], score=_rounded(w["score"]), terms=w["terms"]) for w in why],
-    )
-
-
-def _rounded(value: float) -> float:
     # float32 scores printed as float64 show noise digits (0.5109974145889282).
-    return round(float(np.float32(value)), 6)
+    rounded = np.round(np.asarray(scores, dtype=np.float64), DECIMALS).tolist()
+    results = [
+        _result(prepared.display(position), rank, score, why)
+        for rank, (position, score, why) in enumerate(zip(positions, rounded, whys, strict=True), 1)
+    ]
+    return {"nct_id": nct_id, "title": title, "results": results, "index": prepared.index_info_}
+
+
+def _result(record: DisplayRecord, rank: int, score: float, why: list[dict]) -> dict[str, Any]:
+    return {
+        "rank": rank,
+        "nct_id": record.nct_id,
+        "title": record.title,
+        "score": score,
+        "conditions": record.conditions,
+        "interventions": record.intervention_names,
+        "phases": record.phases,
+        "status": record.overall_status,
+        "why": why,
+    }

@@ -5,13 +5,22 @@ processes), sends a bounded number of requests from an asyncio + httpx load
 generator, and prints p50/p99 latency and requests per second for:
 
 * ``GET /health``: the floor, what the HTTP stack and this load generator cost alone;
-* ``GET /similar/{id}``: random indexed trials, the precomputed-lookup path measured;
+* ``GET /similar/{id}?k=10``: random indexed trials, the precomputed-lookup path measured;
+* ``GET /?q={id}``: the HTML page of the same trials (the same lookup, rendered);
 * ``POST /similar``: the title of a random trial as text, the on-the-fly exact search.
+
+Then it prints, per round, the service's targets: ``/similar/{id}`` throughput as a
+share of the ``/health`` floor on the same server (at least 50%), its p99 (at most
+20 ms), and how many times slower the page is than the JSON route (at most 2x).
+``--rounds N`` measures the endpoints N times back to back: on a shared machine only
+figures taken side by side compare.
 
 Usage::
 
     python -m bench.api_latency --index models/index --requests 2000 --concurrency 16
     python -m bench.api_latency --index models/index --generator wrk --seconds 10
+    python -m bench.api_latency --index models/index --generator wrk --workers 1 \
+        --rounds 3 --seconds 5 --skip-post
 
 ``--generator wrk`` replays the same sampled requests with Debian's ``wrk`` for a
 fixed time: a C client, so it takes less CPU from the server than the asyncio one.
@@ -43,6 +52,13 @@ from recommender.index import TrialIndex
 
 # (method, path, JSON body or None); sampled once per run from random trials.
 Request = tuple[str, str, dict | None]
+HEALTH = "GET /health (floor)"
+SIMILAR = "GET /similar/{id}"
+PAGE = "GET /?q={id} (page)"
+POST = "POST /similar (on the fly)"
+K = 10
+# The service's targets (docs/api.md, "Measuring latency").
+FLOOR_SHARE_TARGET, P99_TARGET_MS, PAGE_RATIO_TARGET = 0.5, 20.0, 2.0
 
 
 @dataclass
@@ -56,6 +72,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     requests_per_s: float
+    round: int = 1
 
 
 def sample_requests(index_dir: Path, n: int, seed: int) -> dict[str, list[Request]]:
@@ -66,10 +83,9 @@ def sample_requests(index_dir: Path, n: int, seed: int) -> dict[str, list[Reques
     titles = [index.records[p].title or "trial" for p in positions[: min(n, 500)]]
     return {
         "GET /health (floor)": [("GET", "/health", None)] * n,
-        "GET /similar/{id}": [("GET", f"/similar/{index.ids[p]}", None) for p in positions],
-        "POST /similar (on the fly)": [
-            ("POST", "/similar", {"text": titles[i % len(titles)], "k": 5}) for i in range(n)
-        ],
+        SIMILAR: [("GET", f"/similar/{index.ids[p]}?k={K}", None) for p in positions],
+        PAGE: [("GET", f"/?q={index.ids[p]}&k={K}", None) for p in positions],
+        POST: [("POST", "/similar", {"text": titles[i % len(titles)], "k": K}) for i in range(n)],
     }
 
 
@@ -181,15 +197,39 @@ def measure_wrk(
 
 
 def format_table(results: Sequence[Result]) -> str:
-    header = f"{'workers':>7}  {'endpoint':<28}{'requests':>9}{'errors':>7}"
+    header = f"{'workers':>7}{'round':>6}  {'endpoint':<28}{'requests':>9}{'errors':>7}"
     header += f"{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}"
     rows = [header, "-" * len(header)]
     for r in results:
         rows.append(
-            f"{r.workers:>7}  {r.endpoint:<28}{r.requests:>9}{r.errors:>7}"
+            f"{r.workers:>7}{r.round:>6}  {r.endpoint:<28}{r.requests:>9}{r.errors:>7}"
             f"{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.requests_per_s:>9.1f}"
         )
     return "\n".join(rows)
+
+
+def format_targets(results: Sequence[Result]) -> str:
+    """Per worker count and round: the lookup against the floor, its p99, the page."""
+    by = {(r.workers, r.round, r.endpoint): r for r in results}
+    lines = []
+    for workers, round_ in sorted({(r.workers, r.round) for r in results}):
+        health, similar = by.get((workers, round_, HEALTH)), by.get((workers, round_, SIMILAR))
+        if health is None or similar is None or not health.requests_per_s:
+            continue
+        share = similar.requests_per_s / health.requests_per_s
+        line = (
+            f"{workers} worker(s), round {round_}: /similar/{{id}} at {share:.0%} of the "
+            f"/health floor (target >= {FLOOR_SHARE_TARGET:.0%}), p99 {similar.p99_ms:.1f} ms "
+            f"(target <= {P99_TARGET_MS:g})"
+        )
+        page = by.get((workers, round_, PAGE))
+        if page is not None and page.requests_per_s:
+            ratio = similar.requests_per_s / page.requests_per_s
+            line += (
+                f"; the page takes {ratio:.2f}x the JSON route (target <= {PAGE_RATIO_TARGET:g}x)"
+            )
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -213,9 +253,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "for --seconds, cycling through --requests sampled requests",
     )
     parser.add_argument("--seconds", type=int, default=10, help="duration of one wrk run")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="measure the endpoints this many times in turn"
+    )
+    parser.add_argument("--skip-post", action="store_true", help="leave out POST /similar")
+    parser.add_argument(
+        "--no-request-log",
+        action="store_true",
+        help="serve without the per-request log line (to measure what it costs)",
+    )
     args = parser.parse_args(argv)
-    if args.requests < 1 or args.concurrency < 1 or min(args.workers) < 1:
-        parser.error("--requests, --concurrency and --workers must be at least 1")
+    if min(args.requests, args.concurrency, args.rounds, *args.workers) < 1:
+        parser.error("--requests, --concurrency, --rounds and --workers must be at least 1")
     if args.generator == "wrk" and shutil.which("wrk") is None:
         parser.error("wrk is not installed (Debian: apt-get install -y wrk)")
     return args
@@ -224,14 +273,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -> int:
     args = parse_args(argv)
     plan = sample_requests(args.index, args.requests, args.seed)
+    if args.skip_post:
+        del plan[POST]
     results: list[Result] = []
     run = measure_wrk if args.generator == "wrk" else measure
+    serve_args = ["--no-request-log"] if args.no_request_log else []
     for workers in args.workers:
-        with ServerProcess(args.index, workers=workers) as server:
+        with ServerProcess(args.index, workers=workers, serve_args=serve_args) as server:
             log(f"server with {workers} worker(s) at {server.url}")
-            for endpoint, requests in plan.items():
-                results.append(run(server.url, workers, endpoint, requests, args))
-                log(f"  {endpoint}: done")
+            for round_ in range(1, args.rounds + 1):
+                for endpoint, requests in plan.items():
+                    result = run(server.url, workers, endpoint, requests, args)
+                    result.round = round_
+                    results.append(result)
+                    log(f"  round {round_}, {endpoint}: done")
     log("")
     studies = len(TrialIndex.load(args.index, verify=False))
     volume = f"{args.seconds} s" if args.generator == "wrk" else f"{args.requests} requests"
@@ -240,6 +295,8 @@ def main(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) 
         f"{volume} per row, concurrency {args.concurrency}"
     )
     log(format_table(results))
+    log("")
+    log(format_targets(results))
     log(
         "baseline: GET /health is the floor (HTTP + load generator only); "
         "POST /similar is the exact on-the-fly search the lookup avoids"

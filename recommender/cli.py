@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from recommender.build import DEFAULT_K, BuildSummary, build_index
+from recommender.defaults import DEFAULT_RESULTS
 from recommender.evaluate import LabelFormatError
 from recommender.index import DamagedIndexError, NotInIndexError, TrialIndex
 from recommender.ingest import ReadLimits, SourceError
@@ -88,7 +89,9 @@ def make_parser() -> argparse.ArgumentParser:
     similar = commands.add_parser("similar", help="trials most like a trial or a text")
     similar.add_argument("nct_id", nargs="?", help="an indexed trial, e.g. NCT05940610")
     similar.add_argument("--text", help="free text of a trial that is not registered instead")
-    similar.add_argument("-k", type=_positive_int, default=10, help="results (%(default)s)")
+    similar.add_argument(
+        "-k", type=_positive_int, default=DEFAULT_RESULTS, help="results (%(default)s)"
+    )
     similar.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="index folder")
     similar.add_argument("--json", action="store_true", help="print JSON")
     similar.add_argument("--why", action="store_true", help="show the terms behind each score")
@@ -98,6 +101,19 @@ def make_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=_positive_int, default=1)
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let pages from ORIGIN (e.g. https://example.org, or *) call the API from a "
+        "browser; repeat for several (default: none, no CORS headers)",
+    )
+    serve.add_argument(
+        "--no-request-log",
+        action="store_true",
+        help="no JSON line per request on stdout",
+    )
     _add_server_limits(serve)
     _add_evaluation_parsers(commands)
     _add_freshness_parsers(commands)
@@ -305,12 +321,17 @@ def run_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from api.app import INDEX_ENV
-    from api.launch import use_tcp_nodelay_sockets
+    from api.app import CORS_ENV, INDEX_ENV, REQUEST_LOG_ENV
+    from api.launch import serve_log_config, use_tcp_nodelay_sockets
     from api.protocol import TimedH11Protocol
 
     TrialIndex.load(args.index)  # fail here, with a clear message, not in a worker
+    # The app factory runs in each worker: its settings travel in the environment.
     os.environ[INDEX_ENV] = str(args.index.resolve())
+    if args.cors_origin:
+        os.environ[CORS_ENV] = ",".join(args.cors_origin)
+    if args.no_request_log:
+        os.environ[REQUEST_LOG_ENV] = "off"
     use_tcp_nodelay_sockets()
     protocol = functools.partial(
         TimedH11Protocol, header_timeout=args.header_timeout, body_timeout=args.body_timeout
@@ -323,6 +344,9 @@ def run_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         http=protocol,  # type: ignore[arg-type]  # uvicorn calls it like a protocol class
         timeout_keep_alive=args.keep_alive,
+        # The app logs one JSON line per request (api.telemetry) instead of uvicorn.
+        access_log=False,
+        log_config=serve_log_config(),
         # Uvicorn counts the connection asking too: with N open, the Nth is refused.
         limit_concurrency=args.max_connections + 1,
     )

@@ -6,6 +6,7 @@ without holding 100k+ records, descriptions and all, in every worker's memory.
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import os
 from collections.abc import Iterable, Iterator
@@ -66,6 +67,9 @@ class RecordStore:
     def __init__(self, lines_path: Path, offsets_path: Path) -> None:
         self.lines_path, self.offsets_path = Path(lines_path), Path(offsets_path)
         self.offsets = np.load(offsets_path, mmap_mode="r", allow_pickle=False)
+        # The same mapped memory as a plain array: indexing a np.memmap wraps each
+        # result in a new memmap object, several times the cost of the read itself.
+        self._bounds = np.asarray(self.offsets)
         with open(lines_path, "rb") as handle:
             size = handle.seek(0, 2)
             # mmap of an empty file is an error; an index of zero records is not.
@@ -88,10 +92,14 @@ class RecordStore:
             if step == 1:
                 return self._read_run(start, stop)
             return [self[i] for i in range(start, stop, step)]
+        return decode_record(self.line(position))
+
+    def line(self, position: int) -> bytes:
+        """The stored JSON line of record ``position``, undecoded (for partial decoding)."""
         if not 0 <= position < len(self):
             raise IndexError(f"record {position} out of range 0..{len(self) - 1}")
-        start, stop = int(self.offsets[position]), int(self.offsets[position + 1])
-        return decode_record(self._map[start:stop])
+        start, stop = self._bounds[position : position + 2].tolist()
+        return self._map[start:stop]
 
     def __iter__(self) -> Iterator[TrialRecord]:
         for start in range(0, len(self), _RUN_RECORDS):
@@ -107,4 +115,4 @@ class RecordStore:
         with open(self.lines_path, "rb") as handle:
             run = os.pread(handle.fileno(), int(offsets[-1] - offsets[0]), int(offsets[0]))
         bounds = (offsets - offsets[0]).tolist()
-        return [decode_record(run[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        return [decode_record(run[a:b]) for a, b in itertools.pairwise(bounds)]

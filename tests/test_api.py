@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import ADMIN_TOKEN_ENV, INDEX_ENV, WATCH_ENV, create_app
+from api.schemas import DEFAULT_K
 from recommender.index import DamagedIndexError, TrialIndex
 from tests.factories import build_tiny_index
 
@@ -96,7 +97,7 @@ def test_similar_has_the_contract_shape(client: TestClient, tiny_index: Path) ->
     assert 0 < body["results"][1]["score"] <= first["score"] <= 1
 
 
-def test_similar_default_k_is_five_and_k_caps_the_list(client: TestClient) -> None:
+def test_similar_k_caps_the_list(client: TestClient) -> None:
     # NCT00000001 has only two trials sharing any term; a k of 1 cuts that to one.
     assert ids(client.get("/similar/NCT00000001")) == ["NCT00000002", "NCT00000003"]
     assert ids(client.get("/similar/NCT00000001?k=1")) == ["NCT00000002"]
@@ -147,7 +148,7 @@ def test_filters_apply_before_ranking(
     # With one stored neighbour per trial, any filter that drops it must fall back
     # to an exact search among the allowed trials, not return a short list.
     index = short_list_client.app.state.holder.index
-    k = params.get("k", 5)
+    k = params.get("k", DEFAULT_K)
     filters = {f: params[f] for f in ("status", "phase", "study_type") if f in params}
     expected = exact_ranking(index, nct_id, index.facets.allowed(filters), k)
     response = short_list_client.get(f"/similar/{nct_id}", params=params)
@@ -345,8 +346,9 @@ def test_health(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
 
 
-def test_ready_describes_the_index(client: TestClient, tiny_index: Path) -> None:
-    body = client.get("/ready").json()
+def test_ready_describes_the_index(tiny_index: Path) -> None:
+    with TestClient(create_app(tiny_index)) as client:  # runs the lifespan: warmed up
+        body = client.get("/ready").json()
     assert body["ready"] is True
     assert body["studies"] == 9
     assert body["built_at"] == TrialIndex.load(tiny_index).built_at

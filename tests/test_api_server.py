@@ -89,6 +89,8 @@ def test_latency_benchmark_runs(tiny_index: Path) -> None:
     assert code == 0, "\n".join(lines)
     table = "\n".join(lines)
     assert "GET /similar/{id}" in table and "GET /health (floor)" in table
+    assert "GET /?q={id} (page)" in table
+    assert "of the /health floor" in table and "the page takes" in table
 
 
 # -- clients that are slow, idle or ambiguous, on raw sockets ------------------------------

@@ -1,0 +1,69 @@
+"""HTTP caching of answers that only change with the index: ETag, Cache-Control, 304.
+
+An answer of ``GET /similar/{id}`` or ``GET /trials/{id}`` depends on nothing but the
+request's path and query string and the index build serving it. Its ETag is made of
+both: the build's tag (:attr:`PreparedIndex.build_tag_`) and a hash of the path and
+query, so it is known before any work is done, a client that already holds the
+answer gets a bodiless 304 at once, and a new build changes every tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from starlette.responses import Response
+from starlette.types import Scope
+
+CACHE_SECONDS_ENV = "RECOMMENDER_CACHE_SECONDS"
+DEFAULT_CACHE_SECONDS = 300
+
+
+def entity_tag(build_tag: str, scope: Scope) -> str:
+    """The strong ETag of the answer to the request ``scope`` from the build ``build_tag``."""
+    target = scope["path"].encode() + b"?" + scope["query_string"]
+    return f'"{build_tag}-{hashlib.blake2b(target, digest_size=8).hexdigest()}"'
+
+
+def matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header names ``etag`` (weakly, as RFC 9110 says)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate.removeprefix("W/") == etag:
+            return True
+    return False
+
+
+def cache_control(seconds: int) -> str:
+    """The Cache-Control value: shared caches may keep an answer ``seconds`` long."""
+    return f"public, max-age={seconds}" if seconds > 0 else "no-cache"
+
+
+def cache_seconds_from_env() -> int:
+    """``$RECOMMENDER_CACHE_SECONDS``, else the default (300)."""
+    value = os.environ.get(CACHE_SECONDS_ENV, "").strip()
+    if not value:
+        return DEFAULT_CACHE_SECONDS
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise ValueError(f"${CACHE_SECONDS_ENV} must be whole seconds, got {value!r}") from None
+    return max(seconds, 0)
+
+
+def not_modified(etag: str, control: str) -> Response:
+    """The 304 for a client that holds the current answer."""
+    return Response(status_code=304, headers={"etag": etag, "cache-control": control})
+
+
+def json_response(body: bytes, etag: str, control: str) -> Response:
+    """A 200 with an already encoded JSON body and its caching headers."""
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"etag": etag, "cache-control": control},
+    )

@@ -1,0 +1,104 @@
+"""The commonest request answered before FastAPI's routing: ``GET /similar/{id}?k=N``.
+
+FastAPI spends on each request, resolving its route and parsing and validating every
+declared parameter (k and three repeatable filters here), about as long as the answer
+itself takes once the index is prepared. :class:`SimilarLookupFastPath` recognises the
+plain lookup — a canonical NCT id of this index, no filter, at most ``k`` and nothing
+else in the query string — and answers it with the very function and headers the
+route uses (:func:`api.service.similar_to_trial_payload`, :mod:`api.caching`). Anything
+else (a filter, a lower-case id, a bad ``k``, an unknown trial) goes on to the route,
+which validates, documents (OpenAPI) and explains errors as before: the fast path
+never answers differently from the route, only sooner.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api import caching
+from api.prepared import prepare
+from api.schemas import DEFAULT_K, MAX_K
+from api.service import answered_from_stored_lists, facet_filters, similar_to_trial_payload
+from recommender.index import NotInIndexError, TrialIndex
+
+PREFIX = "/similar/"
+ROUTE = "/similar/{nct_id}"
+_CANONICAL_ID = re.compile(r"NCT[0-9]{8}")
+_K_ONLY = re.compile(rb"k=([1-9][0-9]{0,2})")
+_NO_FILTERS = facet_filters()
+
+
+def plain_k(query_string: bytes) -> int | None:
+    """``k`` of a query string that is empty or exactly ``k=N`` (1..MAX_K); else None."""
+    if not query_string:
+        return DEFAULT_K
+    match = _K_ONLY.fullmatch(query_string)
+    if match is None:
+        return None
+    k = int(match[1])
+    return k if k <= MAX_K else None
+
+
+class SimilarLookupFastPath:
+    """ASGI middleware: plain ``GET /similar/{id}`` lookups answered directly.
+
+    Parameters
+    ----------
+    app : ASGI app
+        The FastAPI app (everything else goes there).
+    serving_index : callable
+        Returns the index serving now (``IndexHolder.index``), read once per request.
+    cache_control : str
+        The ``Cache-Control`` value the route sends.
+    encode : callable
+        The route's JSON encoder (payload dict to bytes).
+    route : object, optional
+        Put in the scope as ``scope["route"]``, as routing does, so request metrics and
+        logs name the route template.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        serving_index: Callable[[], TrialIndex],
+        cache_control: str,
+        encode: Callable[[object], bytes],
+        route: object = None,
+    ) -> None:
+        self.app = app
+        self.serving_index = serving_index
+        self.cache_control = cache_control
+        self.encode = encode
+        self.route = route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path = scope["path"]
+            if path.startswith(PREFIX):
+                response = self._answer(scope, path[len(PREFIX) :])
+                if response is not None:
+                    if self.route is not None:
+                        scope["route"] = self.route
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    def _answer(self, scope: Scope, nct_id: str) -> caching.Response | None:
+        k = plain_k(scope["query_string"])
+        if k is None or not _CANONICAL_ID.fullmatch(nct_id):
+            return None
+        index = self.serving_index()
+        if not answered_from_stored_lists(index, k, _NO_FILTERS):
+            return None
+        etag = caching.entity_tag(prepare(index).build_tag_, scope)
+        if caching.matches(Headers(scope=scope).get("if-none-match"), etag):
+            return caching.not_modified(etag, self.cache_control)
+        try:
+            payload = similar_to_trial_payload(index, nct_id, k, _NO_FILTERS)
+        except NotInIndexError:
+            return None  # the route says so, as it says everything else
+        return caching.json_response(self.encode(payload), etag, self.cache_control)
