@@ -12,6 +12,7 @@ from pathlib import Path
 
 from joblib import parallel_config
 
+from recommender.faults import fault_point
 from recommender.index import describe_source, save_index, utc_now
 from recommender.ingest import IngestReport, ReadLimits, SourceError, read_records
 from recommender.neighbours import CosineNeighbours
@@ -95,6 +96,7 @@ def build_index(
     records, report = read_records(sources, progress=progress, limits=limits)
     seconds["read"] = _lap(started, seconds)
     say(f"read {len(records):,} studies ({seconds['read']:.1f} s)")
+    fault_point("read")
     if not records:
         raise SourceError("the sources hold no readable study; nothing to index")
 
@@ -103,6 +105,7 @@ def build_index(
         vectors = vectorizer.fit_transform(records)
         seconds["vectorise"] = _lap(started, seconds)
         say(f"vectorised: {vectors.shape[1]:,} features ({seconds['vectorise']:.1f} s)")
+        fault_point("vectorised")
 
         search = CosineNeighbours(
             method=neighbour_method, prunable=vectorizer.prunable_columns(), n_jobs=n_jobs
@@ -110,6 +113,7 @@ def build_index(
         indices, scores = _all_neighbours(search.fit(vectors), vectors, k, progress)
     seconds["neighbours"] = _lap(started, seconds)
     say(f"neighbours: top {k} of {len(records):,} trials ({seconds['neighbours']:.1f} s)")
+    fault_point("neighbours")
 
     sizes = zip(vectorizer.offsets_[:-1], vectorizer.offsets_[1:], strict=True)
     vocabulary = {g.name: int(stop - start) for g, (start, stop) in zip(groups, sizes, strict=True)}
