@@ -21,6 +21,7 @@ so several server workers share one copy in the page cache.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -53,6 +54,7 @@ FORMAT_NAME = "trial-recommender-index"
 FORMAT_VERSION = 2
 META_FILE = "meta.json"
 _HASH_CHUNK = 1 << 22
+_RECORDS_BATCH = 2048
 
 
 class TrialIndexError(Exception):
@@ -168,15 +170,20 @@ class VersionWriter:
 
     def records(self, records: Iterable[TrialRecord]) -> None:
         """The records file and its offsets (see :mod:`recommender.store`)."""
-        offsets = [0]
+        lengths: list[int] = []
         out = _HashingFile(self.folder / RECORDS_FILE)
         try:
-            for record in records:
-                out.write(encode_record(record))
-                offsets.append(out.size)
+            # Lines go out in batches: one write and one hash update per few MB.
+            iterator = iter(records)
+            while batch := list(itertools.islice(iterator, _RECORDS_BATCH)):
+                lines = [encode_record(record) for record in batch]
+                lengths.extend(map(len, lines))
+                out.write(b"".join(lines))
         finally:
             self.files[RECORDS_FILE] = out.close()
-        self.array(RECORDS_OFFSETS_FILE.removesuffix(".npy"), np.asarray(offsets, np.int64))
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        self.array(RECORDS_OFFSETS_FILE.removesuffix(".npy"), offsets)
 
     def link(self, filename: str) -> bool:
         """Hard-link ``filename`` from the base version; False when that cannot be done."""

@@ -273,6 +273,7 @@ def _apply(
         neighbour_scores=scores,
         meta=_meta(run, base, changes, len(fresh), work, drift),
         report=_report(base.path, run.report, changes),
+        base=base,  # unchanged parts are hard-linked from it, not written again
     )
     run.say(f"saved to {path} ({run.lap('save'):.1f} s)")
     rewritten = len(fresh) - len(changes.added)
@@ -365,6 +366,8 @@ def updated_vectors(
     cand_vectors = _transform(base.vectorizer, candidates, base.vectors.shape[1])
     same = _same_rows(cand_vectors, base.vectors, new_of_old[cand_rows])
     fresh_rows, fresh_vectors = cand_rows[~same], cand_vectors[np.flatnonzero(~same)]
+    if not len(fresh_rows) and n == len(old_to_new) and len(kept) == n:
+        return base.vectors, fresh_rows  # same rows, same vectors: the very same matrix
     carried = np.setdiff1d(np.arange(n), fresh_rows)
     stacked = sp.vstack([base.vectors[new_of_old[carried]], fresh_vectors], format="csr")
     order = np.argsort(np.concatenate([carried, fresh_rows]), kind="stable")

@@ -7,6 +7,7 @@ search over the final records vectorised with the base build's vocabulary.
 from __future__ import annotations
 
 import json
+import os
 import random
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -369,3 +370,32 @@ def test_cli_build_exact_records_the_method(tmp_path):
             "--jobs", "1", "--quiet", "--exact"]  # fmt: skip
     assert main(args) == EXIT_OK
     assert TrialIndex.load(tmp_path / "ix").meta["neighbour_method"] == "exact"
+
+
+def _inodes(served: Path) -> dict[str, int]:
+    folder = Path(os.path.realpath(served))
+    return {p.name: p.stat().st_ino for p in folder.iterdir()}
+
+
+def test_update_links_unchanged_files_instead_of_rewriting_them(tmp_path):
+    scenario = Scenario(8)
+    base_path = scenario.build(tmp_path, k=4)
+    before = _inodes(base_path)
+    restatused = [s for s in scenario.changed if _id(s) in scenario.restatused]
+    update_index(base_path, [write_studies(tmp_path / "status", restatused)], n_jobs=1)
+    after = _inodes(base_path)
+    same = {name for name in after if after[name] == before.get(name)}
+    # A new status moves no vector and no list: only the records, their facet and
+    # the metadata are new files.
+    assert same == set(after) - {
+        "records.jsonl", "records.offsets.npy", "facet.status.npy", "build_report.json",
+        "meta.json",
+    }  # fmt: skip
+    assert sorted(TrialIndex.load(base_path).meta["linked_from_previous"]) == sorted(same)
+    rewritten = [s for s in scenario.changed if _id(s) in scenario.rewritten]
+    update_index(base_path, [write_studies(tmp_path / "text", rewritten)], n_jobs=1)
+    again = _inodes(base_path)
+    assert again["vocabulary.json"] == before["vocabulary.json"]
+    assert again["idf.npy"] == before["idf.npy"] and again["ids.npy"] == before["ids.npy"]
+    assert again["vectors.data.npy"] != before["vectors.data.npy"]
+    TrialIndex.load(base_path)  # every linked file still matches its recorded hash
