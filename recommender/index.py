@@ -41,17 +41,30 @@ from recommender.index_checks import (
     file_problems,
     ids_problems,
     neighbour_problems,
+    record_segments,
     records_problems,
     vocabulary_problems,
 )
 from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours
+from recommender.record_segments import (
+    MAX_DEAD_SHARE,
+    MAX_SEGMENTS,
+    SPANS_FILE,
+    SegmentedRecords,
+    segment_file,
+    segment_files,
+    spans_of_offsets,
+    spans_problems,
+)
 from recommender.records import TrialRecord, validate_nct_id
 from recommender.store import RECORDS_FILE, RECORDS_OFFSETS_FILE, RecordStore, encode_record
 from recommender.text import FieldGroupVectorizer
 from recommender.versions import Staging, hold_version, release, resolve_index_folder
 
 FORMAT_NAME = "trial-recommender-index"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# Version 2 is version 3 without record segments: it reads as a one-segment index.
+READABLE_VERSIONS = (2, 3)
 META_FILE = "meta.json"
 _HASH_CHUNK = 1 << 22
 _RECORDS_BATCH = 2048
@@ -168,10 +181,27 @@ class VersionWriter:
         finally:
             self.files[name] = out.close()
 
-    def records(self, records: Iterable[TrialRecord]) -> None:
-        """The records file and its offsets (see :mod:`recommender.store`)."""
+    def records(self, records: Sequence[TrialRecord], base_rows: np.ndarray | None = None) -> int:
+        """Write the records; returns the number of record segments.
+
+        With ``base_rows`` (per row, the base's row holding the same record, or -1)
+        the base's record files are linked and only the other records are written,
+        as a new segment (see :mod:`recommender.record_segments`), unless the
+        segments would be too many or too wasteful: then all are written afresh.
+        """
+        if base_rows is not None and self.base is not None:
+            n_segments = self._append_segment(records, base_rows)
+            if n_segments:
+                return n_segments
+        lengths = self._write_lines(RECORDS_FILE, records)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        self.array(RECORDS_OFFSETS_FILE.removesuffix(".npy"), offsets)
+        return 1
+
+    def _write_lines(self, filename: str, records: Iterable[TrialRecord]) -> list[int]:
         lengths: list[int] = []
-        out = _HashingFile(self.folder / RECORDS_FILE)
+        out = _HashingFile(self.folder / filename)
         try:
             # Lines go out in batches: one write and one hash update per few MB.
             iterator = iter(records)
@@ -180,10 +210,37 @@ class VersionWriter:
                 lengths.extend(map(len, lines))
                 out.write(b"".join(lines))
         finally:
-            self.files[RECORDS_FILE] = out.close()
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        self.array(RECORDS_OFFSETS_FILE.removesuffix(".npy"), offsets)
+            self.files[filename] = out.close()
+        return lengths
+
+    def _append_segment(self, records: Sequence[TrialRecord], base_rows: np.ndarray) -> int:
+        """Link the base's segments and add one; 0 when a full rewrite is due instead."""
+        base, base_rows = self.base, np.asarray(base_rows, dtype=np.int64)
+        old_segments = base.meta["counts"].get("record_segments", 1)
+        if old_segments + 1 > MAX_SEGMENTS:
+            return 0
+        spans = np.empty((len(records), 3), dtype=np.int64)
+        kept = base_rows >= 0
+        spans[kept] = _spans_of(base.records)[base_rows[kept]]
+        new_rows = np.flatnonzero(~kept)
+        sizes = [base.meta["files"][name]["bytes"] for name in segment_files(old_segments)]
+        new_bytes = sum(len(encode_record(records[i])) for i in new_rows)
+        live = int((spans[kept, 2] - spans[kept, 1]).sum()) + new_bytes
+        if 1 - live / max(sum(sizes) + new_bytes, 1) > MAX_DEAD_SHARE:
+            return 0
+        to_link = [*segment_files(old_segments), RECORDS_OFFSETS_FILE]
+        if not all(self.link(name) for name in to_link):
+            for name in set(to_link) & set(self.linked):  # undo, for the full rewrite
+                (self.folder / name).unlink()
+                self.files.pop(name)
+                self.linked.remove(name)
+            return 0
+        lengths = self._write_lines(segment_file(old_segments), (records[i] for i in new_rows))
+        ends = np.cumsum(lengths, dtype=np.int64)
+        spans[new_rows, 0] = old_segments
+        spans[new_rows, 1], spans[new_rows, 2] = ends - lengths, ends
+        self.array(SPANS_FILE.removesuffix(".npy"), spans)
+        return old_segments + 1
 
     def link(self, filename: str) -> bool:
         """Hard-link ``filename`` from the base version; False when that cannot be done."""
@@ -206,6 +263,11 @@ class VersionWriter:
         return array.dtype == base.dtype and np.array_equal(array, base)
 
 
+def _spans_of(records: RecordStore) -> np.ndarray:
+    spans = getattr(records, "spans", None)
+    return np.asarray(spans) if spans is not None else spans_of_offsets(records.offsets)
+
+
 def save_index(
     folder: str | os.PathLike,
     *,
@@ -217,6 +279,7 @@ def save_index(
     meta: dict,
     report: dict | None = None,
     base: TrialIndex | None = None,
+    base_rows: np.ndarray | None = None,
 ) -> Path:
     """Write a complete index as a new version and serve it at ``folder`` atomically.
 
@@ -243,6 +306,10 @@ def save_index(
     base : TrialIndex, optional
         The index this one updates: parts equal to its own are hard-linked from it
         (see :class:`VersionWriter`).
+    base_rows : ndarray of shape (n,), optional
+        With ``base``: for each row, the row of ``base`` whose record it is unchanged,
+        -1 for a new or changed record. Only those are written, as a new record
+        segment; the base's record files are linked.
 
     Returns
     -------
@@ -253,8 +320,9 @@ def save_index(
     with Staging(final) as staging:
         writer = VersionWriter(staging.folder, base)
         full_meta = _write_parts(
-            writer, records, vectorizer, vectors, neighbour_indices, neighbour_scores, report
-        )
+            writer, records, vectorizer, vectors, neighbour_indices, neighbour_scores, report,
+            base_rows,
+        )  # fmt: skip
         full_meta.update(meta)
         full_meta["files"] = dict(sorted(writer.files.items()))
         full_meta["linked_from_previous"] = sorted(writer.linked)
@@ -264,7 +332,7 @@ def save_index(
 
 
 def _write_parts(out: VersionWriter, records, vectorizer, vectors, neighbour_indices,
-                 neighbour_scores, report):  # fmt: skip
+                 neighbour_scores, report, base_rows):  # fmt: skip
     ids = np.asarray([r.nct_id for r in records], dtype="<U11")
     if len(ids) and not np.all(ids[1:] > ids[:-1]):
         raise ValueError("records must be sorted by nct_id with no duplicates")
@@ -300,7 +368,7 @@ def _write_parts(out: VersionWriter, records, vectorizer, vectors, neighbour_ind
         if base is not None and facets.labels[name] != base.facets.labels[name]:
             base_column = None  # same codes, other labels
         out.array(f"facet.{name}", column, base_column)
-    out.records(records)
+    n_segments = out.records(records, base_rows)
     out.json("build_report.json", report or {})
     fault_point("written")
     return {
@@ -314,6 +382,7 @@ def _write_parts(out: VersionWriter, records, vectorizer, vectors, neighbour_ind
             "nonzeros": int(vectors.nnz),
             "k": int(neighbour_indices.shape[1]),
             "vocabulary": {name: len(terms) for name, terms in vocabularies.items()},
+            "record_segments": n_segments,
         },
     }
 
@@ -335,7 +404,7 @@ def read_meta(folder: str | os.PathLike) -> dict:
         raise DamagedIndexError(f"{path} is unreadable: {exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise DamagedIndexError(f"{path} does not describe a {FORMAT_NAME}")
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READABLE_VERSIONS:
         raise DamagedIndexError(
             f"{folder} has index format version {meta.get('format_version')!r}; this code "
             f"reads version {FORMAT_VERSION}: rebuild it with `recommender build`"
@@ -386,8 +455,8 @@ def _load_csr(folder: Path, name: str, shape: tuple[int, int], nnz: int) -> sp.c
         raise DamagedIndexError(f"{name} matrix in {folder} is inconsistent: {exc}") from None
 
 
-class IndexRecords(RecordStore):
-    """The index's records; one that cannot be decoded is a :class:`DamagedIndexError`."""
+class _ReportsDamage:
+    """Turns a record that cannot be decoded into a :class:`DamagedIndexError`."""
 
     def __getitem__(self, position):
         try:
@@ -406,6 +475,29 @@ class IndexRecords(RecordStore):
             f"record {position} of the index at {self.lines_path.parent} cannot be read "
             f"({type(exc).__name__}: {exc}); the index is damaged: rebuild it"
         )
+
+
+class IndexRecords(_ReportsDamage, RecordStore):
+    """The records of a one-segment index."""
+
+
+class SegmentedIndexRecords(_ReportsDamage, SegmentedRecords):
+    """The records of an updated index, in several segments."""
+
+
+def _open_records(folder: Path, meta: dict, n: int) -> RecordStore:
+    """The records, after checking their offsets (and spans) against the files."""
+    n_segments = record_segments(meta)
+    offsets = _load_array(folder, RECORDS_OFFSETS_FILE.removesuffix(".npy"), mmap=True)
+    size = (folder / RECORDS_FILE).stat().st_size
+    m = n if n_segments == 1 else len(offsets) - 1  # rows of segment 0 only
+    _raise_if(records_problems(offsets, m, size), folder)
+    if n_segments == 1:
+        return IndexRecords(folder / RECORDS_FILE, folder / RECORDS_OFFSETS_FILE)
+    spans = _load_array(folder, SPANS_FILE.removesuffix(".npy"), mmap=True)
+    sizes = [(folder / name).stat().st_size for name in segment_files(n_segments)]
+    _raise_if(spans_problems(spans, n, sizes), folder)
+    return SegmentedIndexRecords(folder, n_segments, spans, folder / RECORDS_OFFSETS_FILE)
 
 
 class TrialIndex:
@@ -494,9 +586,7 @@ class TrialIndex:
         neighbour_indices = _load_array(folder, "neighbours.indices", mmap=True)
         neighbour_scores = _load_array(folder, "neighbours.scores", mmap=True)
         _raise_if(neighbour_problems(neighbour_indices, neighbour_scores, n, k), folder)
-        offsets = _load_array(folder, RECORDS_OFFSETS_FILE.removesuffix(".npy"), mmap=True)
-        records_size = (folder / RECORDS_FILE).stat().st_size
-        _raise_if(records_problems(offsets, n, records_size), folder)
+        records = _open_records(folder, meta, n)
         if vectorizer.n_features_ != d:
             raise DamagedIndexError(f"index at {folder}: array shapes disagree with {META_FILE}")
         return cls(
@@ -509,7 +599,7 @@ class TrialIndex:
             neighbour_scores=neighbour_scores,
             vectorizer=vectorizer,
             facets=Facets(labels=meta["facets"], codes=facet_codes),
-            records=IndexRecords(folder / RECORDS_FILE, folder / RECORDS_OFFSETS_FILE),
+            records=records,
         )
 
     # -- lookups ---------------------------------------------------------------------

@@ -19,6 +19,7 @@ import numpy as np
 
 from recommender.facets import FACET_FIELDS
 from recommender.neighbours import NO_NEIGHBOUR
+from recommender.record_segments import SPANS_FILE, segment_files
 
 META_FILE = "meta.json"
 _CSR_PARTS = ("indptr", "indices", "data")
@@ -35,6 +36,21 @@ REQUIRED_FILES: tuple[str, ...] = (
     "records.offsets.npy",
     "build_report.json",
 )
+
+
+def record_segments(meta: Mapping) -> int:
+    """Record segments of an index (1 for a full build; updates add segments)."""
+    counts = meta.get("counts")
+    value = counts.get("record_segments", 1) if isinstance(counts, Mapping) else 1
+    return value if isinstance(value, int) and value >= 1 else 1
+
+
+def required_files(meta: Mapping) -> list[str]:
+    """Every file an index of this format must have; segments beyond the first, and
+    their spans table, for an updated index (see :mod:`recommender.record_segments`)."""
+    n_segments = record_segments(meta)
+    extra = [SPANS_FILE, *segment_files(n_segments)[1:]] if n_segments > 1 else []
+    return [*REQUIRED_FILES, *extra]
 
 
 def file_problems(folder: Path, meta: Mapping, *, hashes: bool, sha256_file) -> list[str]:
@@ -54,7 +70,7 @@ def file_problems(folder: Path, meta: Mapping, *, hashes: bool, sha256_file) -> 
     if not isinstance(listed, Mapping) or not listed:
         return [f"{META_FILE} lists no files"]
     problems = [
-        f"{name} is not listed in {META_FILE}" for name in REQUIRED_FILES if name not in listed
+        f"{name} is not listed in {META_FILE}" for name in required_files(meta) if name not in listed
     ]
     for name, expected in listed.items():
         if not _plain_name(name) or not _entry_ok(expected):

@@ -274,12 +274,25 @@ def _apply(
         meta=_meta(run, base, changes, len(fresh), work, drift),
         report=_report(base.path, run.report, changes),
         base=base,  # unchanged parts are hard-linked from it, not written again
+        base_rows=_base_rows(records, old_to_new, changes),
     )
     run.say(f"saved to {path} ({run.lap('save'):.1f} s)")
     rewritten = len(fresh) - len(changes.added)
     return UpdateSummary(
         path, len(records), changes, run.report, rewritten, work, drift, run.seconds
     )
+
+
+def _base_rows(
+    records: Sequence[TrialRecord], old_to_new: np.ndarray, changes: Changes
+) -> np.ndarray:
+    """Per updated row, the base row holding the very same record; -1 if new or changed."""
+    base_rows = np.full(len(records), -1, dtype=np.int64)
+    kept = np.flatnonzero(old_to_new >= 0)
+    base_rows[old_to_new[kept]] = kept
+    replaced = {new.nct_id for _, new in changes.replaced}
+    base_rows[[i for i, r in enumerate(records) if r.nct_id in replaced]] = -1
+    return base_rows
 
 
 def _check_snapshot(sources: Sequence[str | os.PathLike]) -> None:

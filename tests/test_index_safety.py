@@ -304,3 +304,31 @@ def test_a_neighbour_out_of_range_is_refused_by_the_cli_without_a_traceback(
     assert main(["similar", "NCT00000001", "--index", str(folder)]) == 2
     err = capsys.readouterr().err
     assert "neighbours.indices.npy holds rows outside" in err and "Traceback" not in err
+
+
+@pytest.fixture
+def updated_copy(tmp_path, plain_index) -> Path:
+    """A tiny index updated once: its records in two segments, as a plain folder."""
+    from recommender.update import update_index
+    from tests.factories import TINY_STUDIES, write_studies
+
+    served = _served(tmp_path, plain_index)
+    changed = json.loads(json.dumps(TINY_STUDIES[3]))
+    changed["protocolSection"]["statusModule"]["overallStatus"] = "TERMINATED"
+    update_index(served, [write_studies(tmp_path / "changed", [changed])], n_jobs=1)
+    return _own_copy(tmp_path, Path(os.path.realpath(served)))
+
+
+def test_record_segments_are_required_files(updated_copy):
+    assert TrialIndex.load(updated_copy).record("NCT00000004").overall_status == "TERMINATED"
+    _rewrite(updated_copy, "records.1.jsonl", b"", unlist=True)
+    with pytest.raises(DamagedIndexError, match=r"records\.1\.jsonl is not listed"):
+        TrialIndex.load(updated_copy)
+
+
+def test_spans_outside_their_segment_are_refused(updated_copy):
+    spans = np.load(updated_copy / "records.spans.npy")
+    spans[3, 2] += 10**6
+    _rewrite(updated_copy, "records.spans.npy", _save_npy(spans))
+    with pytest.raises(DamagedIndexError, match="outside their segment"):
+        TrialIndex.load(updated_copy)

@@ -385,17 +385,37 @@ def test_update_links_unchanged_files_instead_of_rewriting_them(tmp_path):
     update_index(base_path, [write_studies(tmp_path / "status", restatused)], n_jobs=1)
     after = _inodes(base_path)
     same = {name for name in after if after[name] == before.get(name)}
-    # A new status moves no vector and no list: only the records, their facet and
-    # the metadata are new files.
-    assert same == set(after) - {
-        "records.jsonl", "records.offsets.npy", "facet.status.npy", "build_report.json",
-        "meta.json",
-    }  # fmt: skip
+    # A new status moves no vector and no list: only the two changed records (a new
+    # record segment and the table of where each record is), their facet and the
+    # metadata are new files.
+    new_files = {"records.1.jsonl", "records.spans.npy", "facet.status.npy"}
+    assert set(after) - same == new_files | {"build_report.json", "meta.json"}
     assert sorted(TrialIndex.load(base_path).meta["linked_from_previous"]) == sorted(same)
+    assert (Path(os.path.realpath(base_path)) / "records.1.jsonl").read_bytes().count(b"\n") == 2
     rewritten = [s for s in scenario.changed if _id(s) in scenario.rewritten]
     update_index(base_path, [write_studies(tmp_path / "text", rewritten)], n_jobs=1)
     again = _inodes(base_path)
-    assert again["vocabulary.json"] == before["vocabulary.json"]
-    assert again["idf.npy"] == before["idf.npy"] and again["ids.npy"] == before["ids.npy"]
+    for name in ("vocabulary.json", "idf.npy", "ids.npy", "records.jsonl", "records.1.jsonl"):
+        assert again[name] == after[name], name
     assert again["vectors.data.npy"] != before["vectors.data.npy"]
-    TrialIndex.load(base_path)  # every linked file still matches its recorded hash
+    index = TrialIndex.load(base_path)  # every linked file still matches its recorded hash
+    assert index.meta["counts"]["record_segments"] == 3
+    expected = {_id(s): s for s in scenario.base} | {_id(s): s for s in restatused + rewritten}
+    titles = [r.brief_title for r in index.records]
+    assert titles == [
+        expected[i]["protocolSection"]["identificationModule"]["briefTitle"] for i in index.ids
+    ]
+
+
+def test_record_segments_are_compacted_when_too_many(tmp_path, monkeypatch):
+    scenario = Scenario(9)
+    base_path = scenario.build(tmp_path, k=4)
+    monkeypatch.setattr("recommender.index.MAX_SEGMENTS", 2)
+    first, second = scenario.changed[:3], scenario.changed[3:6]
+    update_index(base_path, [write_studies(tmp_path / "one", first)], n_jobs=1)
+    assert TrialIndex.load(base_path).meta["counts"]["record_segments"] == 2
+    update_index(base_path, [write_studies(tmp_path / "two", second)], n_jobs=1)
+    index = TrialIndex.load(base_path)
+    assert index.meta["counts"]["record_segments"] == 1
+    assert not (index.path / "records.spans.npy").exists()
+    assert [r.nct_id for r in index.records] == index.ids.tolist()
