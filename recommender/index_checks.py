@@ -69,9 +69,8 @@ def file_problems(folder: Path, meta: Mapping, *, hashes: bool, sha256_file) -> 
     listed = meta.get("files")
     if not isinstance(listed, Mapping) or not listed:
         return [f"{META_FILE} lists no files"]
-    problems = [
-        f"{name} is not listed in {META_FILE}" for name in required_files(meta) if name not in listed
-    ]
+    unlisted = [name for name in required_files(meta) if name not in listed]
+    problems = [f"{name} is not listed in {META_FILE}" for name in unlisted]
     for name, expected in listed.items():
         if not _plain_name(name) or not _entry_ok(expected):
             problems.append(f"{META_FILE} has a malformed entry for {name!r}")
