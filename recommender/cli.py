@@ -292,7 +292,9 @@ def run_serve(args: argparse.Namespace) -> int:
     from api.protocol import TimedH11Protocol
 
     TrialIndex.load(args.index)  # fail here, with a clear message, not in a worker
-    os.environ[INDEX_ENV] = str(args.index.resolve())
+    # Absolute, not resolved: the served path is a symlink that a rebuild repoints,
+    # and the workers must reload from it, not from the version it names today.
+    os.environ[INDEX_ENV] = str(args.index.absolute())
     use_tcp_nodelay_sockets()
     protocol = functools.partial(
         TimedH11Protocol, header_timeout=args.header_timeout, body_timeout=args.body_timeout

@@ -1,6 +1,6 @@
 """The on-disk index: a folder of arrays and JSON, saved atomically, verified on load.
 
-Layout (format version 2)::
+Layout of one version (format version 3; version 2 is read too)::
 
     meta.json                  format, build parameters, sources, counts, file hashes
     ids.npy                    (n,) <U11      NCT ids, sorted
@@ -12,7 +12,14 @@ Layout (format version 2)::
     idf.npy                    (n_features,) float32
     facet.{status,study_type,phase}.npy        (n,) uint32 codes (labels in meta.json)
     records.jsonl, records.offsets.npy         the records, for display
+    records.<s>.jsonl, records.spans.npy       after an update: records added since
+                                               (see :mod:`recommender.record_segments`)
     build_report.json          what was read, skipped (with reasons) and replaced
+
+Which files an index must have is defined by the format
+(:mod:`recommender.index_checks`), not by its ``meta.json``. Versions live in
+folders behind the served path, a symlink swapped by one rename
+(:mod:`recommender.versions`); a version's files are never written again.
 
 No pickle anywhere: every array loads with ``allow_pickle=False`` and memory-mapped,
 so several server workers share one copy in the page cache.

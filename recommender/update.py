@@ -209,7 +209,7 @@ def update_index(
     run = _Run(list(sources), thresholds, n_jobs, log or (lambda _line: None))
     base = TrialIndex.load(index)
     incoming, run.report = read_records(sources, progress=progress)
-    indexed = [base.records[i] for i in range(len(base))]
+    indexed = list(base.records)
     changes = classify(indexed, incoming, snapshot=snapshot)
     run.lap("read")
     run.say(

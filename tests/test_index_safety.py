@@ -332,3 +332,19 @@ def test_spans_outside_their_segment_are_refused(updated_copy):
     _rewrite(updated_copy, "records.spans.npy", _save_npy(spans))
     with pytest.raises(DamagedIndexError, match="outside their segment"):
         TrialIndex.load(updated_copy)
+
+
+def test_serve_hands_its_workers_the_served_path_not_the_version(
+    tmp_path, plain_index, monkeypatch
+):
+    import uvicorn
+
+    from api.app import INDEX_ENV
+    from recommender.cli import main
+
+    out = _served(tmp_path, plain_index)
+    _build(tmp_path, out, k=3)
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
+    monkeypatch.delenv(INDEX_ENV, raising=False)
+    assert main(["serve", "--index", str(out)]) == 0
+    assert os.environ[INDEX_ENV] == str(out)  # a rebuild repoints it; workers follow
