@@ -27,11 +27,13 @@ so several server workers share one copy in the page cache.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,21 +116,42 @@ def sha256_file(path: Path) -> str:
 
 
 class _HashingFile:
-    """A file open for writing that hashes and counts what goes through it."""
+    """A file open for writing that hashes and counts what goes through it.
+
+    Each chunk is hashed in a background thread while the next one is produced and
+    written (hashlib and file writes release the GIL), so the save costs hardly more
+    than the writing, and nothing is read back to hash it.
+    """
 
     def __init__(self, path: Path) -> None:
         self._file = open(path, "xb")  # noqa: SIM115 - closed by close()
         self._digest = hashlib.sha256()
+        self._hashing: Future | None = None
         self.size = 0
 
     def write(self, data) -> int:
-        self._digest.update(data)
+        data = bytes(data)  # hashed later: must not change meanwhile
+        if self._hashing is not None:
+            self._hashing.result()
+        self._hashing = _background().submit(self._digest.update, data)
         self.size += len(data)
         return self._file.write(data)
 
     def close(self) -> dict:
+        if self._hashing is not None:
+            self._hashing.result()
         self._file.close()
         return {"bytes": self.size, "sha256": self._digest.hexdigest()}
+
+
+@functools.cache
+def _background() -> ThreadPoolExecutor:
+    """A thread hashing what was written while the next part is produced."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-hasher")
+
+
+# A forked child has the executor but not its thread: it must start its own.
+os.register_at_fork(after_in_child=_background.cache_clear)
 
 
 class VersionWriter:
