@@ -437,6 +437,11 @@ def _remove_side_temps(served: Path) -> list[Path]:
             continue
         if entry.is_symlink() or not entry.is_dir():
             entry.unlink()
+        elif match["kind"] == "link" and (entry / META_FILE).is_file():
+            # Killed right after exchanging an old-layout folder with its link: the
+            # folder is the previous index; keep it as such.
+            os.rename(entry, versions_folder(served) / _legacy_name(entry))
+            continue
         else:
             _rmtree(entry)
         removed.append(entry)
