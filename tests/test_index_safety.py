@@ -348,3 +348,20 @@ def test_serve_hands_its_workers_the_served_path_not_the_version(
     monkeypatch.delenv(INDEX_ENV, raising=False)
     assert main(["serve", "--index", str(out)]) == 0
     assert os.environ[INDEX_ENV] == str(out)  # a rebuild repoints it; workers follow
+
+
+def test_an_index_of_format_2_is_read_and_updated_into_format_3(tmp_path, plain_index):
+    from recommender.update import update_index
+    from tests.factories import TINY_STUDIES, write_studies
+
+    out = _served(tmp_path, plain_index)
+    meta = json.loads((out / META_FILE).read_text())
+    meta["format_version"] = 2  # what the code before record segments wrote
+    (out / META_FILE).write_text(json.dumps(meta))
+    assert len(TrialIndex.load(out)) == 9
+    changed = json.loads(json.dumps(TINY_STUDIES[0]))
+    changed["protocolSection"]["statusModule"]["overallStatus"] = "COMPLETED"
+    update_index(out, [write_studies(tmp_path / "changed", [changed])], n_jobs=1)
+    updated = TrialIndex.load(out)
+    assert updated.meta["format_version"] == 3 and updated.meta["counts"]["record_segments"] == 2
+    assert updated.record("NCT00000001").overall_status == "COMPLETED"
