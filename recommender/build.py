@@ -17,6 +17,7 @@ from recommender.index import describe_source, save_index, utc_now
 from recommender.ingest import IngestReport, ReadLimits, SourceError, read_records
 from recommender.neighbours import CosineNeighbours
 from recommender.text import DEFAULT_FIELD_GROUPS, FieldGroup, FieldGroupVectorizer
+from recommender.versions import check_replaceable
 
 DEFAULT_K = 50
 
@@ -88,6 +89,7 @@ def build_index(
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     CosineNeighbours(method=neighbour_method)  # a bad method fails before the long read
+    check_replaceable(Path(out))  # so does an --out that is not an index
     say = log or (lambda _line: None)
     seconds: dict[str, float] = {}
     started = time.perf_counter()

@@ -48,6 +48,7 @@ from recommender.ingest import IngestReport, read_records
 from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours, as_float32_csr
 from recommender.records import TrialRecord
 from recommender.text import FieldGroupVectorizer, words
+from recommender.versions import check_replaceable
 
 # Meta keys that save_index derives from the arrays; everything else is carried over.
 _DERIVED_META = {"format", "format_version", "vectorizer", "facets", "counts", "files"}
@@ -206,6 +207,8 @@ def update_index(
         raise ValueError("at least one source is needed")
     if snapshot:
         _check_snapshot(sources)
+    if out is not None:
+        check_replaceable(Path(out))  # before the long work, not after it
     run = _Run(list(sources), thresholds, n_jobs, log or (lambda _line: None))
     base = TrialIndex.load(index)
     incoming, run.report = read_records(sources, progress=progress)

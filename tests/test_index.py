@@ -143,3 +143,16 @@ def test_refuses_to_overwrite_a_folder_that_is_not_an_index(tmp_path):
     with pytest.raises(FileExistsError, match="not an index"):
         build_index([write_studies(tmp_path / "s")], out, k=2, n_jobs=1)
     assert (out / "thesis.txt").exists()
+
+
+def test_an_out_that_is_not_an_index_is_refused_before_reading(tmp_path, monkeypatch):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "thesis.txt").write_text("do not delete")
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("read before checking --out")
+
+    monkeypatch.setattr("recommender.build.read_records", no_reading)
+    with pytest.raises(FileExistsError, match="not an index"):
+        build_index([tmp_path], out, k=2, n_jobs=1)
