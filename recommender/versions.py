@@ -357,7 +357,9 @@ def _legacy_name(folder: Path) -> str:
         built = (folder / META_FILE).stat().st_mtime
     except OSError:
         built = time.time()
-    return f"{datetime.fromtimestamp(built, UTC):%Y%m%dT%H%M%S%f}Z-legacy"
+    # The pid and time keep two old folders of one build time from colliding.
+    stamp = f"{datetime.fromtimestamp(built, UTC):%Y%m%dT%H%M%S%f}Z"
+    return f"{stamp}-legacy-{os.getpid()}-{time.time_ns()}"
 
 
 def exchange(a: Path, b: Path) -> bool:
