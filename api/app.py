@@ -303,6 +303,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UnknownFacetValueError, status(422))
     app.add_exception_handler(EmptyQueryError, status(422))
     app.add_exception_handler(NotInIndexError, status(404))
+    # A record that fails to decode while serving: the index on disk is damaged.
+    app.add_exception_handler(DamagedIndexError, status(503))
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 

@@ -2,10 +2,10 @@
 
 Requests read :attr:`IndexHolder.index` once, at their start, and use that object to
 the end: a reload that lands meanwhile replaces the holder's reference, not the
-object a request holds, so requests in flight finish on the old index. The old
-index's memory maps stay valid even after its files are replaced on disk (a mapped
-file lives until its last mapping is closed), and are released when the last request
-using it lets go.
+object a request holds, so requests in flight finish on the old index. The served
+path is a symlink to a version folder (see :mod:`recommender.versions`); a loaded
+index keeps its version folder, which no build removes or changes while the index
+object holds it, and lets go when the last request using it does.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from recommender.index import META_FILE, DamagedIndexError, TrialIndex
 
 log = logging.getLogger(__name__)
 
-# What identifies one build on disk: ``save_index`` renames a new folder into place,
-# so a rebuild always gives ``meta.json`` a new inode, and usually a new mtime.
+# What identifies one build on disk: a build or update publishes a new version folder
+# and points the served symlink at it; ``stat`` follows the link, so a new build
+# always gives the ``meta.json`` seen through it a new inode.
 Signature = tuple[int, int, int] | None
 
 

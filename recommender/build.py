@@ -12,10 +12,12 @@ from pathlib import Path
 
 from joblib import parallel_config
 
+from recommender.faults import fault_point
 from recommender.index import describe_source, save_index, utc_now
 from recommender.ingest import IngestReport, ReadLimits, SourceError, read_records
 from recommender.neighbours import CosineNeighbours
 from recommender.text import DEFAULT_FIELD_GROUPS, FieldGroup, FieldGroupVectorizer
+from recommender.versions import check_replaceable
 
 DEFAULT_K = 50
 
@@ -87,6 +89,7 @@ def build_index(
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     CosineNeighbours(method=neighbour_method)  # a bad method fails before the long read
+    check_replaceable(Path(out))  # so does an --out that is not an index
     say = log or (lambda _line: None)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
@@ -95,6 +98,7 @@ def build_index(
     records, report = read_records(sources, progress=progress, limits=limits)
     seconds["read"] = _lap(started, seconds)
     say(f"read {len(records):,} studies ({seconds['read']:.1f} s)")
+    fault_point("read")
     if not records:
         raise SourceError("the sources hold no readable study; nothing to index")
 
@@ -103,6 +107,7 @@ def build_index(
         vectors = vectorizer.fit_transform(records)
         seconds["vectorise"] = _lap(started, seconds)
         say(f"vectorised: {vectors.shape[1]:,} features ({seconds['vectorise']:.1f} s)")
+        fault_point("vectorised")
 
         search = CosineNeighbours(
             method=neighbour_method, prunable=vectorizer.prunable_columns(), n_jobs=n_jobs
@@ -110,6 +115,7 @@ def build_index(
         indices, scores = _all_neighbours(search.fit(vectors), vectors, k, progress)
     seconds["neighbours"] = _lap(started, seconds)
     say(f"neighbours: top {k} of {len(records):,} trials ({seconds['neighbours']:.1f} s)")
+    fault_point("neighbours")
 
     sizes = zip(vectorizer.offsets_[:-1], vectorizer.offsets_[1:], strict=True)
     vocabulary = {g.name: int(stop - start) for g, (start, stop) in zip(groups, sizes, strict=True)}

@@ -327,7 +327,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
     TrialIndex.load(args.index)  # fail here, with a clear message, not in a worker
     # The app factory runs in each worker: its settings travel in the environment.
-    os.environ[INDEX_ENV] = str(args.index.resolve())
+    # Absolute, not resolved: the served path is a symlink that a rebuild repoints,
+    # and the workers must reload from it, not from the version it names today.
+    os.environ[INDEX_ENV] = str(args.index.absolute())
     if args.cors_origin:
         os.environ[CORS_ENV] = ",".join(args.cors_origin)
     if args.no_request_log:

@@ -1,6 +1,6 @@
 """The on-disk index: a folder of arrays and JSON, saved atomically, verified on load.
 
-Layout (format version 2)::
+Layout of one version (format version 3; version 2 is read too)::
 
     meta.json                  format, build parameters, sources, counts, file hashes
     ids.npy                    (n,) <U11      NCT ids, sorted
@@ -12,7 +12,14 @@ Layout (format version 2)::
     idf.npy                    (n_features,) float32
     facet.{status,study_type,phase}.npy        (n,) uint32 codes (labels in meta.json)
     records.jsonl, records.offsets.npy         the records, for display
+    records.<s>.jsonl, records.spans.npy       after an update: records added since
+                                               (see :mod:`recommender.record_segments`)
     build_report.json          what was read, skipped (with reasons) and replaced
+
+Which files an index must have is defined by the format
+(:mod:`recommender.index_checks`), not by its ``meta.json``. Versions live in
+folders behind the served path, a symlink swapped by one rename
+(:mod:`recommender.versions`); a version's files are never written again.
 
 No pickle anywhere: every array loads with ``allow_pickle=False`` and memory-mapped,
 so several server workers share one copy in the page cache.
@@ -20,29 +27,56 @@ so several server workers share one copy in the page cache.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import json
 import os
-import shutil
-import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import scipy.sparse as sp
 
 from recommender.facets import FACET_FIELDS, Facets
+from recommender.faults import fault_point
+from recommender.index_checks import (
+    csr_problems,
+    facet_problems,
+    file_problems,
+    ids_problems,
+    neighbour_problems,
+    record_segments,
+    records_problems,
+    vocabulary_problems,
+)
 from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours
+from recommender.record_segments import (
+    MAX_DEAD_SHARE,
+    MAX_SEGMENTS,
+    SPANS_FILE,
+    SegmentedRecords,
+    segment_file,
+    segment_files,
+    spans_of_offsets,
+    spans_problems,
+)
 from recommender.records import TrialRecord, validate_nct_id
-from recommender.store import RecordStore, write_records
+from recommender.store import RECORDS_FILE, RECORDS_OFFSETS_FILE, RecordStore, encode_record
 from recommender.text import FieldGroupVectorizer
+from recommender.versions import Staging, hold_version, release, resolve_index_folder
 
 FORMAT_NAME = "trial-recommender-index"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# Version 2 is version 3 without record segments: it reads as a one-segment index.
+READABLE_VERSIONS = (2, 3)
 META_FILE = "meta.json"
 _HASH_CHUNK = 1 << 22
+_RECORDS_BATCH = 2048
 
 
 class TrialIndexError(Exception):
@@ -81,17 +115,187 @@ def sha256_file(path: Path) -> str:
 # -- writing -------------------------------------------------------------------------
 
 
-def _save_array(folder: Path, name: str, array: np.ndarray) -> None:
-    np.save(folder / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+class _HashingFile:
+    """A file open for writing that hashes and counts what goes through it.
+
+    Each chunk is hashed in a background thread while the next one is produced and
+    written (hashlib and file writes release the GIL), so the save costs hardly more
+    than the writing, and nothing is read back to hash it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "xb")  # noqa: SIM115 - closed by close()
+        self._digest = hashlib.sha256()
+        self._hashing: Future | None = None
+        self.size = 0
+
+    def write(self, data) -> int:
+        data = bytes(data)  # hashed later: must not change meanwhile
+        if self._hashing is not None:
+            self._hashing.result()
+        self._hashing = _background().submit(self._digest.update, data)
+        self.size += len(data)
+        return self._file.write(data)
+
+    def close(self) -> dict:
+        if self._hashing is not None:
+            self._hashing.result()
+        self._file.close()
+        return {"bytes": self.size, "sha256": self._digest.hexdigest()}
 
 
-def _save_csr(folder: Path, name: str, matrix: sp.csr_matrix) -> None:
-    for part in ("indptr", "indices", "data"):
-        _save_array(folder, f"{name}.{part}", getattr(matrix, part))
+@functools.cache
+def _background() -> ThreadPoolExecutor:
+    """A thread hashing what was written while the next part is produced."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-hasher")
 
 
-def _write_json(path: Path, data: object) -> None:
-    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+# A forked child has the executor but not its thread: it must start its own.
+os.register_at_fork(after_in_child=_background.cache_clear)
+
+
+class VersionWriter:
+    """Writes the files of a new index version, hashing them as they are written.
+
+    Parameters
+    ----------
+    folder : Path
+        The (temporary) folder of the new version.
+    base : TrialIndex, optional
+        The version it replaces. A part equal to the base's (the same array object,
+        or equal contents when small) is hard-linked from it with the recorded hash,
+        not written again; files that change are always new files, never the base's
+        modified in place (a linked file is shared with the version being served).
+
+    Attributes
+    ----------
+    files : dict
+        Name to ``{"bytes", "sha256"}`` of every file in the folder.
+    linked : list of str
+        Names of the files linked from ``base``.
+    """
+
+    _COMPARE_BYTES = 64 << 20  # contents compared up to this size; identity beyond
+
+    def __init__(self, folder: Path, base: TrialIndex | None = None) -> None:
+        self.folder = folder
+        self.base = base
+        self.files: dict[str, dict] = {}
+        self.linked: list[str] = []
+
+    def array(self, name: str, array: np.ndarray, base: np.ndarray | None = None) -> None:
+        """Write ``array`` as ``name.npy``, or link the base's file when ``base`` equals it."""
+        filename = f"{name}.npy"
+        if base is not None and self._same(array, base) and self.link(filename):
+            return
+        out = _HashingFile(self.folder / filename)
+        try:
+            np.lib.format.write_array(out, np.ascontiguousarray(array), allow_pickle=False)
+        finally:
+            self.files[filename] = out.close()
+
+    def csr(self, name: str, matrix: sp.csr_matrix, base: sp.csr_matrix | None = None) -> None:
+        for part in ("indptr", "indices", "data"):
+            same = base is not None and (matrix is base)
+            self.array(
+                f"{name}.{part}", getattr(matrix, part), getattr(base, part) if same else None
+            )
+
+    def json(self, name: str, data: object, *, reuse: bool = False) -> None:
+        """Write ``data`` as JSON; with ``reuse``, link the base's file of that name."""
+        if reuse and self.link(name):
+            return
+        out = _HashingFile(self.folder / name)
+        try:
+            out.write((json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+        finally:
+            self.files[name] = out.close()
+
+    def records(self, records: Sequence[TrialRecord], base_rows: np.ndarray | None = None) -> int:
+        """Write the records; returns the number of record segments.
+
+        With ``base_rows`` (per row, the base's row holding the same record, or -1)
+        the base's record files are linked and only the other records are written,
+        as a new segment (see :mod:`recommender.record_segments`), unless the
+        segments would be too many or too wasteful: then all are written afresh.
+        """
+        if base_rows is not None and self.base is not None:
+            n_segments = self._append_segment(records, base_rows)
+            if n_segments:
+                return n_segments
+        lengths = self._write_lines(RECORDS_FILE, records)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        self.array(RECORDS_OFFSETS_FILE.removesuffix(".npy"), offsets)
+        return 1
+
+    def _write_lines(self, filename: str, records: Iterable[TrialRecord]) -> list[int]:
+        lengths: list[int] = []
+        out = _HashingFile(self.folder / filename)
+        try:
+            # Lines go out in batches: one write and one hash update per few MB.
+            iterator = iter(records)
+            while batch := list(itertools.islice(iterator, _RECORDS_BATCH)):
+                lines = [encode_record(record) for record in batch]
+                lengths.extend(map(len, lines))
+                out.write(b"".join(lines))
+        finally:
+            self.files[filename] = out.close()
+        return lengths
+
+    def _append_segment(self, records: Sequence[TrialRecord], base_rows: np.ndarray) -> int:
+        """Link the base's segments and add one; 0 when a full rewrite is due instead."""
+        base, base_rows = self.base, np.asarray(base_rows, dtype=np.int64)
+        old_segments = base.meta["counts"].get("record_segments", 1)
+        if old_segments + 1 > MAX_SEGMENTS:
+            return 0
+        spans = np.empty((len(records), 3), dtype=np.int64)
+        kept = base_rows >= 0
+        spans[kept] = _spans_of(base.records)[base_rows[kept]]
+        new_rows = np.flatnonzero(~kept)
+        sizes = [base.meta["files"][name]["bytes"] for name in segment_files(old_segments)]
+        new_bytes = sum(len(encode_record(records[i])) for i in new_rows)
+        live = int((spans[kept, 2] - spans[kept, 1]).sum()) + new_bytes
+        if 1 - live / max(sum(sizes) + new_bytes, 1) > MAX_DEAD_SHARE:
+            return 0
+        to_link = [*segment_files(old_segments), RECORDS_OFFSETS_FILE]
+        if not all(self.link(name) for name in to_link):
+            for name in set(to_link) & set(self.linked):  # undo, for the full rewrite
+                (self.folder / name).unlink()
+                self.files.pop(name)
+                self.linked.remove(name)
+            return 0
+        lengths = self._write_lines(segment_file(old_segments), (records[i] for i in new_rows))
+        ends = np.cumsum(lengths, dtype=np.int64)
+        spans[new_rows, 0] = old_segments
+        spans[new_rows, 1], spans[new_rows, 2] = ends - lengths, ends
+        self.array(SPANS_FILE.removesuffix(".npy"), spans)
+        return old_segments + 1
+
+    def link(self, filename: str) -> bool:
+        """Hard-link ``filename`` from the base version; False when that cannot be done."""
+        entry = self.base.meta.get("files", {}).get(filename) if self.base else None
+        if entry is None:
+            return False
+        try:
+            os.link(self.base.path / filename, self.folder / filename)
+        except OSError:  # another file system, or links not supported: write it
+            return False
+        self.files[filename] = dict(entry)
+        self.linked.append(filename)
+        return True
+
+    def _same(self, array: np.ndarray, base: np.ndarray) -> bool:
+        if array is base:
+            return True
+        if array.nbytes > self._COMPARE_BYTES:
+            return False
+        return array.dtype == base.dtype and np.array_equal(array, base)
+
+
+def _spans_of(records: RecordStore) -> np.ndarray:
+    spans = getattr(records, "spans", None)
+    return np.asarray(spans) if spans is not None else spans_of_offsets(records.offsets)
 
 
 def save_index(
@@ -104,16 +308,21 @@ def save_index(
     neighbour_scores: np.ndarray,
     meta: dict,
     report: dict | None = None,
+    base: TrialIndex | None = None,
+    base_rows: np.ndarray | None = None,
 ) -> Path:
-    """Write a complete index to ``folder``, replacing any index there atomically.
+    """Write a complete index as a new version and serve it at ``folder`` atomically.
 
-    Everything is written into a temporary sibling folder first, hashed, and only
-    then renamed into place: an interrupted save leaves the previous index intact.
+    The files are written into a temporary folder beside the versions of ``folder``
+    (see :mod:`recommender.versions`), hashed as they are written, made read-only,
+    named as a version and then swapped in by one rename: an interrupted save leaves
+    the previous index served, and a killed one leaves a folder the next save
+    removes.
 
     Parameters
     ----------
     folder : path
-        Destination; its parent is created if needed.
+        The served path; its parent is created if needed.
     records : sequence of TrialRecord, length n
         Sorted by ``nct_id``, in the row order of ``vectors``.
     vectorizer : FieldGroupVectorizer
@@ -124,54 +333,74 @@ def save_index(
         Build facts (sources, timings, ...) merged into ``meta.json``.
     report : dict, optional
         Stored as ``build_report.json``.
+    base : TrialIndex, optional
+        The index this one updates: parts equal to its own are hard-linked from it
+        (see :class:`VersionWriter`).
+    base_rows : ndarray of shape (n,), optional
+        With ``base``: for each row, the row of ``base`` whose record it is unchanged,
+        -1 for a new or changed record. Only those are written, as a new record
+        segment; the base's record files are linked.
 
     Returns
     -------
     Path
-        The final folder.
+        The served path.
     """
     final = Path(folder)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{time.time_ns()}"
-    tmp.mkdir()
-    try:
+    with Staging(final) as staging:
+        writer = VersionWriter(staging.folder, base)
         full_meta = _write_parts(
-            tmp, records, vectorizer, vectors, neighbour_indices, neighbour_scores, report
-        )
+            writer, records, vectorizer, vectors, neighbour_indices, neighbour_scores, report,
+            base_rows,
+        )  # fmt: skip
         full_meta.update(meta)
-        full_meta["files"] = {
-            p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
-            for p in sorted(tmp.iterdir())
-        }
-        _write_json(tmp / META_FILE, full_meta)
-        _swap_into_place(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        full_meta["files"] = dict(sorted(writer.files.items()))
+        full_meta["linked_from_previous"] = sorted(writer.linked)
+        writer.json(META_FILE, full_meta)  # last: a folder with it is complete
+        staging.publish()
     return final
 
 
-def _write_parts(tmp, records, vectorizer, vectors, neighbour_indices, neighbour_scores, report):
+def _write_parts(out: VersionWriter, records, vectorizer, vectors, neighbour_indices,
+                 neighbour_scores, report, base_rows):  # fmt: skip
     ids = np.asarray([r.nct_id for r in records], dtype="<U11")
     if len(ids) and not np.all(ids[1:] > ids[:-1]):
         raise ValueError("records must be sorted by nct_id with no duplicates")
-    vectors = sp.csr_matrix(vectors, dtype=np.float32)
+    base = out.base
+    if not (base is not None and vectors is base.vectors):
+        vectors = sp.csr_matrix(vectors, dtype=np.float32)
     if vectors.shape[0] != len(ids) or neighbour_indices.shape[0] != len(ids):
         raise ValueError("records, vectors and neighbours disagree on the number of trials")
-    _save_array(tmp, "ids", ids)
-    _save_csr(tmp, "vectors", vectors)
-    _save_csr(tmp, "postings", vectors.T.tocsr())
-    _save_array(tmp, "neighbours.indices", neighbour_indices.astype(np.int32))
-    _save_array(tmp, "neighbours.scores", neighbour_scores.astype(np.float32))
+    fault_point("write")
+    out.array("ids", ids, base.ids if base is not None else None)
+    out.csr("vectors", vectors, base.vectors if base is not None else None)
+    postings = base.search.postings_ if base is not None and vectors is base.vectors else None
+    out.csr("postings", postings if postings is not None else vectors.T.tocsr(), postings)
+    out.array(
+        "neighbours.indices",
+        neighbour_indices.astype(np.int32, copy=False),
+        base.neighbour_indices if base is not None else None,
+    )
+    out.array(
+        "neighbours.scores",
+        neighbour_scores.astype(np.float32, copy=False),
+        base.neighbour_scores if base is not None else None,
+    )
     params, vocabularies, idfs = vectorizer.get_state()
-    _write_json(tmp / "vocabulary.json", vocabularies)
+    same_vectorizer = base is not None and vectorizer is base.vectorizer
+    out.json("vocabulary.json", vocabularies, reuse=same_vectorizer)
     idf = [idfs[g["name"]] for g in params["groups"]]
-    _save_array(tmp, "idf", np.concatenate(idf) if idf else np.zeros(0, np.float32))
+    idf = np.concatenate(idf) if idf else np.zeros(0, np.float32)
+    out.array("idf", idf, idf if same_vectorizer else None)
     facets = Facets.from_records(records)
     for name, column in facets.codes.items():
-        _save_array(tmp, f"facet.{name}", column)
-    write_records(records, tmp / "records.jsonl", tmp / "records.offsets.npy")
-    _write_json(tmp / "build_report.json", report or {})
+        base_column = base.facets.codes[name] if base is not None else None
+        if base is not None and facets.labels[name] != base.facets.labels[name]:
+            base_column = None  # same codes, other labels
+        out.array(f"facet.{name}", column, base_column)
+    n_segments = out.records(records, base_rows)
+    out.json("build_report.json", report or {})
+    fault_point("written")
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -183,27 +412,16 @@ def _write_parts(tmp, records, vectorizer, vectors, neighbour_indices, neighbour
             "nonzeros": int(vectors.nnz),
             "k": int(neighbour_indices.shape[1]),
             "vocabulary": {name: len(terms) for name, terms in vocabularies.items()},
+            "record_segments": n_segments,
         },
     }
-
-
-def _swap_into_place(tmp: Path, final: Path) -> None:
-    if not final.exists():
-        os.replace(tmp, final)
-        return
-    if not (final / META_FILE).exists() and any(final.iterdir()):
-        raise FileExistsError(f"{final} exists and is not an index; refusing to replace it")
-    old = final.parent / f".{final.name}.old-{os.getpid()}-{time.time_ns()}"
-    os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # -- reading -------------------------------------------------------------------------
 
 
 def read_meta(folder: str | os.PathLike) -> dict:
-    """The parsed ``meta.json`` of an index, checked for format and version."""
+    """The parsed ``meta.json`` of an index folder, checked for format and version."""
     folder = Path(folder)
     path = folder / META_FILE
     if not folder.is_dir():
@@ -216,7 +434,7 @@ def read_meta(folder: str | os.PathLike) -> dict:
         raise DamagedIndexError(f"{path} is unreadable: {exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise DamagedIndexError(f"{path} does not describe a {FORMAT_NAME}")
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READABLE_VERSIONS:
         raise DamagedIndexError(
             f"{folder} has index format version {meta.get('format_version')!r}; this code "
             f"reads version {FORMAT_VERSION}: rebuild it with `recommender build`"
@@ -224,29 +442,25 @@ def read_meta(folder: str | os.PathLike) -> dict:
     return meta
 
 
-def verify_index(folder: str | os.PathLike) -> dict:
-    """Check every file of the index against the sizes and hashes in its metadata.
+def verify_index(folder: str | os.PathLike, *, hashes: bool = True) -> dict:
+    """Check that the index has every file of its format, each of its recorded size
+    and (``hashes``) SHA-256.
 
-    Returns the metadata; raises :class:`DamagedIndexError` listing each problem.
+    ``folder`` may be a served path (a symlink to a version). Returns the metadata;
+    raises :class:`DamagedIndexError` listing each problem.
     """
-    folder = Path(folder)
+    folder = resolve_index_folder(folder)
     meta = read_meta(folder)
-    problems = []
-    for name, expected in meta.get("files", {}).items():
-        path = folder / name
-        if not path.is_file():
-            problems.append(f"{name} is missing")
-        elif path.stat().st_size != expected["bytes"]:
-            problems.append(f"{name} has {path.stat().st_size} bytes, expected {expected['bytes']}")
-        elif sha256_file(path) != expected["sha256"]:
-            problems.append(f"{name} does not match its recorded SHA-256")
-    if not meta.get("files"):
-        problems.append(f"{META_FILE} lists no files")
+    problems = file_problems(folder, meta, hashes=hashes, sha256_file=sha256_file)
+    _raise_if(problems, folder)
+    return meta
+
+
+def _raise_if(problems: list[str], folder: Path) -> None:
     if problems:
         raise DamagedIndexError(
             f"index at {folder} is damaged: " + "; ".join(problems) + " (rebuild it)"
         )
-    return meta
 
 
 def _load_array(folder: Path, name: str, mmap: bool) -> np.ndarray:
@@ -256,14 +470,64 @@ def _load_array(folder: Path, name: str, mmap: bool) -> np.ndarray:
         raise DamagedIndexError(f"{folder / name}.npy is unreadable: {exc}") from None
 
 
-def _load_csr(folder: Path, name: str, shape: tuple[int, int], mmap: bool) -> sp.csr_matrix:
-    parts = [_load_array(folder, f"{name}.{p}", mmap) for p in ("data", "indices", "indptr")]
+def _load_csr(folder: Path, name: str, shape: tuple[int, int], nnz: int) -> sp.csr_matrix:
+    parts = {
+        p: _load_array(folder, f"{name}.{p}", mmap=True) for p in ("indptr", "indices", "data")
+    }
+    _raise_if(csr_problems(name, parts, shape, nnz), folder)
     try:
-        # The constructor's validation is O(1) for mmapped arrays bar indptr checks;
-        # full structural checks would read every page, which verify_index already did.
-        return sp.csr_matrix(tuple(parts), shape=shape, copy=False)
+        # The constructor's own checks are O(1) for these mmapped arrays bar indptr;
+        # column indices are covered by the hash only (checking them reads every page).
+        return sp.csr_matrix(
+            (parts["data"], parts["indices"], parts["indptr"]), shape=shape, copy=False
+        )
     except ValueError as exc:
         raise DamagedIndexError(f"{name} matrix in {folder} is inconsistent: {exc}") from None
+
+
+class _ReportsDamage:
+    """Turns a record that cannot be decoded into a :class:`DamagedIndexError`."""
+
+    def __getitem__(self, position):
+        try:
+            return super().__getitem__(position)
+        except (ValueError, msgspec.DecodeError) as exc:
+            raise self._damaged(position, exc) from None
+
+    def __iter__(self) -> Iterator[TrialRecord]:
+        try:
+            yield from super().__iter__()
+        except (ValueError, msgspec.DecodeError) as exc:
+            raise self._damaged("in a run", exc) from None
+
+    def _damaged(self, position, exc: Exception) -> DamagedIndexError:
+        return DamagedIndexError(
+            f"record {position} of the index at {self.lines_path.parent} cannot be read "
+            f"({type(exc).__name__}: {exc}); the index is damaged: rebuild it"
+        )
+
+
+class IndexRecords(_ReportsDamage, RecordStore):
+    """The records of a one-segment index."""
+
+
+class SegmentedIndexRecords(_ReportsDamage, SegmentedRecords):
+    """The records of an updated index, in several segments."""
+
+
+def _open_records(folder: Path, meta: dict, n: int) -> RecordStore:
+    """The records, after checking their offsets (and spans) against the files."""
+    n_segments = record_segments(meta)
+    offsets = _load_array(folder, RECORDS_OFFSETS_FILE.removesuffix(".npy"), mmap=True)
+    size = (folder / RECORDS_FILE).stat().st_size
+    m = n if n_segments == 1 else len(offsets) - 1  # rows of segment 0 only
+    _raise_if(records_problems(offsets, m, size), folder)
+    if n_segments == 1:
+        return IndexRecords(folder / RECORDS_FILE, folder / RECORDS_OFFSETS_FILE)
+    spans = _load_array(folder, SPANS_FILE.removesuffix(".npy"), mmap=True)
+    sizes = [(folder / name).stat().st_size for name in segment_files(n_segments)]
+    _raise_if(spans_problems(spans, n, sizes), folder)
+    return SegmentedIndexRecords(folder, n_segments, spans, folder / RECORDS_OFFSETS_FILE)
 
 
 class TrialIndex:
@@ -299,42 +563,61 @@ class TrialIndex:
 
     @classmethod
     def load(cls, folder: str | os.PathLike, *, verify: bool = True) -> TrialIndex:
-        """Open the index in ``folder``, memory-mapping its arrays.
+        """Open the index served at ``folder``, memory-mapping its arrays.
+
+        ``folder`` is resolved once (a symlink to a version, see
+        :mod:`recommender.versions`): the object keeps reading that version however
+        the served path changes later, and holds it open so that no writer removes it.
 
         Parameters
         ----------
         folder : path
         verify : bool, default True
-            Check every file's size and SHA-256 first (reads the whole index once).
+            Check every file's SHA-256 first (reads the whole index once). Required
+            files, sizes and the structural checks of :mod:`recommender.index_checks`
+            are done either way.
 
         Raises
         ------
         DamagedIndexError
             Missing, truncated, altered or wrong-version index, with the reason.
         """
-        folder = Path(folder)
-        meta = verify_index(folder) if verify else read_meta(folder)
+        resolved = resolve_index_folder(folder)
+        hold = hold_version(resolved)
         try:
-            return cls._open(folder, meta)
+            meta = verify_index(resolved, hashes=verify)
+            index = cls._open(resolved, meta)
         except DamagedIndexError:
+            release(hold)
             raise
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DamagedIndexError(f"index at {folder} cannot be opened: {exc}") from None
+            release(hold)
+            raise DamagedIndexError(f"index at {resolved} cannot be opened: {exc}") from None
+        index._hold = hold
+        return index
+
+    def __del__(self) -> None:
+        release(getattr(self, "_hold", None))
 
     @classmethod
     def _open(cls, folder: Path, meta: dict) -> TrialIndex:
         counts = meta["counts"]
-        n, d = counts["studies"], counts["features"]
+        n, d, k = counts["studies"], counts["features"], counts["k"]
         ids = _load_array(folder, "ids", mmap=False)
-        vectors = _load_csr(folder, "vectors", (n, d), mmap=True)
-        postings = _load_csr(folder, "postings", (d, n), mmap=True)
+        _raise_if(ids_problems(ids, n), folder)
+        vectors = _load_csr(folder, "vectors", (n, d), counts["nonzeros"])
+        postings = _load_csr(folder, "postings", (d, n), counts["nonzeros"])
         vocabularies = json.loads((folder / "vocabulary.json").read_text(encoding="utf-8"))
         idf = _load_array(folder, "idf", mmap=False)
+        _raise_if(vocabulary_problems(vocabularies, meta["vectorizer"]["groups"], idf, d), folder)
         vectorizer = _vectorizer_from_parts(meta["vectorizer"], vocabularies, idf)
         facet_codes = {f: _load_array(folder, f"facet.{f}", mmap=False) for f in FACET_FIELDS}
+        _raise_if(facet_problems(facet_codes, meta["facets"], n), folder)
         neighbour_indices = _load_array(folder, "neighbours.indices", mmap=True)
         neighbour_scores = _load_array(folder, "neighbours.scores", mmap=True)
-        if ids.shape != (n,) or neighbour_indices.shape[0] != n or vectorizer.n_features_ != d:
+        _raise_if(neighbour_problems(neighbour_indices, neighbour_scores, n, k), folder)
+        records = _open_records(folder, meta, n)
+        if vectorizer.n_features_ != d:
             raise DamagedIndexError(f"index at {folder}: array shapes disagree with {META_FILE}")
         return cls(
             path=folder,
@@ -346,7 +629,7 @@ class TrialIndex:
             neighbour_scores=neighbour_scores,
             vectorizer=vectorizer,
             facets=Facets(labels=meta["facets"], codes=facet_codes),
-            records=RecordStore(folder / "records.jsonl", folder / "records.offsets.npy"),
+            records=records,
         )
 
     # -- lookups ---------------------------------------------------------------------

@@ -48,6 +48,7 @@ from recommender.ingest import IngestReport, read_records
 from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours, as_float32_csr
 from recommender.records import TrialRecord
 from recommender.text import FieldGroupVectorizer, words
+from recommender.versions import check_replaceable
 
 # Meta keys that save_index derives from the arrays; everything else is carried over.
 _DERIVED_META = {"format", "format_version", "vectorizer", "facets", "counts", "files"}
@@ -206,10 +207,12 @@ def update_index(
         raise ValueError("at least one source is needed")
     if snapshot:
         _check_snapshot(sources)
+    if out is not None:
+        check_replaceable(Path(out))  # before the long work, not after it
     run = _Run(list(sources), thresholds, n_jobs, log or (lambda _line: None))
     base = TrialIndex.load(index)
     incoming, run.report = read_records(sources, progress=progress)
-    indexed = [base.records[i] for i in range(len(base))]
+    indexed = list(base.records)
     changes = classify(indexed, incoming, snapshot=snapshot)
     run.lap("read")
     run.say(
@@ -273,12 +276,26 @@ def _apply(
         neighbour_scores=scores,
         meta=_meta(run, base, changes, len(fresh), work, drift),
         report=_report(base.path, run.report, changes),
+        base=base,  # unchanged parts are hard-linked from it, not written again
+        base_rows=_base_rows(records, old_to_new, changes),
     )
     run.say(f"saved to {path} ({run.lap('save'):.1f} s)")
     rewritten = len(fresh) - len(changes.added)
     return UpdateSummary(
         path, len(records), changes, run.report, rewritten, work, drift, run.seconds
     )
+
+
+def _base_rows(
+    records: Sequence[TrialRecord], old_to_new: np.ndarray, changes: Changes
+) -> np.ndarray:
+    """Per updated row, the base row holding the very same record; -1 if new or changed."""
+    base_rows = np.full(len(records), -1, dtype=np.int64)
+    kept = np.flatnonzero(old_to_new >= 0)
+    base_rows[old_to_new[kept]] = kept
+    replaced = {new.nct_id for _, new in changes.replaced}
+    base_rows[[i for i, r in enumerate(records) if r.nct_id in replaced]] = -1
+    return base_rows
 
 
 def _check_snapshot(sources: Sequence[str | os.PathLike]) -> None:
@@ -365,6 +382,8 @@ def updated_vectors(
     cand_vectors = _transform(base.vectorizer, candidates, base.vectors.shape[1])
     same = _same_rows(cand_vectors, base.vectors, new_of_old[cand_rows])
     fresh_rows, fresh_vectors = cand_rows[~same], cand_vectors[np.flatnonzero(~same)]
+    if not len(fresh_rows) and n == len(old_to_new) and len(kept) == n:
+        return base.vectors, fresh_rows  # same rows, same vectors: the very same matrix
     carried = np.setdiff1d(np.arange(n), fresh_rows)
     stacked = sp.vstack([base.vectors[new_of_old[carried]], fresh_vectors], format="csr")
     order = np.argsort(np.concatenate([carried, fresh_rows]), kind="stable")

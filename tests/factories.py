@@ -145,10 +145,11 @@ def write_studies(folder: Path, studies: list[dict] = TINY_STUDIES) -> Path:
     return folder
 
 
-def build_tiny_index(tmp_path: Path, *, k: int = 5) -> Path:
+def build_tiny_index(tmp_path: Path, *, k: int = 5, out: Path | None = None) -> Path:
     """Build an index of :data:`TINY_STUDIES` under ``tmp_path`` and return its folder.
 
-    Uses ``min_df=1`` groups: in a corpus this small most terms occur once.
+    Uses ``min_df=1`` groups: in a corpus this small most terms occur once. ``out``
+    (default ``tmp_path / "index"``) is the served path to build into.
     """
     from dataclasses import replace
 
@@ -156,4 +157,5 @@ def build_tiny_index(tmp_path: Path, *, k: int = 5) -> Path:
 
     groups = [replace(g, min_df=1, max_df=1.0) for g in DEFAULT_FIELD_GROUPS]
     source = write_studies(tmp_path / "studies")
-    return build_index([source], tmp_path / "index", groups=groups, k=k, n_jobs=1).path
+    out = tmp_path / "index" if out is None else out
+    return build_index([source], out, groups=groups, k=k, n_jobs=1).path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 from api.app import ADMIN_TOKEN_ENV, INDEX_ENV, WATCH_ENV, create_app
 from api.schemas import DEFAULT_K
 from recommender.index import DamagedIndexError, TrialIndex
+from recommender.versions import Staging
 from tests.factories import build_tiny_index
 
 TOKEN = "test-admin-token"
@@ -516,24 +518,20 @@ def test_requests_during_reloads_all_succeed(own_index: Path, tmp_path: Path) ->
 
 
 def _rebuild(folder: Path, tmp_path: Path) -> None:
-    """Build the tiny index again and move it over ``folder`` the way save_index does."""
-    fresh = build_tiny_index(tmp_path / "rebuild")
-    old = folder.with_name(folder.name + ".old")
-    folder.rename(old)
-    fresh.rename(folder)
-    shutil.rmtree(old)
+    """Build the tiny index again into ``folder``, as ``recommender build --out`` does."""
+    build_tiny_index(tmp_path / "rebuild", out=folder)
 
 
 def _damage(folder: Path) -> None:
     """A new build whose records file was altered after hashing (same size)."""
-    staged = folder.with_name(folder.name + ".damaged")
-    shutil.copytree(folder, staged)
-    records = staged / "records.jsonl"
-    data = bytearray(records.read_bytes())
-    data[10:14] = b"XXXX"
-    records.write_bytes(bytes(data))
-    shutil.rmtree(folder)
-    staged.rename(folder)
+    with Staging(folder) as staging:
+        for path in Path(os.path.realpath(folder)).iterdir():
+            shutil.copyfile(path, staging.folder / path.name)
+        records = staging.folder / "records.jsonl"
+        data = bytearray(records.read_bytes())
+        data[10:14] = b"XXXX"
+        records.write_bytes(bytes(data))
+        staging.publish()
 
 
 # -- the HTML page -----------------------------------------------------------------------

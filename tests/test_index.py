@@ -119,12 +119,13 @@ def test_interrupted_build_leaves_the_old_index(tiny_index_path, tmp_path, monke
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("recommender.index.write_records", crash)
+    monkeypatch.setattr("recommender.index.encode_record", crash)
     with pytest.raises(KeyboardInterrupt):
         build_index([source], out, k=2, n_jobs=1)
     assert (out / META_FILE).read_bytes() == before
     TrialIndex.load(out)
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".index")], "temp left over"
+    assert sorted(os.listdir(tmp_path)) == [".index.versions", "index", "more"]
+    assert os.listdir(tmp_path / ".index.versions") == [".lock"], "temp left over"
 
 
 def test_rebuild_replaces_the_index_atomically(tiny_index_path, tmp_path):
@@ -132,7 +133,7 @@ def test_rebuild_replaces_the_index_atomically(tiny_index_path, tmp_path):
     source = write_studies(tmp_path / "more")
     build_index([source], out, k=3, n_jobs=1)
     assert TrialIndex.load(out).meta["counts"]["k"] == 3
-    assert sorted(os.listdir(tmp_path)) == ["index", "more"]
+    assert sorted(os.listdir(tmp_path)) == [".index.versions", "index", "more"]
 
 
 def test_refuses_to_overwrite_a_folder_that_is_not_an_index(tmp_path):
@@ -142,3 +143,16 @@ def test_refuses_to_overwrite_a_folder_that_is_not_an_index(tmp_path):
     with pytest.raises(FileExistsError, match="not an index"):
         build_index([write_studies(tmp_path / "s")], out, k=2, n_jobs=1)
     assert (out / "thesis.txt").exists()
+
+
+def test_an_out_that_is_not_an_index_is_refused_before_reading(tmp_path, monkeypatch):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "thesis.txt").write_text("do not delete")
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("read before checking --out")
+
+    monkeypatch.setattr("recommender.build.read_records", no_reading)
+    with pytest.raises(FileExistsError, match="not an index"):
+        build_index([tmp_path], out, k=2, n_jobs=1)

@@ -7,6 +7,7 @@ search over the final records vectorised with the base build's vocabulary.
 from __future__ import annotations
 
 import json
+import os
 import random
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -369,3 +370,52 @@ def test_cli_build_exact_records_the_method(tmp_path):
             "--jobs", "1", "--quiet", "--exact"]  # fmt: skip
     assert main(args) == EXIT_OK
     assert TrialIndex.load(tmp_path / "ix").meta["neighbour_method"] == "exact"
+
+
+def _inodes(served: Path) -> dict[str, int]:
+    folder = Path(os.path.realpath(served))
+    return {p.name: p.stat().st_ino for p in folder.iterdir()}
+
+
+def test_update_links_unchanged_files_instead_of_rewriting_them(tmp_path):
+    scenario = Scenario(8)
+    base_path = scenario.build(tmp_path, k=4)
+    before = _inodes(base_path)
+    restatused = [s for s in scenario.changed if _id(s) in scenario.restatused]
+    update_index(base_path, [write_studies(tmp_path / "status", restatused)], n_jobs=1)
+    after = _inodes(base_path)
+    same = {name for name in after if after[name] == before.get(name)}
+    # A new status moves no vector and no list: only the two changed records (a new
+    # record segment and the table of where each record is), their facet and the
+    # metadata are new files.
+    new_files = {"records.1.jsonl", "records.spans.npy", "facet.status.npy"}
+    assert set(after) - same == new_files | {"build_report.json", "meta.json"}
+    assert sorted(TrialIndex.load(base_path).meta["linked_from_previous"]) == sorted(same)
+    assert (Path(os.path.realpath(base_path)) / "records.1.jsonl").read_bytes().count(b"\n") == 2
+    rewritten = [s for s in scenario.changed if _id(s) in scenario.rewritten]
+    update_index(base_path, [write_studies(tmp_path / "text", rewritten)], n_jobs=1)
+    again = _inodes(base_path)
+    for name in ("vocabulary.json", "idf.npy", "ids.npy", "records.jsonl", "records.1.jsonl"):
+        assert again[name] == after[name], name
+    assert again["vectors.data.npy"] != before["vectors.data.npy"]
+    index = TrialIndex.load(base_path)  # every linked file still matches its recorded hash
+    assert index.meta["counts"]["record_segments"] == 3
+    expected = {_id(s): s for s in scenario.base} | {_id(s): s for s in restatused + rewritten}
+    titles = [r.brief_title for r in index.records]
+    assert titles == [
+        expected[i]["protocolSection"]["identificationModule"]["briefTitle"] for i in index.ids
+    ]
+
+
+def test_record_segments_are_compacted_when_too_many(tmp_path, monkeypatch):
+    scenario = Scenario(9)
+    base_path = scenario.build(tmp_path, k=4)
+    monkeypatch.setattr("recommender.index.MAX_SEGMENTS", 2)
+    first, second = scenario.changed[:3], scenario.changed[3:6]
+    update_index(base_path, [write_studies(tmp_path / "one", first)], n_jobs=1)
+    assert TrialIndex.load(base_path).meta["counts"]["record_segments"] == 2
+    update_index(base_path, [write_studies(tmp_path / "two", second)], n_jobs=1)
+    index = TrialIndex.load(base_path)
+    assert index.meta["counts"]["record_segments"] == 1
+    assert not (index.path / "records.spans.npy").exists()
+    assert [r.nct_id for r in index.records] == index.ids.tolist()
