@@ -23,7 +23,7 @@ from api import caching
 from api.prepared import prepare
 from api.schemas import DEFAULT_K, MAX_K
 from api.service import answered_from_stored_lists, facet_filters, similar_to_trial_payload
-from recommender.index import NotInIndexError, TrialIndex
+from recommender.index import DamagedIndexError, NotInIndexError, TrialIndex
 
 PREFIX = "/similar/"
 ROUTE = "/similar/{nct_id}"
@@ -99,6 +99,6 @@ class SimilarLookupFastPath:
             return caching.not_modified(etag, self.cache_control)
         try:
             payload = similar_to_trial_payload(index, nct_id, k, _NO_FILTERS)
-        except NotInIndexError:
+        except (NotInIndexError, DamagedIndexError):
             return None  # the route says so, as it says everything else
         return caching.json_response(self.encode(payload), etag, self.cache_control)

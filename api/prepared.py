@@ -69,7 +69,7 @@ class PreparedIndex:
 
     def display(self, position: int) -> DisplayRecord:
         """The shown fields of the record at ``position``."""
-        return decode_display(self.index.records.line(position))
+        return self.index.records.partial(position, decode_display)
 
 
 def build_tag(meta: dict) -> str:

@@ -494,6 +494,12 @@ class _ReportsDamage:
         except (ValueError, msgspec.DecodeError) as exc:
             raise self._damaged(position, exc) from None
 
+    def partial(self, position, decode):
+        try:
+            return super().partial(position, decode)
+        except (ValueError, msgspec.DecodeError) as exc:
+            raise self._damaged(position, exc) from None
+
     def __iter__(self) -> Iterator[TrialRecord]:
         try:
             yield from super().__iter__()

@@ -94,10 +94,13 @@ class SegmentedRecords(RecordStore):
     def __getitem__(self, position):
         if isinstance(position, slice):
             return [self[i] for i in range(*position.indices(len(self)))]
+        return self.partial(position, decode_record)
+
+    def line(self, position: int) -> bytes:
         if not 0 <= position < len(self):
             raise IndexError(f"record {position} out of range 0..{len(self) - 1}")
         segment, start, stop = (int(v) for v in self.spans[position])
-        return decode_record(self._maps[segment][start:stop])
+        return self._maps[segment][start:stop]
 
     def __iter__(self) -> Iterator:
         for i in range(len(self)):

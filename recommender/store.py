@@ -9,14 +9,16 @@ from __future__ import annotations
 import itertools
 import mmap
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import overload
+from typing import TypeVar, overload
 
 import msgspec
 import numpy as np
 
 from recommender.records import TrialRecord
+
+T = TypeVar("T")
 
 RECORDS_FILE = "records.jsonl"
 RECORDS_OFFSETS_FILE = "records.offsets.npy"
@@ -92,7 +94,12 @@ class RecordStore:
             if step == 1:
                 return self._read_run(start, stop)
             return [self[i] for i in range(start, stop, step)]
-        return decode_record(self.line(position))
+        return self.partial(position, decode_record)
+
+    def partial(self, position: int, decode: Callable[[bytes], T]) -> T:
+        """Record ``position`` read from its stored line by ``decode``: a decoder of a
+        few fields (for display) skips the rest of the line."""
+        return decode(self.line(position))
 
     def line(self, position: int) -> bytes:
         """The stored JSON line of record ``position``, undecoded (for partial decoding)."""

@@ -285,9 +285,13 @@ def test_a_damaged_record_is_a_clear_error_in_the_api_and_the_cli(tmp_path, plai
     data = bytearray((folder / "records.jsonl").read_bytes())
     data[2:6] = b"\xff\xfe\xff\xfe"
     _rewrite(folder, "records.jsonl", bytes(data))
-    response = TestClient(create_app(folder)).get("/trials/NCT00000001")
+    client = TestClient(create_app(folder, warm=False))
+    response = client.get("/trials/NCT00000001")
     assert response.status_code == 503
     assert "record 0" in response.json()["detail"] and "rebuild" in response.json()["detail"]
+    # The fast lookup decodes only a result's shown fields, from the same line.
+    listing = client.get("/similar/NCT00000002?k=5")
+    assert listing.status_code == 503 and "rebuild" in listing.json()["detail"]
     assert main(["similar", "NCT00000002", "--index", str(folder)]) == 2
     err = capsys.readouterr().err
     assert "cannot be read" in err and "Traceback" not in err

@@ -419,3 +419,25 @@ def test_record_segments_are_compacted_when_too_many(tmp_path, monkeypatch):
     assert index.meta["counts"]["record_segments"] == 1
     assert not (index.path / "records.spans.npy").exists()
     assert [r.nct_id for r in index.records] == index.ids.tolist()
+
+
+def test_the_service_shows_an_updated_index_records(tmp_path):
+    # An update appends its records as a segment: every way the service reads a
+    # record (the fast lookup's partial decode, the JSON record) must find that one.
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    scenario = Scenario(3)
+    base_path = scenario.build(tmp_path, k=5)
+    source = write_studies(tmp_path / "snapshot", scenario.snapshot)
+    update_index(base_path, [source], snapshot=True, max_removed_share=0.1, n_jobs=1)
+    index = TrialIndex.load(base_path)
+    assert index.meta["counts"].get("record_segments", 1) > 1
+    with TestClient(create_app(base_path, warm=False)) as client:
+        for position in range(len(index)):
+            nct_id = str(index.ids[position])
+            title = index.records[position].brief_title
+            assert client.get(f"/trials/{nct_id}").json()["brief_title"] == title
+            for result in client.get(f"/similar/{nct_id}?k=5").json()["results"]:
+                assert result["title"] == index.record(result["nct_id"]).brief_title
