@@ -33,8 +33,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from api import caching, page
+from api.fastpath import PAGE_PATH, SimilarLookupFastPath
 from api.fastpath import ROUTE as FAST_ROUTE
-from api.fastpath import SimilarLookupFastPath
 from api.middleware import DEFAULT_MAX_BODY_BYTES, BodySizeLimitMiddleware
 from api.prepared import prepare
 from api.schemas import (
@@ -220,7 +220,9 @@ def create_app(
         serving_index=lambda: holder.index,
         cache_control=app.state.cache_control,
         encode=_encode_json,
-        route=next(r for r in router.routes if getattr(r, "path", None) == FAST_ROUTE),
+        route=_route(FAST_ROUTE),
+        page=page.home_page,
+        page_route=_route(PAGE_PATH),
     )
     if cors_origins:
         app.add_middleware(
@@ -235,6 +237,10 @@ def create_app(
     app.add_middleware(RequestTelemetry, metrics=app.state.metrics, log_requests=log_requests)
     _add_error_handlers(app)
     return app
+
+
+def _route(path: str) -> object:
+    return next(r for r in router.routes if getattr(r, "path", None) == path)
 
 
 def _env_seconds(name: str) -> float:
@@ -518,10 +524,8 @@ async def home(
     results = page.page_k(k)
     if _ID_QUERY.fullmatch(q) and answered_from_stored_lists(index, results, filters):
         # A lookup, on the event loop as for the JSON route; a text is searched in a thread.
-        variables, code = page.context(index, q, results, filters)
-    else:
-        variables, code = await run_in_threadpool(page.context, index, q, results, filters)
-    return page.TEMPLATES.TemplateResponse(request, "index.html", variables, status_code=code)
+        return page.home_page(index, q, results, filters)
+    return await run_in_threadpool(page.home_page, index, q, results, filters)
 
 
 @router.get(
