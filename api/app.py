@@ -161,9 +161,10 @@ def create_app(
         such as ``"https://registry.example"``); else
         ``$RECOMMENDER_EMBED_FRAME_ANCESTORS``; else ``"*"``, any site.
     cache_seconds : int, optional
-        ``Cache-Control: max-age`` of the answers of ``GET /similar/{id}`` and
-        ``GET /trials/{id}``; else ``$RECOMMENDER_CACHE_SECONDS``, else 300; 0 sends
-        ``no-cache`` (clients revalidate with their ETag every time).
+        ``Cache-Control: max-age`` of the answers of ``GET /similar/{id}``,
+        ``GET /trials/{id}``, ``GET /trials/{id}/page`` and ``GET /embed/{id}``; else
+        ``$RECOMMENDER_CACHE_SECONDS``, else 300; 0 sends ``no-cache`` (clients
+        revalidate with their ETag every time).
     cors_origins : sequence of str, optional
         Origins whose pages may call the API from a browser (``"*"`` for any); else
         ``$RECOMMENDER_CORS_ORIGINS`` (comma-separated); none (the default) sends no
@@ -531,19 +532,21 @@ async def home(
 @router.get(
     "/trials/{nct_id}/page",
     response_class=HTMLResponse,
-    responses=_PAGE_ERRORS,
+    responses=_PAGE_ERRORS | _NOT_MODIFIED,
     summary="A trial's record as a page for people",
 )
-def trial_page(request: Request, nct_id: NctIdParam, index: IndexDep) -> HTMLResponse:
+def trial_page(request: Request, nct_id: NctIdParam, index: IndexDep) -> Response:
     """Title, status, phases, conditions, interventions and summary, with links to the
-    registry's page, to the related trials, and to the JSON record (`/trials/{nct_id}`)."""
-    return page.trial_page(request, index, nct_id)
+    registry's page, to the related trials, and to the JSON record (`/trials/{nct_id}`).
+
+    Sent with an `ETag` and `Cache-Control`, like `GET /trials/{nct_id}`."""
+    return _cached_page(request, index, lambda: page.trial_page(request, index, nct_id))
 
 
 @router.get(
     "/embed/{nct_id}",
     response_class=HTMLResponse,
-    responses=_EMBED_ERRORS,
+    responses=_EMBED_ERRORS | _NOT_MODIFIED,
     summary="A 'Related clinical trials' box for another site's iframe",
 )
 def embed(
@@ -556,9 +559,40 @@ def embed(
     status: StatusParam = None,
     phase: PhaseParam = None,
     study_type: StudyTypeParam = None,
-) -> HTMLResponse:
+) -> Response:
     """Self-contained HTML (inline style, no script), each trial linking to its
-    ClinicalTrials.gov page in a new tab; framable by the configured ancestors."""
+    ClinicalTrials.gov page in a new tab; framable by the configured ancestors.
+
+    Sent with an `ETag` and `Cache-Control`, like `GET /similar/{nct_id}`."""
     filters = facet_filters(status or (), phase or (), study_type or ())
     frame_ancestors = request.app.state.embed_frame_ancestors
-    return page.embed(request, index, nct_id, k, filters, frame_ancestors)
+    return _cached_page(
+        request,
+        index,
+        lambda: page.embed(request, index, nct_id, k, filters, frame_ancestors),
+        page.embed_headers(frame_ancestors),
+    )
+
+
+def _cached_page(
+    request: Request,
+    index: TrialIndex,
+    render: Callable[[], Response],
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """``render()``'s page with the ETag and Cache-Control of the JSON routes (a 200
+    only: an error page is not cached), or a 304 for a client holding it already.
+
+    ``headers`` are those the 200 carries that a cache should refresh from a 304 too
+    (the box's Content-Security-Policy, which follows the server's configuration).
+    """
+    etag = caching.entity_tag(prepare(index).build_tag_, request.scope)
+    control = request.app.state.cache_control
+    if caching.matches(request.headers.get("if-none-match"), etag):
+        unchanged = caching.not_modified(etag, control)
+        unchanged.headers.update(headers or {})
+        return unchanged
+    response = render()
+    if response.status_code == 200:
+        response.headers.update({"etag": etag, "cache-control": control})
+    return response

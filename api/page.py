@@ -279,10 +279,15 @@ def embed(
     except (InvalidNctIdError, UnknownFacetValueError) as exc:
         error, status = str(exc), 422
     variables = {**_site(index), "response": response, "error": error}
-    headers = {"Content-Security-Policy": f"{_EMBED_POLICY}; frame-ancestors {frame_ancestors}"}
+    headers = embed_headers(frame_ancestors)
     return TEMPLATES.TemplateResponse(
         request, "embed.html", variables, status_code=status, headers=headers
     )
+
+
+def embed_headers(frame_ancestors: str) -> dict[str, str]:
+    """The box's own headers: its Content-Security-Policy, framable by ``frame_ancestors``."""
+    return {"Content-Security-Policy": f"{_EMBED_POLICY}; frame-ancestors {frame_ancestors}"}
 
 
 def frame_ancestors_policy(sources: str | None) -> str:
