@@ -73,6 +73,7 @@ CORS_ENV = "RECOMMENDER_CORS_ORIGINS"
 REQUEST_LOG_ENV = "RECOMMENDER_REQUEST_LOG"
 DEFAULT_INDEX = Path("models/index")
 _OFF = {"0", "off", "false", "no"}
+STYLESHEET_CACHE = "public, max-age=31536000, immutable"
 NCT_ID_SCHEMA_PATTERN = r"^\s*[Nn][Cc][Tt][0-9]{8}\s*$"
 _ID_QUERY = re.compile(NCT_ID_SCHEMA_PATTERN)
 
@@ -504,6 +505,19 @@ def _check_admin(token: str | None, credentials: HTTPAuthorizationCredentials | 
     # Constant-time comparison: response timing must not reveal the token's prefix.
     if not hmac.compare_digest(credentials.credentials.encode(), token.encode()):
         raise HTTPException(403, "wrong admin token")
+
+
+@router.get("/static/site.css", include_in_schema=False)
+async def stylesheet(request: Request, v: str = "") -> Response:
+    """The pages' stylesheet: kept a year (immutable) when asked for by its current
+    version (``?v=``, as the pages link it), else cached as the other answers are."""
+    css, version = page.stylesheet()
+    etag = f'"{version}"'
+    control = STYLESHEET_CACHE if v == version else request.app.state.cache_control
+    if caching.matches(request.headers.get("if-none-match"), etag):
+        return caching.not_modified(etag, control)
+    headers = {"etag": etag, "cache-control": control}
+    return Response(css, media_type="text/css", headers=headers)
 
 
 @router.get("/", response_class=HTMLResponse, responses=_PAGE_ERRORS, summary="The HTML page")

@@ -147,6 +147,32 @@ def test_result_cards_link_to_the_trial_pages(client: TestClient) -> None:
     assert "/trials/NCT00000004" not in links  # no raw JSON for a person
 
 
+# -- the pages' stylesheet -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/?q=NCT00000004", "/trials/NCT00000004/page"])
+def test_pages_link_the_stylesheet_of_this_service(client: TestClient, path: str) -> None:
+    html = client.get(path).text
+    assert "<style>" not in html  # not inline in every page any more
+    (link,) = Tags(html).named("link")
+    assert link["rel"] == "stylesheet" and link["href"].startswith("/static/site.css?v=")
+    css = client.get(link["href"])
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert "--accent" in css.text and ".why .term" in css.text and "dl.fields" in css.text
+    assert "{%" not in css.text and "url(" not in css.text and "@import" not in css.text
+
+
+def test_stylesheet_is_kept_a_year_by_its_version_and_revalidated(client: TestClient) -> None:
+    href = Tags(client.get("/").text).named("link")[0]["href"]
+    css = client.get(href)
+    assert css.headers["cache-control"] == "public, max-age=31536000, immutable"
+    again = client.get(href, headers={"If-None-Match": css.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    # Another (an old page's) version: the current text, cached only as long as pages.
+    other = client.get("/static/site.css?v=0")
+    assert other.content == css.content and "immutable" not in other.headers["cache-control"]
+
+
 # -- the embeddable box --------------------------------------------------------------------
 
 
