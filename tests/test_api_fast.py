@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from api import page
 from api.app import create_app
 from api.display import decode_display
 from api.fastpath import plain_k, plain_page_lookup
@@ -129,22 +130,40 @@ def test_plain_page_lookup_recognises_an_id_with_at_most_k(
 
 
 @pytest.mark.parametrize(
-    "query", ["q=NCT00000004", "q=NCT00000001&k=2", "q=NCT00000004&k=10&status=&phase=&study_type="]
-)
-def test_page_fast_path_answers_exactly_as_the_route(client: TestClient, query: str) -> None:
+    "query",
+    ["q=NCT00000004&k=5", "q=NCT00000001&k=2", "q=NCT00000004&k=3&status=&phase=&study_type="],
+)  # k within the tiny index's 5 stored neighbours: a lookup
+def test_page_fast_path_answers_exactly_as_the_route(
+    client: TestClient, query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    routed_calls = []
+    render = page.home_page  # what the fast path holds; the route looks it up per call
+    monkeypatch.setattr(page, "home_page", lambda *a: routed_calls.append(a) or render(*a))
     fast = client.get(f"/?{query}")
+    assert routed_calls == []
     # k first is not taken by the fast path: the FastAPI route answers it.
     params = query.split("&")
     routed = client.get("/?" + "&".join(params[1:] + params[:1]))
+    assert len(routed_calls) == 1
     assert fast.status_code == routed.status_code == 200
     assert fast.text == routed.text and 'id="results"' in fast.text
     assert fast.headers["content-type"] == routed.headers["content-type"]
 
 
 def test_page_fast_path_shows_an_unknown_id_as_the_route_does(client: TestClient) -> None:
-    fast, routed = client.get("/?q=NCT09999999"), client.get("/?k=10&q=NCT09999999")
+    fast, routed = client.get("/?q=NCT09999999&k=2"), client.get("/?k=2&q=NCT09999999")
     assert fast.status_code == routed.status_code == 404
     assert fast.text == routed.text and "is not in this index" in fast.text
+
+
+def test_page_fast_path_leaves_a_search_to_the_route(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    routed_calls = []
+    render = page.home_page
+    monkeypatch.setattr(page, "home_page", lambda *a: routed_calls.append(a) or render(*a))
+    client.get("/?q=NCT00000004&k=10")  # more than the 5 stored neighbours
+    assert len(routed_calls) == 1
 
 
 # -- caching -------------------------------------------------------------------------
@@ -186,8 +205,8 @@ def test_cache_seconds_zero_sends_no_cache(tiny_index: Path) -> None:
 
 def test_errors_carry_no_etag(client: TestClient) -> None:
     assert "etag" not in client.get("/similar/NCT09999999").headers
-    for page in ("/trials/NCT09999999/page", "/trials/nct12/page", "/embed/NCT09999999"):
-        response = client.get(page)
+    for path in ("/trials/NCT09999999/page", "/trials/nct12/page", "/embed/NCT09999999"):
+        response = client.get(path)
         assert response.status_code in (404, 422) and "etag" not in response.headers
 
 
