@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import FRAME_ANCESTORS_ENV, create_app
+from api.page import result_items
 from tests.test_api import shared_tiny_index
 
 REGISTRY_STUDY = re.compile(r"https://clinicaltrials\.gov/study/NCT\d{8}")
@@ -274,3 +275,21 @@ def test_embed_escapes_what_it_shows(client: TestClient) -> None:
     response = client.get("/embed/<b>x")
     assert response.status_code == 422
     assert "<b>x" not in response.text and "&#39;&lt;b&gt;x&#39; is not an NCT id" in response.text
+
+
+# -- the page's results, made in Python ----------------------------------------------------
+
+
+def test_result_items_escape_every_value_they_show() -> None:
+    result = {
+        "rank": 1, "nct_id": 'NCT"><b>', "title": "<script>x</script> & y", "score": 0.5,
+        "conditions": ["a<b"], "interventions": [], "phases": ["<PHASE>"], "status": "<S>",
+        "why": [{"field": "<f>", "score": 0.5, "terms": ["<i>term</i>"]}],
+    }  # fmt: skip
+    html = str(result_items([result], "k=10&status=<x>"))
+    tags = {tag for tag, _ in Tags(html).found}
+    assert tags == {"li", "div", "a", "span"}  # no <b>, <script>, <i> from the values
+    assert "&lt;script&gt;x&lt;/script&gt; &amp; y" in html and "a&lt;b" in html
+    assert "&lt;i&gt;term&lt;/i&gt;" in html and "&lt;f&gt;" in html
+    assert 'data-nct-id="NCT&#34;&gt;&lt;b&gt;"' in html
+    assert "k=10&amp;status=&lt;x&gt;" in html
