@@ -33,8 +33,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from api import caching, page
+from api.fastpath import PAGE_PATH, SimilarLookupFastPath
 from api.fastpath import ROUTE as FAST_ROUTE
-from api.fastpath import SimilarLookupFastPath
 from api.middleware import DEFAULT_MAX_BODY_BYTES, BodySizeLimitMiddleware
 from api.prepared import prepare
 from api.schemas import (
@@ -73,6 +73,7 @@ CORS_ENV = "RECOMMENDER_CORS_ORIGINS"
 REQUEST_LOG_ENV = "RECOMMENDER_REQUEST_LOG"
 DEFAULT_INDEX = Path("models/index")
 _OFF = {"0", "off", "false", "no"}
+STYLESHEET_CACHE = "public, max-age=31536000, immutable"
 NCT_ID_SCHEMA_PATTERN = r"^\s*[Nn][Cc][Tt][0-9]{8}\s*$"
 _ID_QUERY = re.compile(NCT_ID_SCHEMA_PATTERN)
 
@@ -161,9 +162,10 @@ def create_app(
         such as ``"https://registry.example"``); else
         ``$RECOMMENDER_EMBED_FRAME_ANCESTORS``; else ``"*"``, any site.
     cache_seconds : int, optional
-        ``Cache-Control: max-age`` of the answers of ``GET /similar/{id}`` and
-        ``GET /trials/{id}``; else ``$RECOMMENDER_CACHE_SECONDS``, else 300; 0 sends
-        ``no-cache`` (clients revalidate with their ETag every time).
+        ``Cache-Control: max-age`` of the answers of ``GET /similar/{id}``,
+        ``GET /trials/{id}``, ``GET /trials/{id}/page`` and ``GET /embed/{id}``; else
+        ``$RECOMMENDER_CACHE_SECONDS``, else 300; 0 sends ``no-cache`` (clients
+        revalidate with their ETag every time).
     cors_origins : sequence of str, optional
         Origins whose pages may call the API from a browser (``"*"`` for any); else
         ``$RECOMMENDER_CORS_ORIGINS`` (comma-separated); none (the default) sends no
@@ -220,7 +222,9 @@ def create_app(
         serving_index=lambda: holder.index,
         cache_control=app.state.cache_control,
         encode=_encode_json,
-        route=next(r for r in router.routes if getattr(r, "path", None) == FAST_ROUTE),
+        route=_route(FAST_ROUTE),
+        page=page.home_page,
+        page_route=_route(PAGE_PATH),
     )
     if cors_origins:
         app.add_middleware(
@@ -235,6 +239,10 @@ def create_app(
     app.add_middleware(RequestTelemetry, metrics=app.state.metrics, log_requests=log_requests)
     _add_error_handlers(app)
     return app
+
+
+def _route(path: str) -> object:
+    return next(r for r in router.routes if getattr(r, "path", None) == path)
 
 
 def _env_seconds(name: str) -> float:
@@ -501,6 +509,19 @@ def _check_admin(token: str | None, credentials: HTTPAuthorizationCredentials | 
         raise HTTPException(403, "wrong admin token")
 
 
+@router.get("/static/site.css", include_in_schema=False)
+async def stylesheet(request: Request, v: str = "") -> Response:
+    """The pages' stylesheet: kept a year (immutable) when asked for by its current
+    version (``?v=``, as the pages link it), else cached as the other answers are."""
+    css, version = page.stylesheet()
+    etag = f'"{version}"'
+    control = STYLESHEET_CACHE if v == version else request.app.state.cache_control
+    if caching.matches(request.headers.get("if-none-match"), etag):
+        return caching.not_modified(etag, control)
+    headers = {"etag": etag, "cache-control": control}
+    return Response(css, media_type="text/css", headers=headers)
+
+
 @router.get("/", response_class=HTMLResponse, responses=_PAGE_ERRORS, summary="The HTML page")
 async def home(
     request: Request,
@@ -520,28 +541,28 @@ async def home(
     results = page.page_k(k)
     if _ID_QUERY.fullmatch(q) and answered_from_stored_lists(index, results, filters):
         # A lookup, on the event loop as for the JSON route; a text is searched in a thread.
-        variables, code = page.context(index, q, results, filters)
-    else:
-        variables, code = await run_in_threadpool(page.context, index, q, results, filters)
-    return page.TEMPLATES.TemplateResponse(request, "index.html", variables, status_code=code)
+        return page.home_page(index, q, results, filters)
+    return await run_in_threadpool(page.home_page, index, q, results, filters)
 
 
 @router.get(
     "/trials/{nct_id}/page",
     response_class=HTMLResponse,
-    responses=_PAGE_ERRORS,
+    responses=_PAGE_ERRORS | _NOT_MODIFIED,
     summary="A trial's record as a page for people",
 )
-def trial_page(request: Request, nct_id: NctIdParam, index: IndexDep) -> HTMLResponse:
+def trial_page(request: Request, nct_id: NctIdParam, index: IndexDep) -> Response:
     """Title, status, phases, conditions, interventions and summary, with links to the
-    registry's page, to the related trials, and to the JSON record (`/trials/{nct_id}`)."""
-    return page.trial_page(request, index, nct_id)
+    registry's page, to the related trials, and to the JSON record (`/trials/{nct_id}`).
+
+    Sent with an `ETag` and `Cache-Control`, like `GET /trials/{nct_id}`."""
+    return _cached_page(request, index, lambda: page.trial_page(request, index, nct_id))
 
 
 @router.get(
     "/embed/{nct_id}",
     response_class=HTMLResponse,
-    responses=_EMBED_ERRORS,
+    responses=_EMBED_ERRORS | _NOT_MODIFIED,
     summary="A 'Related clinical trials' box for another site's iframe",
 )
 def embed(
@@ -554,9 +575,40 @@ def embed(
     status: StatusParam = None,
     phase: PhaseParam = None,
     study_type: StudyTypeParam = None,
-) -> HTMLResponse:
+) -> Response:
     """Self-contained HTML (inline style, no script), each trial linking to its
-    ClinicalTrials.gov page in a new tab; framable by the configured ancestors."""
+    ClinicalTrials.gov page in a new tab; framable by the configured ancestors.
+
+    Sent with an `ETag` and `Cache-Control`, like `GET /similar/{nct_id}`."""
     filters = facet_filters(status or (), phase or (), study_type or ())
     frame_ancestors = request.app.state.embed_frame_ancestors
-    return page.embed(request, index, nct_id, k, filters, frame_ancestors)
+    return _cached_page(
+        request,
+        index,
+        lambda: page.embed(request, index, nct_id, k, filters, frame_ancestors),
+        page.embed_headers(frame_ancestors),
+    )
+
+
+def _cached_page(
+    request: Request,
+    index: TrialIndex,
+    render: Callable[[], Response],
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """``render()``'s page with the ETag and Cache-Control of the JSON routes (a 200
+    only: an error page is not cached), or a 304 for a client holding it already.
+
+    ``headers`` are those the 200 carries that a cache should refresh from a 304 too
+    (the box's Content-Security-Policy, which follows the server's configuration).
+    """
+    etag = caching.entity_tag(prepare(index).build_tag_, request.scope)
+    control = request.app.state.cache_control
+    if caching.matches(request.headers.get("if-none-match"), etag):
+        unchanged = caching.not_modified(etag, control)
+        unchanged.headers.update(headers or {})
+        return unchanged
+    response = render()
+    if response.status_code == 200:
+        response.headers.update({"etag": etag, "cache-control": control})
+    return response

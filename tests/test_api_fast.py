@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from api import page
 from api.app import create_app
 from api.display import decode_display
-from api.fastpath import plain_k
+from api.fastpath import plain_k, plain_page_lookup
 from api.prepared import build_tag, prepare
 from api.schemas import SimilarResponse
 from api.service import similar_to_trial_payload
@@ -114,10 +115,65 @@ def test_fast_path_leaves_errors_to_the_route(client: TestClient) -> None:
     assert bad_k.status_code == 422 and bad_k.json()["errors"][0]["loc"] == ["query", "k"]
 
 
+@pytest.mark.parametrize(
+    ("query", "lookup"),
+    [(b"q=NCT00000004", ("NCT00000004", 10)), (b"q=NCT00000004&k=3", ("NCT00000004", 3)),
+     (b"q=NCT00000004&k=10&status=&phase=&study_type=", ("NCT00000004", 10)),
+     (b"q=NCT00000004&k=101", None), (b"q=nct00000004", None), (b"q=NCT0000000", None),
+     (b"q=NCT00000004&status=RECRUITING", None), (b"k=3&q=NCT00000004", None),
+     (b"q=asthma", None), (b"", None)],
+)  # fmt: skip
+def test_plain_page_lookup_recognises_an_id_with_at_most_k(
+    query: bytes, lookup: tuple[str, int] | None
+) -> None:
+    assert plain_page_lookup(query) == lookup
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["q=NCT00000004&k=5", "q=NCT00000001&k=2", "q=NCT00000004&k=3&status=&phase=&study_type="],
+)  # k within the tiny index's 5 stored neighbours: a lookup
+def test_page_fast_path_answers_exactly_as_the_route(
+    client: TestClient, query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    routed_calls = []
+    render = page.home_page  # what the fast path holds; the route looks it up per call
+    monkeypatch.setattr(page, "home_page", lambda *a: routed_calls.append(a) or render(*a))
+    fast = client.get(f"/?{query}")
+    assert routed_calls == []
+    # k first is not taken by the fast path: the FastAPI route answers it.
+    params = query.split("&")
+    routed = client.get("/?" + "&".join(params[1:] + params[:1]))
+    assert len(routed_calls) == 1
+    assert fast.status_code == routed.status_code == 200
+    assert fast.text == routed.text and 'id="results"' in fast.text
+    assert fast.headers["content-type"] == routed.headers["content-type"]
+
+
+def test_page_fast_path_shows_an_unknown_id_as_the_route_does(client: TestClient) -> None:
+    fast, routed = client.get("/?q=NCT09999999&k=2"), client.get("/?k=2&q=NCT09999999")
+    assert fast.status_code == routed.status_code == 404
+    assert fast.text == routed.text and "is not in this index" in fast.text
+
+
+def test_page_fast_path_leaves_a_search_to_the_route(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    routed_calls = []
+    render = page.home_page
+    monkeypatch.setattr(page, "home_page", lambda *a: routed_calls.append(a) or render(*a))
+    client.get("/?q=NCT00000004&k=10")  # more than the 5 stored neighbours
+    assert len(routed_calls) == 1
+
+
 # -- caching -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/similar/NCT00000001?k=2", "/trials/NCT00000001"])
+@pytest.mark.parametrize(
+    "path",
+    ["/similar/NCT00000001?k=2", "/trials/NCT00000001", "/trials/NCT00000001/page",
+     "/embed/NCT00000001", "/embed/NCT00000001?k=2&status=RECRUITING"],
+)  # fmt: skip
 def test_etag_and_cache_control_then_304(client: TestClient, path: str) -> None:
     first = client.get(path)
     etag = first.headers["etag"]
@@ -149,3 +205,21 @@ def test_cache_seconds_zero_sends_no_cache(tiny_index: Path) -> None:
 
 def test_errors_carry_no_etag(client: TestClient) -> None:
     assert "etag" not in client.get("/similar/NCT09999999").headers
+    for path in ("/trials/NCT09999999/page", "/trials/nct12/page", "/embed/NCT09999999"):
+        response = client.get(path)
+        assert response.status_code in (404, 422) and "etag" not in response.headers
+
+
+def test_pages_etags_differ_by_page_and_query(client: TestClient) -> None:
+    paths = ("/trials/NCT00000001/page", "/embed/NCT00000001", "/embed/NCT00000001?k=2")
+    tags = {client.get(p).headers["etag"] for p in paths}
+    assert len(tags) == 3
+    assert client.get("/trials/NCT00000001").headers["etag"] not in tags
+
+
+def test_embed_not_modified_keeps_its_frame_policy(client: TestClient) -> None:
+    box = client.get("/embed/NCT00000001")
+    again = client.get("/embed/NCT00000001", headers={"If-None-Match": box.headers["etag"]})
+    assert again.status_code == 304
+    policy = again.headers["content-security-policy"]
+    assert policy == box.headers["content-security-policy"] and "frame-ancestors *" in policy

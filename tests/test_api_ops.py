@@ -94,7 +94,10 @@ def test_metrics_count_by_route_template(tiny_index: Path) -> None:
     client.get("/similar/nct00000003")  # through FastAPI's routing, not the fast path
     client.get("/trials/NCT09999999")
     client.get("/no/such/page")
+    client.get("/?q=NCT00000001&k=2")  # the page's fast path
+    client.get("/?k=2&q=NCT00000001")  # its route
     text = client.get("/metrics").text
+    assert 'recommender_requests_total{method="GET",route="/",status="200"} 2.0' in text
     assert (
         'recommender_requests_total{method="GET",route="/similar/{nct_id}",status="200"} 3.0'
         in text

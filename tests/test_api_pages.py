@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import FRAME_ANCESTORS_ENV, create_app
+from api.page import result_items
 from tests.test_api import shared_tiny_index
 
 REGISTRY_STUDY = re.compile(r"https://clinicaltrials\.gov/study/NCT\d{8}")
@@ -147,6 +148,32 @@ def test_result_cards_link_to_the_trial_pages(client: TestClient) -> None:
     assert "/trials/NCT00000004" not in links  # no raw JSON for a person
 
 
+# -- the pages' stylesheet -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/?q=NCT00000004", "/trials/NCT00000004/page"])
+def test_pages_link_the_stylesheet_of_this_service(client: TestClient, path: str) -> None:
+    html = client.get(path).text
+    assert "<style>" not in html  # not inline in every page any more
+    (link,) = Tags(html).named("link")
+    assert link["rel"] == "stylesheet" and link["href"].startswith("/static/site.css?v=")
+    css = client.get(link["href"])
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert "--accent" in css.text and ".why .term" in css.text and "dl.fields" in css.text
+    assert "{%" not in css.text and "url(" not in css.text and "@import" not in css.text
+
+
+def test_stylesheet_is_kept_a_year_by_its_version_and_revalidated(client: TestClient) -> None:
+    href = Tags(client.get("/").text).named("link")[0]["href"]
+    css = client.get(href)
+    assert css.headers["cache-control"] == "public, max-age=31536000, immutable"
+    again = client.get(href, headers={"If-None-Match": css.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    # Another (an old page's) version: the current text, cached only as long as pages.
+    other = client.get("/static/site.css?v=0")
+    assert other.content == css.content and "immutable" not in other.headers["cache-control"]
+
+
 # -- the embeddable box --------------------------------------------------------------------
 
 
@@ -248,3 +275,21 @@ def test_embed_escapes_what_it_shows(client: TestClient) -> None:
     response = client.get("/embed/<b>x")
     assert response.status_code == 422
     assert "<b>x" not in response.text and "&#39;&lt;b&gt;x&#39; is not an NCT id" in response.text
+
+
+# -- the page's results, made in Python ----------------------------------------------------
+
+
+def test_result_items_escape_every_value_they_show() -> None:
+    result = {
+        "rank": 1, "nct_id": 'NCT"><b>', "title": "<script>x</script> & y", "score": 0.5,
+        "conditions": ["a<b"], "interventions": [], "phases": ["<PHASE>"], "status": "<S>",
+        "why": [{"field": "<f>", "score": 0.5, "terms": ["<i>term</i>"]}],
+    }  # fmt: skip
+    html = str(result_items([result], "k=10&status=<x>"))
+    tags = {tag for tag, _ in Tags(html).found}
+    assert tags == {"li", "div", "a", "span"}  # no <b>, <script>, <i> from the values
+    assert "&lt;script&gt;x&lt;/script&gt; &amp; y" in html and "a&lt;b" in html
+    assert "&lt;i&gt;term&lt;/i&gt;" in html and "&lt;f&gt;" in html
+    assert 'data-nct-id="NCT&#34;&gt;&lt;b&gt;"' in html
+    assert "k=10&amp;status=&lt;x&gt;" in html
