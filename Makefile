@@ -60,4 +60,4 @@ sample: $(RUNTIME_STAMP)
 	$(BIN)/python scripts/make_sample.py --data $(RECOMMENDER_DATA) --out data/sample
 
 clean:
-	rm -rf $(VENV) models/index models/.index.versions .pytest_cache
+	rm -rf $(VENV) $(INDEX) $(dir $(INDEX)).$(notdir $(INDEX)).versions .pytest_cache
