@@ -102,6 +102,8 @@ def build_index(
         vectorizer = FieldGroupVectorizer(groups, n_jobs=n_jobs)
         vectors = vectorizer.fit_transform(records)
         seconds["vectorise"] = _lap(started, seconds)
+        if vectors.shape[1] == 0:
+            raise NoTermsError(_no_terms_message(len(records), groups))
         say(f"vectorised: {vectors.shape[1]:,} features ({seconds['vectorise']:.1f} s)")
 
         search = CosineNeighbours(
@@ -141,6 +143,19 @@ def build_index(
     seconds["save"] = _lap(started, seconds)
     say(f"saved to {path} ({seconds['save']:.1f} s)")
     return BuildSummary(path, len(records), report, vocabulary, int(vectors.nnz), seconds)
+
+
+class NoTermsError(SourceError):
+    """The studies read share no term that ``min_df`` keeps: there is nothing to compare."""
+
+
+def _no_terms_message(n_studies: int, groups: Sequence[FieldGroup]) -> str:
+    min_dfs = sorted({g.min_df for g in groups}, key=float)
+    return (
+        f"too few studies to index: {n_studies:,} read, and no term is in at least "
+        f"min_df={'/'.join(map(str, min_dfs))} of them, so no field group keeps a term; "
+        "give more studies (a whole registry download, or a folder of related trials)"
+    )
 
 
 @contextlib.contextmanager
