@@ -6,6 +6,7 @@ without holding 100k+ records, descriptions and all, in every worker's memory.
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import os
 from collections.abc import Iterable, Iterator
@@ -107,4 +108,4 @@ class RecordStore:
         with open(self.lines_path, "rb") as handle:
             run = os.pread(handle.fileno(), int(offsets[-1] - offsets[0]), int(offsets[0]))
         bounds = (offsets - offsets[0]).tolist()
-        return [decode_record(run[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        return [decode_record(run[a:b]) for a, b in itertools.pairwise(bounds)]
