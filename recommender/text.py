@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
+import msgspec
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed, effective_n_jobs
@@ -25,6 +26,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 from recommender.abbreviations import AbbreviationTable, learn_abbreviations
 from recommender.counting import count_chunk, frequent_columns, merge_counts, spell_terms
 from recommender.records import TrialRecord
+from recommender.store import RecordStore
 from recommender.terms import (
     EncodedTexts,
     HashedCounts,
@@ -397,7 +399,7 @@ class FieldGroupVectorizer:
 
     def _fit_transform(self, records: Sequence[TrialRecord]) -> sp.csr_matrix:
         self.abbreviations_ = AbbreviationTable(
-            learn_abbreviations(_prose(r) for r in records)
+            learn_abbreviations(_prose_texts(records))
             if self.learn_abbreviations and any(g.expand_abbreviations for g in self.groups)
             else {}
         )
@@ -575,7 +577,23 @@ class FieldGroupVectorizer:
         return self
 
 
-def _prose(record: TrialRecord) -> str:
+class _ProseFields(msgspec.Struct):
+    """The fields :func:`_prose` reads, decoded alone from records on disk."""
+
+    brief_title: str = ""
+    official_title: str = ""
+    brief_summary: str = ""
+    detailed_description: str = ""
+
+
+def _prose_texts(records: Sequence[TrialRecord]) -> Iterator[str]:
+    """:func:`_prose` of every record; from disk, only its four fields are decoded."""
+    if isinstance(records, RecordStore):
+        return map(_prose, records.iter_fields(_ProseFields))
+    return map(_prose, records)
+
+
+def _prose(record: TrialRecord | _ProseFields) -> str:
     """The texts in which a trial defines its abbreviations, in their original case."""
     parts = (
         record.brief_title,

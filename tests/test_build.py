@@ -40,3 +40,27 @@ def test_a_failed_build_leaves_no_spool_behind(tmp_path):
     with pytest.raises(NoTermsError):
         build_index([source], tmp_path / "index", k=2, n_jobs=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one"]
+
+
+def test_records_on_disk_vectorise_as_records_in_memory(tmp_path):
+    from recommender.records import TrialRecord
+    from recommender.spool import spool_records
+    from recommender.text import FieldGroupVectorizer
+
+    records = [
+        TrialRecord(
+            f"NCT0000000{i}",
+            brief_title=f"Mesenchymal stem cells (MSC) in liver failure, study {i}",
+            conditions=("Liver Failure",),
+            interventions=(),
+            keywords=("MSC",),
+        )
+        for i in range(4)
+    ]
+    store, _ = spool_records(records, tmp_path)
+    from_disk = FieldGroupVectorizer(GROUPS, n_jobs=1)
+    in_memory = FieldGroupVectorizer(GROUPS, n_jobs=1)
+    X, Y = from_disk.fit_transform(store), in_memory.fit_transform(records)
+    assert from_disk.abbreviations_.long_forms == {"MSC": "mesenchymal stem cells"}
+    assert from_disk.abbreviations_.long_forms == in_memory.abbreviations_.long_forms
+    assert (X != Y).nnz == 0 and from_disk.feature_names() == in_memory.feature_names()

@@ -77,3 +77,15 @@ def test_sorting_copies_lines_with_bounded_reads_not_a_map(tmp_path, monkeypatch
     records = [TrialRecord(f"NCT0000000{i}", brief_title="t" * i) for i in (5, 2, 3, 9, 1)]
     store, replaced = spool_records(records, tmp_path)
     assert list(store) == sorted(records, key=lambda r: r.nct_id) and replaced == 0
+
+
+def test_a_pass_over_a_few_fields_decodes_only_those(tmp_path):
+    import msgspec
+
+    class Titles(msgspec.Struct):
+        brief_title: str = ""
+        acronym: str = ""
+
+    records = [TrialRecord(f"NCT0000000{i}", brief_title=f"t{i}", acronym="A") for i in range(5)]
+    store, _ = spool_records(records, tmp_path)
+    assert list(store.iter_fields(Titles)) == [Titles(f"t{i}", "A") for i in range(5)]
