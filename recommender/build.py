@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -14,8 +15,10 @@ from joblib import parallel_config
 
 from recommender.faults import fault_point
 from recommender.index import describe_source, save_index, utc_now
-from recommender.ingest import IngestReport, ReadLimits, SourceError, read_records
+from recommender.ingest import IngestReport, ReadLimits, SourceError, iter_records
 from recommender.neighbours import CosineNeighbours
+from recommender.spool import spool_records
+from recommender.store import RecordStore
 from recommender.text import DEFAULT_FIELD_GROUPS, FieldGroup, FieldGroupVectorizer
 from recommender.versions import check_replaceable
 
@@ -94,59 +97,107 @@ def build_index(
     seconds: dict[str, float] = {}
     started = time.perf_counter()
 
-    limits = limits or ReadLimits()
-    records, report = read_records(sources, progress=progress, limits=limits)
-    seconds["read"] = _lap(started, seconds)
-    say(f"read {len(records):,} studies ({seconds['read']:.1f} s)")
-    fault_point("read")
-    if not records:
-        raise SourceError("the sources hold no readable study; nothing to index")
+    # Records go to disk as they are read, and each pass over them reads them back a
+    # run at a time: no stage holds them all as Python objects (gigabytes at 600k).
+    with _spool_folder(out) as spool:
+        records, report = _read_to_disk(sources, spool, limits or ReadLimits(), progress)
+        seconds["read"] = _lap(started, seconds)
+        say(f"read {len(records):,} studies ({seconds['read']:.1f} s)")
+        fault_point("read")
+        if not len(records):
+            raise SourceError("the sources hold no readable study; nothing to index")
 
-    with parallel_backend(scheduler):
-        vectorizer = FieldGroupVectorizer(groups, n_jobs=n_jobs)
-        vectors = vectorizer.fit_transform(records)
-        seconds["vectorise"] = _lap(started, seconds)
-        say(f"vectorised: {vectors.shape[1]:,} features ({seconds['vectorise']:.1f} s)")
-        fault_point("vectorised")
+        with parallel_backend(scheduler):
+            vectorizer = FieldGroupVectorizer(groups, n_jobs=n_jobs)
+            vectors = vectorizer.fit_transform(records)
+            seconds["vectorise"] = _lap(started, seconds)
+            if vectors.shape[1] == 0:
+                raise NoTermsError(_no_terms_message(len(records), groups))
+            say(f"vectorised: {vectors.shape[1]:,} features ({seconds['vectorise']:.1f} s)")
+            fault_point("vectorised")
 
-        search = CosineNeighbours(
-            method=neighbour_method, prunable=vectorizer.prunable_columns(), n_jobs=n_jobs
+            search = CosineNeighbours(
+                method=neighbour_method, prunable=vectorizer.prunable_columns(), n_jobs=n_jobs
+            )
+            indices, scores = _all_neighbours(search.fit(vectors), vectors, k, progress)
+        seconds["neighbours"] = _lap(started, seconds)
+        say(f"neighbours: top {k} of {len(records):,} trials ({seconds['neighbours']:.1f} s)")
+        fault_point("neighbours")
+
+        sizes = zip(vectorizer.offsets_[:-1], vectorizer.offsets_[1:], strict=True)
+        vocabulary = {
+            g.name: int(stop - start) for g, (start, stop) in zip(groups, sizes, strict=True)
+        }
+        meta = {
+            "built_at": utc_now(),
+            "sources": [
+                {**describe_source(path), **vars(summary)}
+                for path, summary in zip(sources, report.sources, strict=True)
+            ],
+            "ingest": {
+                "skipped": len(report.skipped),
+                "ignored": len(report.ignored),
+                "truncated": len(report.truncated),
+                "replaced": report.replaced,
+                "limits": vars(report.limits),
+            },
+            "neighbour_method": neighbour_method,
+        }
+        path = save_index(
+            out,
+            records=records,
+            vectorizer=vectorizer,
+            vectors=vectors,
+            neighbour_indices=indices,
+            neighbour_scores=scores,
+            meta={**meta, "seconds": seconds},
+            report=_report_dict(report),
         )
-        indices, scores = _all_neighbours(search.fit(vectors), vectors, k, progress)
-    seconds["neighbours"] = _lap(started, seconds)
-    say(f"neighbours: top {k} of {len(records):,} trials ({seconds['neighbours']:.1f} s)")
-    fault_point("neighbours")
+        seconds["save"] = _lap(started, seconds)
+        say(f"saved to {path} ({seconds['save']:.1f} s)")
+        return BuildSummary(path, len(records), report, vocabulary, int(vectors.nnz), seconds)
 
-    sizes = zip(vectorizer.offsets_[:-1], vectorizer.offsets_[1:], strict=True)
-    vocabulary = {g.name: int(stop - start) for g, (start, stop) in zip(groups, sizes, strict=True)}
-    meta = {
-        "built_at": utc_now(),
-        "sources": [
-            {**describe_source(path), **vars(summary)}
-            for path, summary in zip(sources, report.sources, strict=True)
-        ],
-        "ingest": {
-            "skipped": len(report.skipped),
-            "ignored": len(report.ignored),
-            "truncated": len(report.truncated),
-            "replaced": report.replaced,
-            "limits": vars(limits),
-        },
-        "neighbour_method": neighbour_method,
-    }
-    path = save_index(
-        out,
-        records=records,
-        vectorizer=vectorizer,
-        vectors=vectors,
-        neighbour_indices=indices,
-        neighbour_scores=scores,
-        meta={**meta, "seconds": seconds},
-        report=_report_dict(report),
+
+class NoTermsError(SourceError):
+    """The studies read share no term that ``min_df`` keeps: there is nothing to compare."""
+
+
+def _no_terms_message(n_studies: int, groups: Sequence[FieldGroup]) -> str:
+    min_dfs = sorted({g.min_df for g in groups}, key=float)
+    return (
+        f"too few studies to index: {n_studies:,} read, and no term is in at least "
+        f"min_df={'/'.join(map(str, min_dfs))} of them, so no field group keeps a term; "
+        "give more studies (a whole registry download, or a folder of related trials)"
     )
-    seconds["save"] = _lap(started, seconds)
-    say(f"saved to {path} ({seconds['save']:.1f} s)")
-    return BuildSummary(path, len(records), report, vocabulary, int(vectors.nnz), seconds)
+
+
+def _read_to_disk(
+    sources: Sequence[str | os.PathLike], spool: Path, limits: ReadLimits, progress: bool
+) -> tuple[RecordStore, IngestReport]:
+    """The sources' records, one per NCT id and sorted, written into ``spool``."""
+    report = IngestReport(limits=limits)
+    records, report.replaced = spool_records(
+        iter_records(sources, report, progress=progress), spool
+    )
+    report.studies = len(records)
+    return records, report
+
+
+@contextlib.contextmanager
+def _spool_folder(out: str | os.PathLike) -> Iterator[Path]:
+    """A scratch folder beside ``out`` for the records read, removed when the build ends.
+
+    Named ``.<out>.records-<pid>-<ns>``: if the build is killed, the next build or update
+    of ``out`` removes it once that pid is provably gone (see :mod:`recommender.versions`).
+    """
+    final = Path(out)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    folder = final.parent / f".{final.name}.records-{os.getpid()}-{time.time_ns()}"
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

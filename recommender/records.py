@@ -43,6 +43,10 @@ def collapse_whitespace(text: str | None) -> str:
     """Collapse every run of whitespace to one space and strip the ends."""
     if not text:
         return ""
+    # Most registry texts are already collapsed; the check (all whitespace in
+    # a printable string is " ") is several times cheaper than splitting them.
+    if text.isprintable() and "  " not in text and text[0] != " " and text[-1] != " ":
+        return text
     return " ".join(text.split())
 
 

@@ -10,9 +10,10 @@ in memory is one small tuple per trial, whatever the size of the registry.
 
 from __future__ import annotations
 
-import mmap
+import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -21,6 +22,8 @@ from recommender.store import RECORDS_FILE, RECORDS_OFFSETS_FILE, RecordStore, e
 
 # Lines in read order, before sorting; removed once the sorted file is written.
 UNSORTED_FILE = "records.unsorted.jsonl"
+# Largest single read when copying lines into sorted order.
+_COPY_BYTES = 8 << 20
 
 
 def spool_records(records: Iterable[TrialRecord], folder: Path) -> tuple[RecordStore, int]:
@@ -59,12 +62,28 @@ def spool_records(records: Iterable[TrialRecord], folder: Path) -> tuple[RecordS
 
 
 def _write_sorted(unsorted: Path, spans: dict[str, tuple[int, int]], folder: Path) -> None:
+    # Lines are copied with pread, a stretch of consecutive lines at a time (a registry
+    # download is mostly in id order already), not through a map of the unsorted file:
+    # mapped pages count as the process's memory, the whole file's worth by the end.
     offsets = np.zeros(len(spans) + 1, dtype=np.int64)
     with open(unsorted, "rb") as source, open(folder / RECORDS_FILE, "wb") as out:
-        if source.seek(0, 2):  # mmap of an empty file is an error; no records is not
-            with mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ) as lines:
-                for i, nct_id in enumerate(sorted(spans)):
-                    start, stop = spans[nct_id]
-                    out.write(lines[start:stop])
-                    offsets[i + 1] = offsets[i] + (stop - start)
+        run_start = run_stop = 0
+        for i, nct_id in enumerate(sorted(spans)):
+            start, stop = spans[nct_id]
+            if start != run_stop:
+                _copy(source.fileno(), run_start, run_stop, out)
+                run_start = start
+            run_stop = stop
+            offsets[i + 1] = offsets[i] + (stop - start)
+        _copy(source.fileno(), run_start, run_stop, out)
     np.save(folder / RECORDS_OFFSETS_FILE, offsets, allow_pickle=False)
+
+
+def _copy(fd: int, start: int, stop: int, out: BinaryIO) -> None:
+    """Bytes ``start:stop`` of the file open as ``fd`` appended to ``out``, in bounded reads."""
+    while start < stop:
+        chunk = os.pread(fd, min(stop - start, _COPY_BYTES), start)
+        if not chunk:
+            raise OSError(f"{stop - start} bytes missing from the spooled records")
+        out.write(chunk)
+        start += len(chunk)

@@ -30,6 +30,7 @@ RECORDS_OFFSETS_FILE = "records.offsets.npy"
 _RUN_RECORDS = 2048
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(TrialRecord)
+_FieldsT = TypeVar("_FieldsT", bound=msgspec.Struct)
 
 
 def encode_record(record: TrialRecord) -> bytes:
@@ -112,14 +113,29 @@ class RecordStore:
         for start in range(0, len(self), _RUN_RECORDS):
             yield from self._read_run(start, min(start + _RUN_RECORDS, len(self)))
 
+    def iter_fields(self, fields: type[_FieldsT]) -> Iterator[_FieldsT]:
+        """Every record decoded as ``fields``, a msgspec Struct of some of its fields.
+
+        For a pass that reads a few fields: the rest of each line is skipped unbuilt,
+        several times faster than decoding whole records.
+        """
+        decoder = msgspec.json.Decoder(fields)
+        for start in range(0, len(self), _RUN_RECORDS):
+            run, bounds = self._read_lines(start, min(start + _RUN_RECORDS, len(self)))
+            yield from (decoder.decode(run[a:b]) for a, b in itertools.pairwise(bounds))
+
     def _read_run(self, start: int, stop: int) -> list[TrialRecord]:
         # A run of records is read with one pread rather than through the map: a build
         # passes over every record several times, and pages touched through a map count
         # as the process's memory until the kernel reclaims them (gigabytes at scale).
         if stop <= start:
             return []
+        run, bounds = self._read_lines(start, stop)
+        return [decode_record(run[a:b]) for a, b in itertools.pairwise(bounds)]
+
+    def _read_lines(self, start: int, stop: int) -> tuple[bytes, list[int]]:
+        """Lines ``start:stop`` in one read, and where each begins and ends in it."""
         offsets = np.asarray(self.offsets[start : stop + 1], dtype=np.int64)
         with open(self.lines_path, "rb") as handle:
             run = os.pread(handle.fileno(), int(offsets[-1] - offsets[0]), int(offsets[0]))
-        bounds = (offsets - offsets[0]).tolist()
-        return [decode_record(run[a:b]) for a, b in itertools.pairwise(bounds)]
+        return run, (offsets - offsets[0]).tolist()

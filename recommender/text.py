@@ -18,20 +18,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
+import msgspec
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed, effective_n_jobs
 
 from recommender.abbreviations import AbbreviationTable, learn_abbreviations
-from recommender.counting import frequent_columns, merge_counts, spell_terms
+from recommender.counting import count_chunk, frequent_columns, merge_counts, spell_terms
 from recommender.records import TrialRecord
+from recommender.store import RecordStore
 from recommender.terms import (
     EncodedTexts,
     HashedCounts,
     ItemAnalyzer,
     TermTable,
     count_known_terms,
-    count_new_terms,
     encode_texts,
     words,
 )
@@ -398,7 +399,7 @@ class FieldGroupVectorizer:
 
     def _fit_transform(self, records: Sequence[TrialRecord]) -> sp.csr_matrix:
         self.abbreviations_ = AbbreviationTable(
-            learn_abbreviations(_prose(r) for r in records)
+            learn_abbreviations(_prose_texts(records))
             if self.learn_abbreviations and any(g.expand_abbreviations for g in self.groups)
             else {}
         )
@@ -430,23 +431,24 @@ class FieldGroupVectorizer:
     def _count_chunks(
         self, records: Sequence[TrialRecord]
     ) -> tuple[list[list[HashedCounts]], list[list[EncodedTexts]]]:
-        """Each group's term counts and encoded texts, chunk by chunk of records."""
+        """Each group's term counts and their spellings, chunk by chunk of records."""
         analyzers = [analyzer_for(g) for g in self.groups]
-        texts: list[list[EncodedTexts]] = [[] for _ in self.groups]
 
         def tasks() -> Iterator:
             # A generator: joblib pulls the next chunk (encoded in Python, holding the
             # GIL) while the compiled pass, which releases it, counts the last ones;
-            # and only a chunk's worth of intermediate strings exists at a time.
+            # and only a chunk's worth of intermediate strings exists at a time. A
+            # chunk's text is dropped once counted: only its terms' spellings stay.
             n_chunks = max(2 * effective_n_jobs(self.n_jobs), -(-len(records) // CHUNK_RECORDS))
             for a, b in _chunk_bounds(len(records), n_chunks):
                 for i, encoded in enumerate(self._encode(records[a:b])):
-                    texts[i].append(encoded)
-                    yield delayed(count_new_terms)(encoded, analyzers[i])
+                    yield delayed(count_chunk)(encoded, analyzers[i])
 
-        parts = Parallel(n_jobs=self.n_jobs, prefer="threads")(tasks())
+        counted = Parallel(n_jobs=self.n_jobs, prefer="threads")(tasks())
         n_groups = len(self.groups)
-        return [parts[i::n_groups] for i in range(n_groups)], texts
+        parts = [[part for part, _ in counted[i::n_groups]] for i in range(n_groups)]
+        texts = [[spelled for _, spelled in counted[i::n_groups]] for i in range(n_groups)]
+        return parts, texts
 
     def fit(self, records: Sequence[TrialRecord]) -> FieldGroupVectorizer:
         self.fit_transform(records)
@@ -575,7 +577,23 @@ class FieldGroupVectorizer:
         return self
 
 
-def _prose(record: TrialRecord) -> str:
+class _ProseFields(msgspec.Struct):
+    """The fields :func:`_prose` reads, decoded alone from records on disk."""
+
+    brief_title: str = ""
+    official_title: str = ""
+    brief_summary: str = ""
+    detailed_description: str = ""
+
+
+def _prose_texts(records: Sequence[TrialRecord]) -> Iterator[str]:
+    """:func:`_prose` of every record; from disk, only its four fields are decoded."""
+    if isinstance(records, RecordStore):
+        return map(_prose, records.iter_fields(_ProseFields))
+    return map(_prose, records)
+
+
+def _prose(record: TrialRecord | _ProseFields) -> str:
     """The texts in which a trial defines its abbreviations, in their original case."""
     parts = (
         record.brief_title,

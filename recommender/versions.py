@@ -49,9 +49,13 @@ from recommender.faults import fault_point
 META_FILE = "meta.json"
 _OWNER_SUFFIX = ".owner"
 _TMP_PREFIX = ".tmp-"
-# Temporary names beside the served path: the link being swapped in, and the folders
-# of the layout before versions (``.index.tmp-<pid>-<ns>``, ``.index.old-<pid>-<ns>``).
-_SIDE_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<kind>link|tmp|old)-(?P<pid>\d+)-(?P<ns>\d+)$")
+# Temporary names beside the served path: the link being swapped in, a build's records
+# read so far (``.index.records-<pid>-<ns>``), and the folders of the layout before
+# versions (``.index.tmp-<pid>-<ns>``, ``.index.old-<pid>-<ns>``).
+_SIDE_TEMP = re.compile(
+    r"^\.(?P<name>.+)\.(?P<kind>link|records|tmp|old)-(?P<pid>\d+)-(?P<ns>\d+)$"
+)
+_MAYBE_AN_INDEX = ("tmp", "old")
 _VERSION_NAME = re.compile(r"^\d{8}T\d{12}Z-[\w-]+$")
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -389,9 +393,10 @@ def remove_stale(served: Path) -> list[Path]:
     Call under :func:`writer_lock`. Removes:
 
     * temporary version folders whose owner is provably dead (see module docs);
-    * beside ``served``: its temporary links and the ``.tmp-``/``.old-`` folders of the
-      layout before versions, when the pid in their name is provably gone and the
-      served path holds an index (so none of them is the only copy);
+    * beside ``served``: its temporary links, the records folders of builds, and the
+      ``.tmp-``/``.old-`` folders of the layout before versions, when the pid in their
+      name is provably gone (and, for the last two, the served path holds an index,
+      so none of them is the only copy);
     * versions other than the one served and the newest one older than it (which
       a server may still be answering from), unless a process holds them open.
     """
@@ -433,7 +438,7 @@ def _remove_side_temps(served: Path) -> list[Path]:
         match = _SIDE_TEMP.match(entry.name)
         if not match or match["name"] != served.name:
             continue
-        if match["kind"] != "link" and not served_ok:
+        if match["kind"] in _MAYBE_AN_INDEX and not served_ok:
             continue  # after a crash of the old swap, this may be the only index
         if not _pid_gone_since(int(match["pid"]), int(match["ns"])):
             continue

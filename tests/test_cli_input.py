@@ -7,7 +7,7 @@ import json
 import pytest
 
 from recommender.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from tests.factories import build_tiny_index, write_studies
+from tests.factories import TINY_STUDIES, build_tiny_index, write_studies
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +58,16 @@ def test_serve_refuses_bad_limits(tmp_path, capsys, option, value, message):
         main(["serve", "--index", str(tmp_path), option, value])
     assert exc.value.code == EXIT_BAD_INPUT
     assert message in capsys.readouterr().err
+
+
+def test_a_one_study_source_says_too_few_studies_and_exits_2(tmp_path, capsys):
+    # min_df=2 keeps no term of a lone study: the build used to end in a scikit-learn
+    # traceback (or, later, an index of zero features).
+    source = write_studies(tmp_path / "one", TINY_STUDIES[:1])
+    out = tmp_path / "ix"
+    args = ["build", "--source", str(source), "--out", str(out), "-k", "2", "--quiet"]
+    assert main(args) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "too few studies to index: 1 read" in err and "min_df=2" in err
+    assert "Traceback" not in err
+    assert not out.exists()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
-from recommender.counting import frequent_columns, merge_counts, spell_terms
+from recommender.counting import count_chunk, frequent_columns, merge_counts, spell_terms
 from recommender.terms import ItemAnalyzer, count_new_terms, encode_texts
 
 DOCS = [
@@ -37,3 +37,19 @@ def test_chunked_counts_equal_count_vectorizer(ngram_range, whole_items, min_df,
         tfidf.fit_transform(counts).toarray(),
         TfidfTransformer(sublinear_tf=True).fit_transform(expected).toarray(),
     )
+
+
+def test_a_counted_chunk_keeps_only_the_spellings_of_its_terms():
+    # The vectoriser keeps these, not the chunks' whole texts, until pruning is done.
+    analyzer = ItemAnalyzer(ngram_range=(1, 2), whole_items=True)
+    docs = [["Acute-on-chronic liver FAILURE", "MSC  therapy"], [], ["liver failure", "Ünï code"]]
+    texts = encode_texts(docs * 20)  # a registry repeats its words: spellings are smaller
+    counted, spellings = count_chunk(texts, analyzer)
+    plain = count_new_terms(texts, analyzer)
+    assert spellings.buffer.nbytes < texts.buffer.nbytes
+    assert [spellings.spell(a, b) for a, b in counted.spans.tolist()] == [
+        texts.spell(a, b) for a, b in plain.spans.tolist()
+    ]
+    assert (counted.keys == plain.keys).all() and (counted.counts != plain.counts).nnz == 0
+    kept = frequent_columns(counted.counts, 1, 1.0)
+    assert spell_terms(counted, kept, [spellings])[0] == spell_terms(plain, kept, [texts])[0]

@@ -153,6 +153,6 @@ def test_an_out_that_is_not_an_index_is_refused_before_reading(tmp_path, monkeyp
     def no_reading(*args, **kwargs):
         raise AssertionError("read before checking --out")
 
-    monkeypatch.setattr("recommender.build.read_records", no_reading)
+    monkeypatch.setattr("recommender.build.iter_records", no_reading)
     with pytest.raises(FileExistsError, match="not an index"):
         build_index([tmp_path], out, k=2, n_jobs=1)

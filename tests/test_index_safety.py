@@ -156,7 +156,7 @@ def test_legacy_temporary_folders_of_dead_builds_are_removed(tmp_path, plain_ind
     if pid == 0:
         os._exit(0)
     os.waitpid(pid, 0)  # a pid that is surely gone
-    for kind in ("tmp", "old"):
+    for kind in ("tmp", "old", "records"):  # records: what a killed build had read
         shutil.copytree(plain_index, out.parent / f".index.{kind}-{pid}-{1}")
     mine = out.parent / f".index.tmp-{os.getpid()}-{time.time_ns()}"  # alive: kept
     mine.mkdir()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from recommender.ingest import NotAStudyError, RecordError, SourceError
+from recommender.ingest.api_v2 import decode_study
 from recommender.ingest.ctgov_json import (
     iter_json_dir,
     iter_json_file,
@@ -380,3 +381,60 @@ def test_single_file_holding_a_study(tmp_path: Path) -> None:
 def test_missing_file_is_a_source_error(tmp_path: Path, reader) -> None:
     with pytest.raises(SourceError, match="no such file"):
         list(reader(tmp_path / "absent.json"))
+
+
+# --- the typed fast path -------------------------------------------------------------------
+
+
+def _variants() -> list[dict]:
+    """FULL_STUDY, a minimal study, and studies with nulls and empty modules."""
+    nulls = copy.deepcopy(FULL_STUDY)
+    nulls["protocolSection"]["identificationModule"]["acronym"] = None
+    nulls["protocolSection"]["statusModule"]["startDateStruct"] = None
+    nulls["protocolSection"]["conditionsModule"]["keywords"] = None
+    nulls["derivedSection"]["conditionBrowseModule"] = None
+    empties = copy.deepcopy(FULL_STUDY)
+    empties["protocolSection"]["armsInterventionsModule"] = {
+        "interventions": [{"name": " "}, {}],
+        "armGroups": [{"label": ""}],
+    }
+    empties["resultsSection"] = {"outcomeMeasuresModule": {"outcomeMeasures": [{"x": [1, 2.5]}]}}
+    return [FULL_STUDY, study("nct00000102"), nulls, empties]
+
+
+@pytest.mark.parametrize("data", _variants())
+def test_typed_decoding_gives_the_record_the_dict_parser_gives(data: dict) -> None:
+    raw = json.dumps(data).encode()
+    assert decode_study(raw) is not None  # the fast path took it
+    assert decode_study(raw) == parse_study(json.loads(raw))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        json.dumps({"studies": [study("NCT00000102")]}).encode(),  # a page
+        json.dumps([study("NCT00000102")]).encode(),  # a list
+        json.dumps(study("NCT123")).encode(),  # invalid id
+        json.dumps({"protocolSection": {}}).encode(),  # no id
+        json.dumps({**study("NCT00000102"), "derivedSection": []}).encode(),  # wrong type
+        b'{"protocolSection": {"identificationModule": {"nctId": "NCT00000102"}}, "x": NaN}',
+        json.dumps(study("NCT00000102")).encode("utf-16"),
+        b"{not json",
+    ],
+)
+def test_what_typed_decoding_does_not_take_is_left_to_the_dict_parser(raw: bytes) -> None:
+    assert decode_study(raw) is None
+
+
+def test_a_wrong_type_still_names_the_field_in_a_zip(tmp_path: Path) -> None:
+    data = study("NCT00000102")
+    data["protocolSection"]["conditionsModule"] = {"conditions": "Asthma"}
+    path = tmp_path / "studies.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("NCT00000102.json", json.dumps(data))
+        archive.writestr("NCT00000103.json", json.dumps(study("NCT00000103")))
+    records, errors = records_and_errors(iter_json_zip(path))
+    assert records == {"NCT00000103.json": "NCT00000103"}
+    assert errors["NCT00000102.json"].startswith(
+        "protocolSection.conditionsModule.conditions: expected a list, got string"
+    )

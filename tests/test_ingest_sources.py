@@ -264,3 +264,22 @@ def test_summary_lists_sources_totals_and_skips(sources: dict[str, Path]) -> Non
 def test_summary_shortens_a_long_skip_list() -> None:
     report = IngestReport(skipped=[SkippedItem("s", f"line {i}", "bad") for i in range(8)])
     assert report.summary(max_skipped=2).splitlines()[-1] == "  ... and 6 more skipped items"
+
+
+def test_a_zip_directory_is_read_once_per_read(
+    sources: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The registry zip's directory (114k members) took a second to read, and a build
+    # read it for the format check, the progress total and the reading itself.
+    reads = []
+    real = zipfile.ZipFile._RealGetContents
+
+    def counted(archive):
+        reads.append(archive.filename)
+        return real(archive)
+
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", counted)
+    records, report = read_records([sources["json-zip"], sources["xml-zip"]], progress=True)
+    assert reads == [str(sources["json-zip"]), str(sources["xml-zip"])]
+    assert [r.nct_id for r in records] == ["NCT00000001", "NCT00000002"]
+    assert len(report.skipped) == 2

@@ -38,7 +38,9 @@ all raises :class:`SourceError`.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +91,8 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
+# What a reader is given: a path, or a zip already open.
+Readable = PathLike | zipfile.ZipFile | None
 Reader = Callable[[PathLike, ReadLimits], Iterator[Outcome]]
 
 # Format name -> readers run in turn over the same path.
@@ -193,9 +197,9 @@ def _combined(has_json: bool, has_xml: bool, kind: str, source: Path) -> str:
     return f"{prefix}-{kind}"
 
 
-def _zip_format(source: Path) -> str:
+def _zip_format(source: Path, archive: zipfile.ZipFile | None = None) -> str:
     """The format of a zip, from the suffixes of its members."""
-    with open_zip(source) as archive:
+    with open_zip(archive or source) as archive:
         has_json = next(zip_members(archive, JSON_SUFFIX), None) is not None
         has_xml = next(zip_members(archive, XML_SUFFIX), None) is not None
     return _combined(has_json, has_xml, "zip", source)
@@ -246,7 +250,7 @@ def detect_format(path: PathLike) -> str:
 # --- reading ------------------------------------------------------------------------------
 
 
-def _expected_items(path: PathLike, fmt: str) -> int | None:
+def _expected_items(path: Readable, fmt: str) -> int | None:
     """How many items a source will roughly yield, for the progress bar's total."""
     suffixes = tuple(f".{kind}" for kind in fmt.rsplit("-", 1)[0].split("+"))  # json+xml-dir
     if fmt.endswith("-zip"):
@@ -258,23 +262,28 @@ def _expected_items(path: PathLike, fmt: str) -> int | None:
     return None
 
 
-def _outcomes(path: PathLike, fmt: str, limits: ReadLimits, progress: bool) -> Iterator[Outcome]:
+def _outcomes(
+    path: PathLike, readable: Readable, fmt: str, limits: ReadLimits, progress: bool
+) -> Iterator[Outcome]:
     """Every outcome of a source, counted on stderr when ``progress`` (a bar on a terminal)."""
-    outcomes = (outcome for reader in _READERS[fmt] for outcome in reader(path, limits))
+    outcomes = (outcome for reader in _READERS[fmt] for outcome in reader(readable, limits))
     if not progress:
         return outcomes
-    total = _expected_items(path, fmt)
+    total = _expected_items(readable, fmt)
     return iter(show_progress(outcomes, total=total, desc=Path(path).name, unit="items"))
 
 
 def _read_source(
-    path: PathLike, fmt: str, report: IngestReport, progress: bool
+    path: PathLike, fmt: str, report: IngestReport, progress: bool, readable: Readable = None
 ) -> Iterator[TrialRecord]:
-    """Yield a source's records, recording its summary and skips in ``report``."""
+    """Yield a source's records, recording its summary and skips in ``report``.
+
+    ``readable`` is the source's zip already open, if it is one (else ``path``).
+    """
     summary = SourceSummary(path=str(path), format=fmt)
     report.sources.append(summary)
     limits = report.limits
-    for item, result in _outcomes(path, fmt, limits, progress):
+    for item, result in _outcomes(path, readable or path, fmt, limits, progress):
         if isinstance(result, NotAStudyError):
             summary.ignored += 1
             report.ignored.append(SkippedItem(str(path), item, one_line(result)))
@@ -383,6 +392,18 @@ def iter_records(
     """
     if isinstance(sources, str | os.PathLike):
         sources = [sources]
-    formats = [detect_format(source) for source in sources]
-    for source, fmt in zip(sources, formats, strict=True):
-        yield from _read_source(source, fmt, report, progress)
+    with contextlib.ExitStack() as open_archives:
+        # Every source is checked before any is read; a zip stays open from its
+        # check to its reading, so its directory is read once.
+        opened = [_open_source(source, open_archives) for source in sources]
+        for source, (fmt, readable) in zip(sources, opened, strict=True):
+            yield from _read_source(source, fmt, report, progress, readable)
+
+
+def _open_source(source: PathLike, stack: contextlib.ExitStack) -> tuple[str, Readable]:
+    """A source's format, and its zip opened on ``stack`` if it is one."""
+    path = Path(source)
+    if path.suffix.lower() == ".zip" and path.is_file():
+        archive = stack.enter_context(open_zip(path))
+        return _zip_format(path, archive), archive
+    return detect_format(path), None

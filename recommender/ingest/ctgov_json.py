@@ -23,6 +23,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from recommender.ingest.api_v2 import decode_study
 from recommender.ingest.errors import (
     NotAStudyError,
     Outcome,
@@ -301,6 +302,11 @@ def parse_document(raw: bytes | str, name: str, *, whole_file: bool = False) -> 
         Each item's name and its record, or why it is skipped; invalid JSON is one
         skipped item named ``name``.
     """
+    # Most documents are one well-formed study: decoded straight into its record.
+    record = decode_study(raw) if isinstance(raw, bytes) else None
+    if record is not None:
+        yield name, record
+        return
     try:
         document = json.loads(raw)
     except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError

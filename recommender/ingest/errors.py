@@ -8,6 +8,7 @@ format, a zip that is not a zip), which the caller must fix before anything is r
 
 from __future__ import annotations
 
+import contextlib
 import re
 import zipfile
 import zlib
@@ -72,12 +73,18 @@ def one_line(message: object, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def open_zip(path: str | PathLike[str]) -> zipfile.ZipFile:
+def open_zip(
+    path: str | PathLike[str] | zipfile.ZipFile,
+) -> zipfile.ZipFile | contextlib.nullcontext[zipfile.ZipFile]:
     """Open a zip archive for reading, or raise :class:`SourceError`.
 
     A file that is not a zip at all (or whose central directory is damaged) spoils
     the whole source, unlike a damaged member, which the readers skip and report.
+    An archive already open is used as it is and left open (reading a registry
+    zip's directory of 100k+ members takes a second; a build does it once).
     """
+    if isinstance(path, zipfile.ZipFile):
+        return contextlib.nullcontext(path)
     try:
         return zipfile.ZipFile(path)
     except FileNotFoundError as err:

@@ -24,7 +24,11 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
+import msgspec
+
 from recommender.records import TrialRecord
+
+_ENCODER = msgspec.json.Encoder()
 
 DEFAULT_MAX_FILE_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_TEXT_CHARS = 100_000
@@ -106,6 +110,10 @@ def cap_texts(record: TrialRecord, max_chars: int) -> tuple[TrialRecord, list[st
         ``"brief_summary (209,715,200 characters)"`` for each text that was cut,
         with its path (``interventions[0].description``) inside the record.
     """
+    # A text never has more characters than the record's JSON has bytes: a record
+    # that short (nearly every one) is returned without walking its fields.
+    if len(_ENCODER.encode(record)) <= max_chars:
+        return record, []
     cut: list[str] = []
     capped = _cap(record, max_chars, "", cut)
     return capped, cut
