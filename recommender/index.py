@@ -77,6 +77,7 @@ READABLE_VERSIONS = (2, 3)
 META_FILE = "meta.json"
 _HASH_CHUNK = 1 << 22
 _RECORDS_BATCH = 2048
+_COPY_CHUNK = 8 << 20
 
 
 class TrialIndexError(Exception):
@@ -223,11 +224,32 @@ class VersionWriter:
             n_segments = self._append_segment(records, base_rows)
             if n_segments:
                 return n_segments
-        lengths = self._write_lines(RECORDS_FILE, records)
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
+        if _lines_on_disk(records):
+            # Lines a build spooled are already what this would write: copy, not re-encode.
+            offsets = self._copy_lines(RECORDS_FILE, records)
+        else:
+            lengths = self._write_lines(RECORDS_FILE, records)
+            offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
         self.array(RECORDS_OFFSETS_FILE.removesuffix(".npy"), offsets)
         return 1
+
+    def _copy_lines(self, filename: str, store: RecordStore) -> np.ndarray:
+        """Copy a store's lines file as it is; returns its offsets (from 0)."""
+        offsets = np.asarray(store.offsets, dtype=np.int64)
+        out = _HashingFile(self.folder / filename)
+        try:
+            with open(store.lines_path, "rb") as source:
+                source.seek(int(offsets[0]))
+                left = int(offsets[-1] - offsets[0])
+                while left and (chunk := source.read(min(left, _COPY_CHUNK))):
+                    out.write(chunk)
+                    left -= len(chunk)
+        finally:
+            self.files[filename] = out.close()
+        if left:
+            raise ValueError(f"{store.lines_path} ended {left} bytes early")
+        return offsets - offsets[0]
 
     def _write_lines(self, filename: str, records: Iterable[TrialRecord]) -> list[int]:
         lengths: list[int] = []
@@ -291,6 +313,20 @@ class VersionWriter:
         if array.nbytes > self._COMPARE_BYTES:
             return False
         return array.dtype == base.dtype and np.array_equal(array, base)
+
+
+class _SavedFields(msgspec.Struct):
+    """What saving reads of a record besides its stored line: its id and facets."""
+
+    nct_id: str
+    phases: tuple[str, ...] = ()
+    overall_status: str | None = None
+    study_type: str | None = None
+
+
+def _lines_on_disk(records: object) -> bool:
+    """Records held as one lines file with offsets (a build's spool, a plain index)."""
+    return isinstance(records, RecordStore) and not isinstance(records, SegmentedRecords)
 
 
 def _spans_of(records: RecordStore) -> np.ndarray:
@@ -363,7 +399,9 @@ def save_index(
 
 def _write_parts(out: VersionWriter, records, vectorizer, vectors, neighbour_indices,
                  neighbour_scores, report, base_rows):  # fmt: skip
-    ids = np.asarray([r.nct_id for r in records], dtype="<U11")
+    # Records on disk are read once, four fields of each, for the ids and the facets.
+    fields = list(records.iter_fields(_SavedFields)) if _lines_on_disk(records) else records
+    ids = np.asarray([r.nct_id for r in fields], dtype="<U11")
     if len(ids) and not np.all(ids[1:] > ids[:-1]):
         raise ValueError("records must be sorted by nct_id with no duplicates")
     base = out.base
@@ -392,7 +430,8 @@ def _write_parts(out: VersionWriter, records, vectorizer, vectors, neighbour_ind
     idf = [idfs[g["name"]] for g in params["groups"]]
     idf = np.concatenate(idf) if idf else np.zeros(0, np.float32)
     out.array("idf", idf, idf if same_vectorizer else None)
-    facets = Facets.from_records(records)
+    facets = Facets.from_records(fields)
+    del fields
     for name, column in facets.codes.items():
         base_column = base.facets.codes[name] if base is not None else None
         if base is not None and facets.labels[name] != base.facets.labels[name]:

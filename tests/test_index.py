@@ -119,7 +119,7 @@ def test_interrupted_build_leaves_the_old_index(tiny_index_path, tmp_path, monke
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("recommender.index.encode_record", crash)
+    monkeypatch.setattr("recommender.index._HashingFile.write", crash)  # mid-save
     with pytest.raises(KeyboardInterrupt):
         build_index([source], out, k=2, n_jobs=1)
     assert (out / META_FILE).read_bytes() == before
