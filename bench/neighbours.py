@@ -5,8 +5,9 @@
 Loads the vectors of a built index (by default the full 114,697-study corpus plus the
 seed cluster), then, each method in its own process so each has its own peak memory:
 
-- ``pruned``: ours, the default (candidates from each row's heaviest terms but
-  frequent summary words, exact rescoring);
+- ``pruned``: ours, the default (candidates from each row's 50 heaviest terms but
+  frequent free-text words, each term proposing at most its 5,000 heaviest rows;
+  candidates rescored exactly, each scored pair offered to both its rows);
 - ``exact``: ours, every term accumulated (the reference for recall);
 - ``plain`` (the baseline): what a competent user writes, ``sp_matmul_topn(X, X.T,
   top_n=k + 1, n_threads=jobs)`` from ``sparse_dot_topn`` over the plain TF-IDF matrix
@@ -17,7 +18,9 @@ seed cluster), then, each method in its own process so each has its own peak mem
 - ``scipy`` (with ``--scipy``): chunked ``X[block] @ X.T`` and ``argpartition``.
 
 Prints seconds, the ratio to the baseline, recall@10 and recall@k against exact, and
-peak memory. ``--rows N`` times the first N query rows only (all rows are candidates).
+peak memory. ``--rows N`` times the first N query rows only (all rows are candidates;
+for ``pruned`` this is the one-sided search of ``rows_kneighbors``, without the pairs
+other rows' candidates bring, so its recall is a little lower than a full run's).
 """
 
 from __future__ import annotations

@@ -96,7 +96,7 @@ def rows_candidates(
     t_indices,
     t_data,
     n_rows,
-    exclude,
+    rows,
     max_terms,
     out_ids,
 ):
@@ -105,18 +105,20 @@ def rows_candidates(
     Like rows_top_k, but only touched rows are scanned and reset, which is what makes
     a pass over the short postings of rare terms cheap; and only a row's
     ``max_terms`` heaviest terms with postings propose candidates (0: all of them).
-    Returns, per query row, how many rows had a non-zero partial score (all of them
-    are candidates when that is no more than the number asked for).
+    ``rows[i]`` is the query's own row, never proposed. Returns, per query row, how
+    many rows had a non-zero partial score (all of them are candidates when that is
+    no more than the number asked for). Unfilled candidate slots are -1.
     """
     n_queries = q_indptr.shape[0] - 1
     n_touched = np.zeros(n_queries, dtype=np.int64)
     acc = np.zeros(n_rows, dtype=np.float32)
-    touched = np.empty(n_rows, dtype=np.int32)
+    touched = np.empty(n_rows + 1, dtype=np.int32)
     k = out_ids.shape[1]
     heap_scores = np.zeros(k, dtype=np.float32)
     heap_ids = np.full(k, -1, dtype=np.int32)
     for i in range(n_queries):
         count = 0
+        own = rows[i]
         floor = _term_weight_floor(q_indptr, q_indices, q_data, t_indptr, i, max_terms)
         for p in range(q_indptr[i], q_indptr[i + 1]):
             term = q_indices[p]
@@ -125,9 +127,10 @@ def rows_candidates(
                 continue
             for s in range(t_indptr[term], t_indptr[term + 1]):
                 j = t_indices[s]
-                if acc[j] == 0.0:
-                    touched[count] = j
-                    count += 1
+                # Branch-free: a row enters the touched list when its score is still
+                # zero; a mispredicted branch here cost half the time of this loop.
+                touched[count] = j
+                count += acc[j] == 0.0
                 acc[j] += weight * t_data[s]
         heap_scores[:] = 0.0
         heap_ids[:] = -1
@@ -135,7 +138,7 @@ def rows_candidates(
             j = touched[c]
             score = acc[j]
             acc[j] = 0.0
-            if score > heap_scores[0] and j != exclude[i]:
+            if score > heap_scores[0] and j != own:
                 heap_scores[0] = score
                 heap_ids[0] = j
                 _sift_down(heap_scores, heap_ids, 0, k)
@@ -188,26 +191,166 @@ def rescore_top_k(
     k = out_ids.shape[1]
     scores = np.zeros(n_candidates, dtype=np.float32)
     for i in range(q_indptr.shape[0] - 1):
-        for p in range(q_indptr[i], q_indptr[i + 1]):
-            dense[q_indices[p]] = q_data[p]
-        for c in range(n_candidates):
-            j = candidates[i, c]
-            total = np.float32(0.0)
-            if j >= 0:
-                for p in range(x_indptr[j], x_indptr[j + 1]):
-                    total += dense[x_indices[p]] * x_data[p]
-            scores[c] = total
-        for p in range(q_indptr[i], q_indptr[i + 1]):
-            dense[q_indices[p]] = 0.0
-        order = np.argsort(candidates[i], kind="mergesort")
-        order = order[np.argsort(-scores[order], kind="mergesort")]
+        # Candidates in row order read the matrix in memory order (fewer cache misses),
+        # and a stable sort on score then breaks ties to the smaller row.
+        rows = np.sort(candidates[i])
+        _dot_rows(q_indptr, q_indices, q_data, x_indptr, x_indices, x_data, i, rows, dense, scores)
+        order = np.argsort(-scores, kind="mergesort")
         for r in range(k):
             if r < n_candidates and scores[order[r]] > 0.0:
-                out_ids[i, r] = candidates[i, order[r]]
+                out_ids[i, r] = rows[order[r]]
                 out_scores[i, r] = scores[order[r]]
             else:
                 out_ids[i, r] = -1
                 out_scores[i, r] = 0.0
+
+
+@njit(nogil=True, cache=True)
+def _dot_rows(q_indptr, q_indices, q_data, x_indptr, x_indices, x_data, i, rows, dense, out):
+    """Exact dot products of query row i with each of ``rows`` (-1: 0) into ``out``.
+
+    The query is scattered into ``dense`` (all zeros on entry and on return), so
+    each candidate costs one gather per stored entry.
+    """
+    for p in range(q_indptr[i], q_indptr[i + 1]):
+        dense[q_indices[p]] = q_data[p]
+    for c in range(rows.shape[0]):
+        j = rows[c]
+        total = np.float32(0.0)
+        if j >= 0:
+            for p in range(x_indptr[j], x_indptr[j + 1]):
+                total += dense[x_indices[p]] * x_data[p]
+        out[c] = total
+    for p in range(q_indptr[i], q_indptr[i + 1]):
+        dense[q_indices[p]] = 0.0
+
+
+@njit(nogil=True, cache=True)
+def rescore_pairs(q_indptr, q_indices, q_data, x_indptr, x_indices, x_data, n_features, candidates):
+    """Exact dot products of each query row with each of its candidate rows.
+
+    Returns an array shaped like ``candidates`` (float32); 0 where a candidate is -1.
+    """
+    dense = np.zeros(n_features, dtype=np.float32)
+    scores = np.zeros(candidates.shape, dtype=np.float32)
+    rows = np.empty(candidates.shape[1], dtype=candidates.dtype)
+    for i in range(q_indptr.shape[0] - 1):
+        rows[:] = np.sort(candidates[i])
+        _dot_rows(
+            q_indptr, q_indices, q_data, x_indptr, x_indices, x_data, i, rows, dense, scores[i]
+        )
+        candidates[i, :] = rows
+    return scores
+
+
+@njit(nogil=True, cache=True)
+def _worse(score_a, id_a, score_b, id_b):
+    # The order of a top-k list: higher score first, ties to the smaller row.
+    return score_a < score_b or (score_a == score_b and id_a > id_b)
+
+
+@njit(nogil=True, cache=True)
+def _sift_down_ties(heap_scores, heap_ids, pos):
+    size = heap_scores.shape[0]
+    while True:
+        worst = pos
+        for child in (2 * pos + 1, 2 * pos + 2):
+            if child < size and _worse(
+                heap_scores[child], heap_ids[child], heap_scores[worst], heap_ids[worst]
+            ):
+                worst = child
+        if worst == pos:
+            return
+        heap_scores[pos], heap_scores[worst] = heap_scores[worst], heap_scores[pos]
+        heap_ids[pos], heap_ids[worst] = heap_ids[worst], heap_ids[pos]
+        pos = worst
+
+
+@njit(nogil=True, cache=True)
+def _offer(heap_ids, heap_scores, row, other, score):
+    if score > 0.0 and _worse(heap_scores[row, 0], heap_ids[row, 0], score, other):
+        heap_scores[row, 0] = score
+        heap_ids[row, 0] = other
+        _sift_down_ties(heap_scores[row], heap_ids[row], 0)
+
+
+@njit(nogil=True, cache=True)
+def offer_pairs(own_ids, own_scores, rev_ids, rev_scores, rows, candidates, scores):
+    """Offer each exactly scored pair (rows[i], candidates[i, c]) to both its rows.
+
+    ``own_*`` (n_rows, k) keep each row's best among its own candidates, ``rev_*``
+    its best among the rows that had it as a candidate; both are heaps with the
+    weakest at column 0 (start: -1 / 0). A row's candidates are distinct, so neither
+    heap gets a row twice. The order is total (score, then the smaller row), so the
+    result does not depend on the order in which blocks come in.
+    """
+    for i in range(candidates.shape[0]):
+        row = rows[i]
+        for c in range(candidates.shape[1]):
+            other = candidates[i, c]
+            if other >= 0:
+                _offer(own_ids, own_scores, row, other, scores[i, c])
+                _offer(rev_ids, rev_scores, other, row, scores[i, c])
+
+
+@njit(nogil=True, cache=True)
+def merge_lists(own_ids, own_scores, rev_ids, rev_scores):
+    """Each row's best of its two heaps into ``own_*``: best first, ties to the smaller
+    row, each row once (a pair scored from both sides keeps its higher score), -1 / 0
+    padding."""
+    k = own_ids.shape[1]
+    ids = np.empty(2 * k, dtype=own_ids.dtype)
+    scores = np.empty(2 * k, dtype=own_scores.dtype)
+    kept_ids = np.empty(2 * k, dtype=own_ids.dtype)
+    kept_scores = np.empty(2 * k, dtype=own_scores.dtype)
+    for i in range(own_ids.shape[0]):
+        ids[:k] = own_ids[i]
+        ids[k:] = rev_ids[i]
+        scores[:k] = own_scores[i]
+        scores[k:] = rev_scores[i]
+        by_id = np.argsort(ids, kind="mergesort")
+        n = 0
+        for r in by_id:
+            if ids[r] < 0:
+                continue
+            if n > 0 and kept_ids[n - 1] == ids[r]:
+                kept_scores[n - 1] = max(kept_scores[n - 1], scores[r])
+            else:
+                kept_ids[n] = ids[r]
+                kept_scores[n] = scores[r]
+                n += 1
+        order = np.argsort(-kept_scores[:n], kind="mergesort")
+        for r in range(k):
+            if r < n:
+                own_ids[i, r] = kept_ids[order[r]]
+                own_scores[i, r] = kept_scores[order[r]]
+            else:
+                own_ids[i, r] = -1
+                own_scores[i, r] = 0.0
+
+
+@njit(cache=True)
+def truncate_postings(indptr, indices, data, max_postings):
+    """Each term's ``max_postings`` heaviest postings, still in row order.
+
+    Returns the new (indptr, indices, data); ties in weight keep the smaller rows.
+    """
+    n_terms = indptr.shape[0] - 1
+    new_indptr = np.zeros(n_terms + 1, dtype=np.int64)
+    for t in range(n_terms):
+        new_indptr[t + 1] = new_indptr[t] + min(max_postings, indptr[t + 1] - indptr[t])
+    new_indices = np.empty(new_indptr[-1], dtype=indices.dtype)
+    new_data = np.empty(new_indptr[-1], dtype=data.dtype)
+    for t in range(n_terms):
+        start, stop, out = indptr[t], indptr[t + 1], new_indptr[t]
+        if stop - start <= max_postings:
+            keep = np.arange(stop - start)
+        else:
+            keep = np.sort(np.argsort(-data[start:stop], kind="mergesort")[:max_postings])
+        for r in range(keep.shape[0]):
+            new_indices[out + r] = indices[start + keep[r]]
+            new_data[out + r] = data[start + keep[r]]
+    return new_indptr, new_indices, new_data
 
 
 @njit(nogil=True, cache=True)

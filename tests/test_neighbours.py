@@ -3,7 +3,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
-from recommender._kernels import rows_candidates
+from recommender._kernels import rows_candidates, truncate_postings
 from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours
 
 
@@ -153,6 +153,53 @@ def test_query_terms_keeps_recall_where_rows_have_many_terms():
     assert recall > 0.9
 
 
+def test_a_pair_found_from_either_side_counts_for_both():
+    # Row 0 leans on term 0, which it shares only with row 2 (weakly); its best match,
+    # row 1, shares only row 0's light term 1, so row 0's own terms never propose it.
+    # Row 1's heaviest term is term 1, which proposes row 0: that exact score must
+    # reach row 0's list too.
+    X = normalize(sp.csr_matrix(np.float32([[0.9, 0.44, 0.0], [0.0, 1.0, 0.0], [0.1, 0.0, 1.0]])))
+    search = CosineNeighbours(query_terms=1, candidates=1, frequent_df=1.0, n_jobs=1).fit(X)
+    one_sided, _ = search.rows_kneighbors(X, 1, 0, 1)
+    assert one_sided[0].tolist() == [2]
+    ids, scores = search.all_kneighbors(X, 1)
+    assert ids[0].tolist() == [1]
+    np.testing.assert_allclose(scores[0], (X[0] @ X[1].T).toarray()[0], rtol=1e-6)
+
+
+def test_all_pairs_result_does_not_depend_on_blocks_or_threads():
+    X = topical_corpus(600, 20, 5)
+    runs = [
+        CosineNeighbours(frequent_df=0.05, candidates=20, block_size=b, n_jobs=j)
+        .fit(X)
+        .all_kneighbors(X, 10)
+        for b, j in ((1000, 1), (7, 2), (64, 2))
+    ]
+    for ids, scores in runs[1:]:
+        np.testing.assert_array_equal(ids, runs[0][0])
+        np.testing.assert_array_equal(scores, runs[0][1])
+
+
+def test_truncated_postings_keep_each_terms_heaviest_rows_in_row_order():
+    P = sp.csr_matrix(np.float32([[0.1, 0.5, 0.3, 0.5], [0.0, 0.2, 0.0, 0.0]]))
+    indptr, indices, data = truncate_postings(P.indptr, P.indices, P.data, 2)
+    assert indptr.tolist() == [0, 2, 3]
+    assert indices.tolist() == [1, 3, 1]  # a tie in weight keeps the smaller row
+    np.testing.assert_allclose(data, [0.5, 0.5, 0.2])
+
+
+def test_max_postings_limits_which_rows_a_term_proposes():
+    # Term 0 is in every row; row 0 weighs it least, so with one posting per term
+    # it proposes only the row where it weighs most.
+    X = normalize(sp.csr_matrix(np.float32([[0.5, 1.0, 0.0], [1.0, 0.0, 0.1], [0.8, 0.0, 1.0]])))
+    search = CosineNeighbours(query_terms=1, max_postings=1, frequent_df=1.0).fit(X)
+    candidates = np.full((1, 3), -1, dtype=np.int32)
+    rare = search.rare_postings_
+    args = (X.indptr[:2], X.indices, X.data, rare.indptr, rare.indices, rare.data, 3)
+    rows_candidates(*args, np.zeros(1, np.int64), 0, candidates)
+    assert set(candidates[0]) == {1, -1}
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -160,6 +207,7 @@ def test_query_terms_keeps_recall_where_rows_have_many_terms():
         ({"frequent_df": 0}, "frequent_df"),
         ({"candidates": 0}, "candidates"),
         ({"query_terms": 0}, "query_terms"),
+        ({"max_postings": 0}, "max_postings"),
         ({"block_size": 0}, "block_size"),
     ],
 )

