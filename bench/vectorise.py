@@ -1,7 +1,7 @@
 """Vectorising the corpus: our field-group vectoriser against one TfidfVectorizer.
 
     python -m bench.vectorise [--source ../shared/data/ctg-studies.json.zip] [--jobs 2]
-    python -m bench.vectorise --only ours|baseline     # one side, for farm-bench pairs
+    python -m bench.vectorise --only ours|baseline     # one side, for paired runs
 
 Reads the records once (not timed), then times in this process, one after the other:
 
@@ -15,7 +15,7 @@ Reads the records once (not timed), then times in this process, one after the ot
   the same text, as a second, labelled row.
 
 With ``--only`` just that side runs and prints one JSON line (its seconds and the
-process's peak memory), so ``farm-bench`` can alternate the two over several runs.
+process's peak memory), so a timer of whole processes can alternate the two over several runs.
 """
 
 from __future__ import annotations
