@@ -129,7 +129,10 @@ class SimilarLookupFastPath:
         if not answered_from_stored_lists(index, lookup[1], _NO_FILTERS):
             return None
         # Also an id not in the index: the route would render the same 404 page.
-        return self.page(index, *lookup, facet_filters())
+        try:
+            return self.page(index, *lookup, facet_filters())
+        except DamagedIndexError:
+            return None  # the route answers it, through the app's error handler
 
     def _answer(self, scope: Scope, nct_id: str) -> Response | None:
         k = plain_k(scope["query_string"])

@@ -292,6 +292,7 @@ def test_a_damaged_record_is_a_clear_error_in_the_api_and_the_cli(tmp_path, plai
     # The fast lookup decodes only a result's shown fields, from the same line.
     listing = client.get("/similar/NCT00000002?k=5")
     assert listing.status_code == 503 and "rebuild" in listing.json()["detail"]
+    assert client.get("/?q=NCT00000002&k=5").status_code == 503  # the page's fast path
     assert main(["similar", "NCT00000002", "--index", str(folder)]) == 2
     err = capsys.readouterr().err
     assert "cannot be read" in err and "Traceback" not in err
