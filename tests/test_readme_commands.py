@@ -34,6 +34,7 @@ PLACEHOLDERS = {
     "ADDRESS": "tcp://127.0.0.1:8786",
     "TEXT": "liver failure",
     "FILE": "related.csv",
+    "ORIGIN": "https://registry.example",
 }
 # Need a server or the network: parsed, not run.
 NOT_RUN = {"serve", "fetch"}
