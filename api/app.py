@@ -376,10 +376,10 @@ async def similar(
     Sent with an `ETag` (of the index build and the request) and `Cache-Control`;
     `If-None-Match` with the current tag gets a 304.
     """
-    etag = caching.entity_tag(prepare(index).build_tag_, request.scope)
     control = request.app.state.cache_control
-    if caching.matches(request.headers.get("if-none-match"), etag):
-        return caching.not_modified(etag, control)
+    etag, unchanged = caching.revalidate(prepare(index).build_tag_, request.scope, control)
+    if unchanged is not None:
+        return unchanged
     filters = facet_filters(status or (), phase or (), study_type or ())
     if answered_from_stored_lists(index, k, filters):
         # A lookup: quicker on the event loop than the hop to a worker thread.
@@ -411,10 +411,10 @@ def similar_posted(query: SimilarQuery, index: IndexDep) -> Response:
 )
 async def trial(request: Request, nct_id: NctIdParam, index: IndexDep) -> Response:
     """Sent with an `ETag` and `Cache-Control`, like `GET /similar/{nct_id}`."""
-    etag = caching.entity_tag(prepare(index).build_tag_, request.scope)
     control = request.app.state.cache_control
-    if caching.matches(request.headers.get("if-none-match"), etag):
-        return caching.not_modified(etag, control)
+    etag, unchanged = caching.revalidate(prepare(index).build_tag_, request.scope, control)
+    if unchanged is not None:
+        return unchanged
     record = index.records[index.position(nct_id)]
     return caching.json_response(_encode_json(record), etag, control)
 
@@ -602,10 +602,9 @@ def _cached_page(
     ``headers`` are those the 200 carries that a cache should refresh from a 304 too
     (the box's Content-Security-Policy, which follows the server's configuration).
     """
-    etag = caching.entity_tag(prepare(index).build_tag_, request.scope)
     control = request.app.state.cache_control
-    if caching.matches(request.headers.get("if-none-match"), etag):
-        unchanged = caching.not_modified(etag, control)
+    etag, unchanged = caching.revalidate(prepare(index).build_tag_, request.scope, control)
+    if unchanged is not None:
         unchanged.headers.update(headers or {})
         return unchanged
     response = render()

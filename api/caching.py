@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 
+from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Scope
 
@@ -36,6 +37,15 @@ def matches(if_none_match: str | None, etag: str) -> bool:
         if candidate.removeprefix("W/") == etag:
             return True
     return False
+
+
+def revalidate(build_tag: str, scope: Scope, control: str) -> tuple[str, Response | None]:
+    """The ETag of the answer to ``scope``, and a 304 when ``If-None-Match`` names it
+    (the client holds that answer already), else None."""
+    etag = entity_tag(build_tag, scope)
+    if matches(Headers(scope=scope).get("if-none-match"), etag):
+        return etag, not_modified(etag, control)
+    return etag, None
 
 
 def cache_control(seconds: int) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -141,9 +140,9 @@ class SimilarLookupFastPath:
         index = self.serving_index()
         if not answered_from_stored_lists(index, k, _NO_FILTERS):
             return None
-        etag = caching.entity_tag(prepare(index).build_tag_, scope)
-        if caching.matches(Headers(scope=scope).get("if-none-match"), etag):
-            return caching.not_modified(etag, self.cache_control)
+        etag, unchanged = caching.revalidate(prepare(index).build_tag_, scope, self.cache_control)
+        if unchanged is not None:
+            return unchanged
         try:
             payload = similar_to_trial_payload(index, nct_id, k, _NO_FILTERS)
         except (NotInIndexError, DamagedIndexError):
