@@ -68,13 +68,18 @@ from recommender.record_segments import (
 from recommender.records import TrialRecord, validate_nct_id
 from recommender.store import RECORDS_FILE, RECORDS_OFFSETS_FILE, RecordStore, encode_record
 from recommender.text import FieldGroupVectorizer
-from recommender.versions import Staging, hold_version, release, resolve_index_folder
+from recommender.versions import (
+    META_FILE,
+    Staging,
+    hold_version,
+    release,
+    resolve_index_folder,
+)
 
 FORMAT_NAME = "trial-recommender-index"
 FORMAT_VERSION = 3
 # Version 2 is version 3 without record segments: it reads as a one-segment index.
 READABLE_VERSIONS = (2, 3)
-META_FILE = "meta.json"
 _HASH_CHUNK = 1 << 22
 _RECORDS_BATCH = 2048
 _COPY_CHUNK = 8 << 20

@@ -20,8 +20,9 @@ import numpy as np
 from recommender.facets import FACET_FIELDS
 from recommender.neighbours import NO_NEIGHBOUR
 from recommender.record_segments import SPANS_FILE, segment_files
+from recommender.store import RECORDS_FILE, RECORDS_OFFSETS_FILE
+from recommender.versions import META_FILE
 
-META_FILE = "meta.json"
 _CSR_PARTS = ("indptr", "indices", "data")
 REQUIRED_FILES: tuple[str, ...] = (
     "ids.npy",
@@ -32,8 +33,8 @@ REQUIRED_FILES: tuple[str, ...] = (
     "vocabulary.json",
     "idf.npy",
     *(f"facet.{name}.npy" for name in FACET_FIELDS),
-    "records.jsonl",
-    "records.offsets.npy",
+    RECORDS_FILE,
+    RECORDS_OFFSETS_FILE,
     "build_report.json",
 )
 

@@ -46,6 +46,7 @@ from pathlib import Path
 
 from recommender.faults import fault_point
 
+# The file written last into a version: a folder holding it is a complete index.
 META_FILE = "meta.json"
 _OWNER_SUFFIX = ".owner"
 _TMP_PREFIX = ".tmp-"
