@@ -253,19 +253,15 @@ class CosineNeighbours:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` neighbours of rows ``start..stop`` of ``X`` among all rows.
 
-        The unit of work of :meth:`all_kneighbors`, exposed so a scheduler other
-        than joblib (a Dask cluster) can run the same blocks.
+        The unit of work of :meth:`all_kneighbors` for the exact method. For
+        ``"pruned"`` it is the one-sided search (each row's own candidates only, no
+        pair offered to both rows), which benchmarks and tests compare with.
 
         Returns
         -------
         indices, scores : ndarrays of shape (stop - start, k)
         """
-        X = self._check_rows(X, k)
-        if not 0 <= start <= stop <= self.n_rows_:
-            raise ValueError(f"bad row range {start}..{stop} of {self.n_rows_}")
-        # A slice of indptr still points into the full indices/data arrays: no copy.
-        indptr = X.indptr[start : stop + 1]
-        own = np.arange(start, stop, dtype=np.int64)
+        X, indptr, own = self._row_block(X, k, start, stop)
         if self.method == "exact":
             return self._run(indptr, X.indices, X.data, own, np.ones(0, np.bool_), False, k)
         candidates, exact = self._candidate_pairs(X, indptr, own, k)
@@ -291,11 +287,9 @@ class CosineNeighbours:
         candidates : ndarray of shape (stop - start, n_candidates), dtype int32
             Row ids, -1 where a row has fewer candidates.
         scores : ndarray of the same shape, dtype float32
-            Their exact cosines with the query row.
+            Their exact scores (dot products) with the query row.
         """
-        X = self._check_rows(X, k)
-        indptr = X.indptr[start : stop + 1]
-        own = np.arange(start, stop, dtype=np.int64)
+        X, indptr, own = self._row_block(X, k, start, stop)
         candidates, exact = self._candidate_pairs(X, indptr, own, k)
         scores = rescore_pairs(
             indptr, X.indices, X.data, X.indptr, X.indices, X.data, X.shape[1], candidates
@@ -319,6 +313,14 @@ class CosineNeighbours:
             "block_size": self.block_size,
             "n_jobs": self.n_jobs,
         }
+
+    def _row_block(self, X, k, start, stop):
+        """``X`` checked, and rows ``start..stop`` as a row-pointer slice and their ids."""
+        X = self._check_rows(X, k)
+        if not 0 <= start <= stop <= self.n_rows_:
+            raise ValueError(f"bad row range {start}..{stop} of {self.n_rows_}")
+        # A slice of indptr still points into the full indices/data arrays: no copy.
+        return X, X.indptr[start : stop + 1], np.arange(start, stop, dtype=np.int64)
 
     def _candidate_pairs(self, X, indptr, own, k):
         """Each row's candidates (n_rows, n_candidates) and the rows to search exactly."""
