@@ -28,8 +28,8 @@ from api.warmup import WARM_UP_CLIENT
 
 REQUEST_LOGGER = "api.requests"
 UNMATCHED = "<unmatched>"
-# Seconds: the lookup answers in about a millisecond, a text search in tens.
 _encode_json = msgspec.json.Encoder().encode
+# Seconds: the lookup answers in about a millisecond, a text search in tens.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 
