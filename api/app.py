@@ -569,9 +569,7 @@ def embed(
     request: Request,
     nct_id: NctIdParam,
     index: IndexDep,
-    k: Annotated[int, Query(ge=1, le=MAX_K, description="Number of trials.")] = (
-        page.DEFAULT_EMBED_K
-    ),
+    k: Annotated[int, Query(ge=1, le=MAX_K, description="Number of trials.")] = DEFAULT_K,
     status: StatusParam = None,
     phase: PhaseParam = None,
     study_type: StudyTypeParam = None,

@@ -46,8 +46,6 @@ ENVIRONMENT = jinja2.Environment(
 )
 TEMPLATES = Jinja2Templates(env=ENVIRONMENT)
 PAGE_K_CHOICES = (5, 10, 20, 50)
-DEFAULT_PAGE_K = DEFAULT_K
-DEFAULT_EMBED_K = DEFAULT_K
 TRIAL_PAGE_RELATED = 5
 REGISTRY_STUDY_URL = "https://clinicaltrials.gov/study/{nct_id}"
 _SCORE_HINT = "similarity score (dot product of the field-group vectors; about 1 for a near copy)"
@@ -93,7 +91,7 @@ def page_k(text: str) -> int:
     try:
         return min(max(int(text), 1), MAX_K)
     except ValueError:
-        return DEFAULT_PAGE_K
+        return DEFAULT_K
 
 
 def form_filters(
