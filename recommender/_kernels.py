@@ -386,3 +386,99 @@ def scores_reaching(q_indptr, q_indices, q_data, t_indptr, t_indices, t_data, cu
                 found += 1
             acc[j] = 0.0
     return rows[:found].copy(), which[:found].copy()
+
+
+@njit(nogil=True, cache=True)
+def scan_top_k(
+    x_indptr, x_indices, x_data, qt_indptr, qt_queries, qt_data, exclude, out_ids, out_scores
+):
+    """Top-k of ``Q @ X.T`` by one pass over the rows of ``X``, for a few queries.
+
+    ``qt_*`` is ``Q.T`` as CSR: for each term, the queries containing it and their
+    weights. Needs no postings. Gives what rows_top_k gives, bit for bit: each score
+    adds the same products (query weight times row weight) in the same order (terms
+    ascending), and rows come in ascending order, so ties go to the smaller row.
+    exclude[q] is a row to leave out of query q's list (-1 for none).
+    """
+    n_queries, k = out_ids.shape
+    acc = np.zeros(n_queries, dtype=np.float32)
+    seen = np.full(n_queries, -1, dtype=np.int64)
+    touched = np.empty(n_queries, dtype=np.int64)
+    heap_scores = np.zeros((n_queries, k), dtype=np.float32)
+    heap_ids = np.full((n_queries, k), -1, dtype=np.int32)
+    for j in range(x_indptr.shape[0] - 1):
+        count = 0
+        for p in range(x_indptr[j], x_indptr[j + 1]):
+            term = x_indices[p]
+            for s in range(qt_indptr[term], qt_indptr[term + 1]):
+                q = qt_queries[s]
+                if seen[q] != j:
+                    seen[q] = j
+                    touched[count] = q
+                    count += 1
+                acc[q] += qt_data[s] * x_data[p]
+        for c in range(count):
+            q = touched[c]
+            score = acc[q]
+            acc[q] = 0.0
+            if score > heap_scores[q, 0] and j != exclude[q]:
+                heap_scores[q, 0] = score
+                heap_ids[q, 0] = j
+                _sift_down(heap_scores[q], heap_ids[q], 0, k)
+    for q in range(n_queries):
+        order = np.argsort(heap_ids[q], kind="mergesort")
+        order = order[np.argsort(-heap_scores[q][order], kind="mergesort")]
+        for r in range(k):
+            out_ids[q, r] = heap_ids[q, order[r]]
+            out_scores[q, r] = heap_scores[q, order[r]] if out_ids[q, r] >= 0 else 0.0
+
+
+@njit(nogil=True, cache=True)
+def champion_postings(indptr, indices, data, n_columns, kept, max_postings):
+    """``X.T`` as CSR postings from the rows of ``X``, only ``kept`` columns, each cut
+    to its ``max_postings`` heaviest rows (0: no cut), still in row order.
+
+    The same as transposing all of ``X``, emptying the other columns and applying
+    truncate_postings, without ever holding the whole transpose. Stored zeros are
+    dropped. Returns (indptr, indices, data), the last two possibly longer than
+    indptr[-1] (the caller trims them).
+    """
+    t_indptr = np.zeros(n_columns + 1, dtype=np.int64)
+    for p in range(indices.shape[0]):
+        column = indices[p]
+        if kept[column] and data[p] != 0.0:
+            t_indptr[column + 1] += 1
+    for c in range(n_columns):
+        t_indptr[c + 1] += t_indptr[c]
+    t_indices = np.empty(t_indptr[-1], dtype=np.int32)
+    t_data = np.empty(t_indptr[-1], dtype=np.float32)
+    fill = t_indptr[:-1].copy()
+    for row in range(indptr.shape[0] - 1):
+        for p in range(indptr[row], indptr[row + 1]):
+            column = indices[p]
+            if kept[column] and data[p] != 0.0:
+                t_indices[fill[column]] = row
+                t_data[fill[column]] = data[p]
+                fill[column] += 1
+    if max_postings <= 0:
+        return t_indptr, t_indices, t_data
+    # Cut each column in place: its output never starts after its input.
+    new_indptr = np.zeros(n_columns + 1, dtype=np.int64)
+    out = 0
+    for c in range(n_columns):
+        start, stop = t_indptr[c], t_indptr[c + 1]
+        if stop - start <= max_postings:
+            for r in range(start, stop):
+                t_indices[out] = t_indices[r]
+                t_data[out] = t_data[r]
+                out += 1
+        else:
+            keep = np.sort(np.argsort(-t_data[start:stop], kind="mergesort")[:max_postings])
+            rows = t_indices[start:stop].copy()
+            weights = t_data[start:stop].copy()
+            for r in range(max_postings):
+                t_indices[out] = rows[keep[r]]
+                t_data[out] = weights[keep[r]]
+                out += 1
+        new_indptr[c + 1] = out
+    return new_indptr, t_indices, t_data

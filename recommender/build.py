@@ -120,6 +120,7 @@ def build_index(
                 method=neighbour_method, prunable=vectorizer.prunable_columns(), n_jobs=n_jobs
             )
             indices, scores = _all_neighbours(search.fit(vectors), vectors, k, progress)
+            del search  # its champion postings: the save needs the memory for its own
         seconds["neighbours"] = _lap(started, seconds)
         say(f"neighbours: top {k} of {len(records):,} trials ({seconds['neighbours']:.1f} s)")
         fault_point("neighbours")

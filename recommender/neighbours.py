@@ -30,30 +30,42 @@ trade-off and the scaling measured.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
+from joblib._parallel_backends import SequentialBackend, ThreadingBackend
+from joblib.parallel import get_active_backend
 
 from recommender._kernels import (
+    champion_postings,
     merge_lists,
     offer_pairs,
     rescore_pairs,
     rescore_top_k,
     rows_candidates,
     rows_top_k,
+    scan_top_k,
     truncate_postings,
 )
 
 NO_NEIGHBOUR = -1
+SCAN_BATCH = 256  # rows searched exactly per pass over the matrix
+REVERSE_SETS = 1
 
 
 def as_float32_csr(X: sp.spmatrix) -> sp.csr_matrix:
     """``X`` as CSR float32 with int32-or-int64 indices, sorted, without copying if it can."""
     if not sp.issparse(X):
         raise TypeError(f"expected a scipy sparse matrix, got {type(X).__name__}")
-    X = sp.csr_matrix(X, dtype=np.float32)
+    if not (isinstance(X, sp.csr_matrix) and X.dtype == np.float32):
+        # Only when needed: a new object forgets that its indices were found sorted,
+        # and checking again costs a pass over every entry (once per block of rows).
+        X = sp.csr_matrix(X, dtype=np.float32)
     if not X.has_sorted_indices:
         X.sort_indices()
     return X
@@ -130,15 +142,28 @@ class CosineNeighbours:
         self.n_jobs = n_jobs
 
     def fit(self, X: sp.spmatrix) -> CosineNeighbours:
-        """Index the rows of ``X`` (shape (n_rows, n_features), unit L2 norm)."""
-        return self.set_postings(as_float32_csr(X).T.tocsr())
+        """Index the rows of ``X`` (shape (n_rows, n_features), unit L2 norm).
+
+        ``X`` is kept, not copied; :attr:`postings_` is made from it when first
+        needed, which the pruned :meth:`all_kneighbors` never does.
+        """
+        X = as_float32_csr(X)
+        self._rows, self._postings, self._rare_postings = X, None, None
+        self.n_rows_ = X.shape[0]
+        return self
 
     def set_postings(self, postings: sp.csr_matrix) -> CosineNeighbours:
         """Use an already transposed matrix (e.g. memory-mapped from an index)."""
-        self.postings_ = postings
+        self._rows, self._postings, self._rare_postings = None, postings, None
         self.n_rows_ = postings.shape[1]
-        self._rare_postings = None
         return self
+
+    @property
+    def postings_(self) -> sp.csr_matrix:
+        """``X.T`` as CSR, shape (n_features, n_rows_), float32; made on first use."""
+        if self._postings is None:
+            self._postings = self._rows.T.tocsr()
+        return self._postings
 
     def kneighbors(
         self,
@@ -215,33 +240,63 @@ class CosineNeighbours:
         indices = np.full((self.n_rows_, k), NO_NEIGHBOUR, dtype=np.int32)
         scores = np.zeros((self.n_rows_, k), dtype=np.float32)
         pruned = self.method == "pruned"
-        if pruned:  # rows that had each row as a candidate, and their scores
-            reverse_indices, reverse_scores = indices.copy(), scores.copy()
         # Arrays go to the task as arguments, not inside `self`, so that under a Dask
         # backend joblib ships each large matrix to the workers once, not per task.
         rare = self.rare_postings_ if pruned else None
+        postings = None if pruned else self.postings_
         params = self.get_params()
+        backend, _ = get_active_backend(prefer="threads")
+        local = isinstance(backend, ThreadingBackend | SequentialBackend)
+        # Pruned and local: each task offers its pairs itself, into the shared lists
+        # (its own rows only) and a borrowed set of reverse heaps, so that the random
+        # access of the reverse offers runs on every thread instead of the caller's.
+        task_heaps = _ReverseHeaps(self.n_rows_, k, REVERSE_SETS) if pruned and local else None
         tasks = (
-            delayed(_rows_task)(params, self.postings_, rare, X, k, start, stop)
+            delayed(_rows_task)(
+                params, postings, rare, X, k, start, stop, task_heaps, indices, scores
+            )
             for start, stop in self.blocks()
         )
         parallel = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator_unordered")
-        for start, block_indices, block_scores in parallel(tasks):
-            stop = start + len(block_indices)
+        # The workers may be elsewhere (Dask): then their pairs are offered here.
+        heaps = task_heaps or _ReverseHeaps(self.n_rows_, k) if pruned else None
+        searched = []  # pruned: rows with too few candidates, searched exactly below
+        for start, stop, block in parallel(tasks):
             if pruned:
-                # Every pair scored exactly counts for both its rows: j may belong in
-                # i's list though i's terms did not propose it, if j's terms proposed i.
-                rows = np.arange(start, stop, dtype=np.int64)
-                offer_pairs(indices, scores, reverse_indices, reverse_scores,
-                            rows, block_indices, block_scores)  # fmt: skip
+                rows, candidates, candidate_scores = block
+                searched.append(rows)
+                if candidates is not None:
+                    _offer_both_ways(heaps, indices, scores, start, stop, candidates,
+                                     candidate_scores)  # fmt: skip
             else:
-                indices[start:stop] = block_indices
-                scores[start:stop] = block_scores
+                indices[start:stop], scores[start:stop] = block
             if progress is not None:
                 progress(stop - start)
         if pruned:
-            merge_lists(indices, scores, reverse_indices, reverse_scores)
+            rows = np.concatenate(searched) if searched else np.zeros(0, np.int64)
+            exact_ids, exact_scores = self._scan_kneighbors(X, rows, k)
+            _offer_both_ways(heaps, indices, scores, rows, None, exact_ids, exact_scores)
+            for reverse_indices, reverse_scores in heaps.all():
+                merge_lists(indices, scores, reverse_indices, reverse_scores)
         return indices, scores
+
+    def _scan_kneighbors(
+        self, X: sp.csr_matrix, rows: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` of ``rows`` by passes over ``X``'s rows (no postings needed),
+        a batch of rows per pass; equal to :meth:`kneighbors` bit for bit."""
+        ids = np.full((len(rows), k), NO_NEIGHBOUR, dtype=np.int32)
+        values = np.zeros((len(rows), k), dtype=np.float32)
+
+        def batch(a: int, b: int) -> None:
+            Qt = X[rows[a:b]].T.tocsr()
+            scan_top_k(X.indptr, X.indices, X.data, Qt.indptr, Qt.indices, Qt.data,
+                       rows[a:b], ids[a:b], values[a:b])  # fmt: skip
+
+        size = SCAN_BATCH
+        work = (delayed(batch)(a, min(a + size, len(rows))) for a in range(0, len(rows), size))
+        Parallel(n_jobs=self.n_jobs, backend="threading")(work)
+        return ids, values
 
     def blocks(self, stop: int | None = None) -> list[tuple[int, int]]:
         """``(start, stop)`` row ranges of ``block_size`` covering rows ``0..stop``."""
@@ -289,17 +344,23 @@ class CosineNeighbours:
         scores : ndarray of the same shape, dtype float32
             Their exact scores (dot products) with the query row.
         """
+        X, exact, candidates, scores = self._block_candidates(X, k, start, stop)
+        if len(exact):
+            ids, values = self.kneighbors(X[exact], k, exclude=exact)
+            candidates[exact - start, :k], scores[exact - start, :k] = ids, values
+        return candidates, scores
+
+    def _block_candidates(self, X, k, start, stop):
+        """Candidates of rows ``start..stop`` with exact scores, and the rows (ids)
+        that have too few to fill the list, whose candidates are left empty."""
         X, indptr, own = self._row_block(X, k, start, stop)
         candidates, exact = self._candidate_pairs(X, indptr, own, k)
         scores = rescore_pairs(
             indptr, X.indices, X.data, X.indptr, X.indices, X.data, X.shape[1], candidates
         )
-        if len(exact):
-            ids, values = self.kneighbors(X[own[exact]], k, exclude=own[exact])
-            candidates[exact] = NO_NEIGHBOUR
-            scores[exact] = 0.0
-            candidates[exact, :k], scores[exact, :k] = ids, values
-        return candidates, scores
+        candidates[exact] = NO_NEIGHBOUR
+        scores[exact] = 0.0
+        return X, own[exact], candidates, scores
 
     def get_params(self) -> dict:
         """Constructor parameters, as in scikit-learn."""
@@ -343,22 +404,38 @@ class CosineNeighbours:
         Computed on first use (threads racing here compute the same matrix).
         """
         if getattr(self, "_rare_postings", None) is None:
+            self._rare_postings = self._champion_postings()
+        return self._rare_postings
+
+    def _champion_postings(self) -> sp.csr_matrix:
+        rows = getattr(self, "_rows", None)
+        if rows is None:  # only the postings are at hand (a loaded index)
+            n_features, df = self.postings_.shape[0], np.diff(self.postings_.indptr)
+        else:
+            n_features = rows.shape[1]
+            df = np.bincount(rows.indices, minlength=n_features)
+        frequent = df > self.frequent_df * self.n_rows_
+        if self.prunable is not None:
+            if self.prunable.shape != (n_features,):
+                raise ValueError(f"prunable must have shape ({n_features},)")
+            frequent &= self.prunable
+        if rows is None:
             P = self.postings_
-            frequent = np.diff(P.indptr) > self.frequent_df * self.n_rows_
-            if self.prunable is not None:
-                if self.prunable.shape != (P.shape[0],):
-                    raise ValueError(f"prunable must have shape ({P.shape[0]},)")
-                frequent &= self.prunable
             kept = (sp.diags((~frequent).astype(np.float32)) @ P).tocsr()
             kept.eliminate_zeros()
             kept.sort_indices()
-            if self.max_postings is not None:
-                indptr, indices, data = truncate_postings(
-                    kept.indptr, kept.indices, kept.data, self.max_postings
-                )
-                kept = sp.csr_matrix((data, indices, indptr), shape=kept.shape)
-            self._rare_postings = kept
-        return self._rare_postings
+            if self.max_postings is None:
+                return kept
+            arrays = truncate_postings(kept.indptr, kept.indices, kept.data, self.max_postings)
+            return sp.csr_matrix(arrays[::-1], shape=kept.shape)
+        # From the rows directly: the whole transpose is never held.
+        indptr, indices, data = champion_postings(
+            rows.indptr, rows.indices, rows.data, n_features, ~frequent, self.max_postings or 0
+        )
+        nnz = indptr[-1]
+        return sp.csr_matrix(
+            (data[:nnz].copy(), indices[:nnz].copy(), indptr), shape=(n_features, self.n_rows_)
+        )
 
     def _set_rare_postings(self, rare: sp.csr_matrix | None) -> CosineNeighbours:
         self._rare_postings = rare
@@ -388,9 +465,71 @@ class CosineNeighbours:
             raise ValueError(f"k must be a positive integer, got {k!r}")
 
 
-def _rows_task(params, postings, rare, X, k, start, stop):
-    """One block of :meth:`CosineNeighbours.all_kneighbors`, runnable in any worker."""
-    search = CosineNeighbours(**params).set_postings(postings)._set_rare_postings(rare)
-    if search.method == "pruned":
-        return (start, *search.rows_candidate_scores(X, k, start, stop))
-    return (start, *search.rows_kneighbors(X, k, start, stop))
+class _ReverseHeaps:
+    """Sets of reverse heaps (each row's best among the rows that had it as a
+    candidate), each lent to one task at a time: a new set is made when all are out,
+    up to ``max_sets``, then a task waits for one to come back.
+
+    Merging every set into the rows' own lists at the end gives the same lists
+    whichever set a pair went to, since each keeps a top-k under a total order.
+    """
+
+    def __init__(self, n_rows: int, k: int, max_sets: int = 1) -> None:
+        self.n_rows, self.k, self.max_sets = n_rows, k, max_sets
+        self._sets: list[tuple[np.ndarray, np.ndarray]] = []
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def lend(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        with self._lock:
+            heaps = self._new() if self._free.empty() and len(self._sets) < self.max_sets else None
+        if heaps is None:
+            heaps = self._free.get()  # every borrower gives its set back
+        try:
+            yield heaps
+        finally:
+            self._free.put(heaps)
+
+    def all(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return list(self._sets)
+
+    def _new(self) -> tuple[np.ndarray, np.ndarray]:
+        heaps = (
+            np.full((self.n_rows, self.k), NO_NEIGHBOUR, dtype=np.int32),
+            np.zeros((self.n_rows, self.k), dtype=np.float32),
+        )
+        self._sets.append(heaps)
+        return heaps
+
+
+def _offer_both_ways(heaps, indices, scores, start, stop, candidates, candidate_scores):
+    """Offer each exactly scored pair to both its rows: j may belong in i's list
+    though i's terms did not propose it, if j's terms proposed i. ``start..stop`` are
+    the candidates' rows, or ``start`` is an array of them (``stop`` None)."""
+    rows = np.arange(start, stop, dtype=np.int64) if stop is not None else start
+    with heaps.lend() as (reverse_indices, reverse_scores):
+        offer_pairs(indices, scores, reverse_indices, reverse_scores, rows, candidates,
+                    candidate_scores)  # fmt: skip
+
+
+def _rows_task(params, postings, rare, X, k, start, stop, heaps=None, indices=None, scores=None):
+    """One block of :meth:`CosineNeighbours.all_kneighbors`, runnable in any worker.
+
+    Returns ``(start, stop, block)``. Exact: ``block`` is the rows' lists. Pruned:
+    ``(rows, candidates, scores)``, the rows left to search exactly and the others'
+    candidates with their exact scores; when ``heaps`` is given the pairs were
+    offered here instead (into ``indices``/``scores``, rows ``start..stop`` only,
+    and borrowed reverse heaps) and the last two are None.
+    """
+    search = CosineNeighbours(**params)
+    if search.method == "exact":
+        search.set_postings(postings)
+        return start, stop, search.rows_kneighbors(X, k, start, stop)
+    search.n_rows_ = X.shape[0]
+    search._set_rare_postings(rare)
+    _, rows, candidates, candidate_scores = search._block_candidates(X, k, start, stop)
+    if heaps is None:
+        return start, stop, (rows, candidates, candidate_scores)
+    _offer_both_ways(heaps, indices, scores, start, stop, candidates, candidate_scores)
+    return start, stop, (rows, None, None)

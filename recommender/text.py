@@ -425,6 +425,7 @@ class FieldGroupVectorizer:
             blocks.append(block)
         self._set_offsets()
         combined = self._weighted(blocks)
+        del blocks  # a second copy of every vector, at 600,000 trials most of a GB
         self.pivot_ = mean_norm(combined)
         return pivot_normalise(combined, self.pivot_, self.norm_power)
 

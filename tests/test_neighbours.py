@@ -3,7 +3,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
-from recommender._kernels import rows_candidates, truncate_postings
+from recommender._kernels import rows_candidates, scan_top_k, truncate_postings
 from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours
 
 
@@ -214,3 +214,47 @@ def test_max_postings_limits_which_rows_a_term_proposes():
 def test_parameters_are_validated(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CosineNeighbours(**kwargs)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_scan_gives_the_postings_search_bit_for_bit(seed):
+    # The pruned build searches its few hard rows by passes over X (no postings);
+    # the lists must equal the postings search exactly, scores to the last bit.
+    X = random_rows(300, 60, 0.08, seed)
+    X.data[::7] = X.data[1::7][: len(X.data[::7])]  # equal weights make ties
+    rows = np.random.default_rng(seed).choice(300, 40, replace=False).astype(np.int64)
+    search = CosineNeighbours(method="exact", n_jobs=1).fit(X)
+    want_ids, want_scores = search.kneighbors(X[rows], 12, exclude=rows)
+    Qt = X[rows].T.tocsr()
+    ids = np.empty((40, 12), np.int32)
+    scores = np.empty((40, 12), np.float32)
+    scan_top_k(X.indptr, X.indices, X.data, Qt.indptr, Qt.indices, Qt.data, rows, ids, scores)
+    np.testing.assert_array_equal(ids, want_ids)
+    assert scores.tobytes() == want_scores.tobytes()
+
+
+@pytest.mark.parametrize("max_postings", [None, 1, 5, 40])
+def test_champion_postings_from_rows_equal_those_from_postings(max_postings):
+    # A build makes them from the rows (never holding the whole transpose); a loaded
+    # index from its postings: both must propose the same candidates.
+    X = random_rows(200, 50, 0.15, 3)
+    prunable = np.arange(50) % 2 == 0
+    params = {"frequent_df": 0.12, "max_postings": max_postings, "prunable": prunable}
+    from_rows = CosineNeighbours(**params).fit(X)
+    from_postings = CosineNeighbours(**params).set_postings(X.T.tocsr())
+    a, b = from_rows.rare_postings_, from_postings.rare_postings_
+    assert from_rows._postings is None  # the whole transpose was never made
+    for name in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+def test_rows_with_too_few_candidates_are_searched_exactly():
+    # Rows whose rare terms touch fewer rows than the candidate list holds are
+    # searched exactly at the end; with many such rows the result is still exact.
+    X = random_rows(400, 300, 0.01, 8)
+    pruned = CosineNeighbours(candidates=100, n_jobs=2, block_size=33).fit(X)
+    ids, scores = pruned.all_kneighbors(X, 5)
+    ref_ids, ref_scores = brute_force(X, X, 5, exclude=np.arange(400))
+    np.testing.assert_array_equal(ids, ref_ids)
+    np.testing.assert_allclose(scores, ref_scores, rtol=1e-5)
+    assert pruned._postings is None
