@@ -354,16 +354,22 @@ def truncate_postings(indptr, indices, data, max_postings):
 
 
 @njit(nogil=True, cache=True)
-def scores_reaching(q_indptr, q_indices, q_data, t_indptr, t_indices, t_data, cut):
-    """For each query row, the rows whose score with it reaches their ``cut``.
+def scores_reaching(
+    q_indptr, q_indices, q_data, t_indptr, t_indices, t_data, cut, exclude, out_ids, out_scores
+):
+    """For each query row, the rows whose score with it reaches their ``cut``, and
+    its own top-k (as rows_top_k: exclude[i] left out, ties to the smaller row).
 
-    Returns (row, query number) pairs. Only rows the query touches are scanned.
+    One accumulation per query serves both, so an update scores its new rows once.
+    Returns (row, query number) pairs.
     """
     n_rows = cut.shape[0]
     acc = np.zeros(n_rows, dtype=np.float32)
     touched = np.empty(n_rows, dtype=np.int64)
+    seen = np.full(n_rows, -1, dtype=np.int64)
     rows = np.empty(1024, dtype=np.int64)
     which = np.empty(1024, dtype=np.int64)
+    no_filter = np.ones(0, dtype=np.bool_)
     found = 0
     for i in range(q_indptr.shape[0] - 1):
         count = 0
@@ -371,7 +377,8 @@ def scores_reaching(q_indptr, q_indices, q_data, t_indptr, t_indices, t_data, cu
             weight = q_data[p]
             for s in range(t_indptr[q_indices[p]], t_indptr[q_indices[p] + 1]):
                 j = t_indices[s]
-                if acc[j] == 0.0:
+                if seen[j] != i:
+                    seen[j] = i
                     touched[count] = j
                     count += 1
                 acc[j] += weight * t_data[s]
@@ -384,7 +391,7 @@ def scores_reaching(q_indptr, q_indices, q_data, t_indptr, t_indices, t_data, cu
                 rows[found] = j
                 which[found] = i
                 found += 1
-            acc[j] = 0.0
+        _select_top_k(acc, no_filter, False, exclude[i], out_ids[i], out_scores[i])
     return rows[:found].copy(), which[:found].copy()
 
 

@@ -16,6 +16,7 @@ from joblib import parallel_config
 from recommender.faults import fault_point
 from recommender.index import describe_source, save_index, utc_now
 from recommender.ingest import IngestReport, ReadLimits, SourceError, iter_records
+from recommender.memory import release_free_memory
 from recommender.neighbours import CosineNeighbours
 from recommender.spool import spool_records
 from recommender.store import RecordStore
@@ -115,12 +116,14 @@ def build_index(
                 raise NoTermsError(_no_terms_message(len(records), groups))
             say(f"vectorised: {vectors.shape[1]:,} features ({seconds['vectorise']:.1f} s)")
             fault_point("vectorised")
+            release_free_memory()
 
             search = CosineNeighbours(
                 method=neighbour_method, prunable=vectorizer.prunable_columns(), n_jobs=n_jobs
             )
             indices, scores = _all_neighbours(search.fit(vectors), vectors, k, progress)
             del search  # its champion postings: the save needs the memory for its own
+            release_free_memory()
         seconds["neighbours"] = _lap(started, seconds)
         say(f"neighbours: top {k} of {len(records):,} trials ({seconds['neighbours']:.1f} s)")
         fault_point("neighbours")

@@ -47,8 +47,11 @@ def count_chunk(texts: EncodedTexts, analyzer: ItemAnalyzer) -> tuple[HashedCoun
     return HashedCounts(counted.keys, spans, counted.counts, counted.sources), spellings
 
 
-def merge_counts(parts: Sequence[HashedCounts]) -> HashedCounts:
+def merge_counts(parts: list[HashedCounts]) -> HashedCounts:
     """Stack the counts of consecutive parts over the union of their terms.
+
+    ``parts`` is emptied as it is read: each part's counts are dropped once copied,
+    so a large group never holds its parts and their merge at once.
 
     Returns
     -------
@@ -63,15 +66,22 @@ def merge_counts(parts: Sequence[HashedCounts]) -> HashedCounts:
     column_of = column_of.astype(np.int32)
     sources = np.searchsorted(key_starts, first, side="right") - 1
     spans = np.concatenate([p.spans for p in parts])[first]
-    entry_starts = np.cumsum([0] + [p.counts.nnz for p in parts])
-    indptr = np.concatenate(
-        [[0], *(p.counts.indptr[1:] + e for p, e in zip(parts, entry_starts, strict=False))]
-    )
-    indices = np.concatenate(
-        [column_of[k + p.counts.indices] for p, k in zip(parts, key_starts, strict=False)]
-    )
-    data = np.concatenate([p.counts.data for p in parts])
-    shape = (sum(p.counts.shape[0] for p in parts), len(keys))
+    n_rows = sum(p.counts.shape[0] for p in parts)
+    nnz = sum(p.counts.nnz for p in parts)
+    dtype = parts[0].counts.data.dtype if parts else np.int32
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    indices = np.empty(nnz, dtype=np.int32)
+    data = np.empty(nnz, dtype=dtype)
+    row = entry = 0
+    for key_start in key_starts[:-1]:
+        counts = parts.pop(0).counts
+        rows, size = counts.shape[0], counts.nnz
+        indptr[row + 1 : row + rows + 1] = counts.indptr[1:] + entry
+        indices[entry : entry + size] = column_of[key_start + counts.indices]
+        data[entry : entry + size] = counts.data
+        row, entry = row + rows, entry + size
+        del counts
+    shape = (n_rows, len(keys))
     return HashedCounts(keys, spans, sp.csr_matrix((data, indices, indptr), shape=shape), sources)
 
 
@@ -94,7 +104,8 @@ def spell_terms(
     """The terms of ``columns``, sorted, with their counts in that order.
 
     ``texts`` are the texts of the parts merged into ``counted``, in order, or their
-    ``spellings`` from :func:`count_chunk`.
+    ``spellings`` from :func:`count_chunk`. ``counted.counts`` is used up: the
+    result is made in its arrays.
 
     Returns
     -------
@@ -113,30 +124,31 @@ def spell_terms(
 
 
 def _columns(counts: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
-    """``counts[:, columns]`` for distinct ``columns``, indices left unsorted."""
+    """``counts[:, columns]`` for distinct ``columns``, indices left unsorted.
+
+    Made in place: ``counts``' arrays are overwritten and shared by the result.
+    """
     new_column = np.full(counts.shape[1], -1, dtype=np.int32)
     new_column[columns] = np.arange(len(columns), dtype=np.int32)
-    arrays = _select_columns(counts.indptr, counts.indices, counts.data, new_column)
-    return sp.csr_matrix(arrays, shape=(counts.shape[0], len(columns)))
+    indptr = _select_columns(counts.indptr, counts.indices, counts.data, new_column)
+    nnz = indptr[-1]
+    return sp.csr_matrix(
+        (counts.data[:nnz], counts.indices[:nnz], indptr), shape=(counts.shape[0], len(columns))
+    )
 
 
 @njit(nogil=True, cache=True)
 def _select_columns(indptr, indices, data, new_column):
-    # Two passes in place of numpy's masks and gathers: no temporary the size of
-    # the matrix, which on a large registry is the vectoriser's peak memory.
+    # Compacted forward in place (an entry never moves later): no second copy of
+    # the group's counts, which on a large registry was the vectoriser's peak.
     out_indptr = np.zeros(indptr.shape[0], dtype=np.int64)
-    nnz = 0
+    entry = 0
     for row in range(indptr.shape[0] - 1):
         for j in range(indptr[row], indptr[row + 1]):
-            nnz += new_column[indices[j]] >= 0
-        out_indptr[row + 1] = nnz
-    out_indices = np.empty(nnz, dtype=np.int32)
-    out_data = np.empty(nnz, dtype=data.dtype)
-    entry = 0
-    for j in range(indices.shape[0]):
-        column = new_column[indices[j]]
-        if column >= 0:
-            out_indices[entry] = column
-            out_data[entry] = data[j]
-            entry += 1
-    return out_data, out_indices, out_indptr
+            column = new_column[indices[j]]
+            if column >= 0:
+                indices[entry] = column
+                data[entry] = data[j]
+                entry += 1
+        out_indptr[row + 1] = entry
+    return out_indptr

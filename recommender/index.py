@@ -351,6 +351,7 @@ def save_index(
     report: dict | None = None,
     base: TrialIndex | None = None,
     base_rows: np.ndarray | None = None,
+    postings: sp.csr_matrix | None = None,
 ) -> Path:
     """Write a complete index as a new version and serve it at ``folder`` atomically.
 
@@ -381,6 +382,9 @@ def save_index(
         With ``base``: for each row, the row of ``base`` whose record it is unchanged,
         -1 for a new or changed record. Only those are written, as a new record
         segment; the base's record files are linked.
+    postings : csr_matrix of shape (n_features, n), optional
+        ``vectors.T`` as CSR, when the caller has made it already (an update
+        searches with it); made here otherwise.
 
     Returns
     -------
@@ -392,7 +396,7 @@ def save_index(
         writer = VersionWriter(staging.folder, base)
         full_meta = _write_parts(
             writer, records, vectorizer, vectors, neighbour_indices, neighbour_scores, report,
-            base_rows,
+            base_rows, postings,
         )  # fmt: skip
         full_meta.update(meta)
         full_meta["files"] = dict(sorted(writer.files.items()))
@@ -403,7 +407,7 @@ def save_index(
 
 
 def _write_parts(out: VersionWriter, records, vectorizer, vectors, neighbour_indices,
-                 neighbour_scores, report, base_rows):  # fmt: skip
+                 neighbour_scores, report, base_rows, postings):  # fmt: skip
     # Records on disk are read once, four fields of each, for the ids and the facets.
     fields = list(records.iter_fields(_SavedFields)) if _lines_on_disk(records) else records
     ids = np.asarray([r.nct_id for r in fields], dtype="<U11")
@@ -417,8 +421,15 @@ def _write_parts(out: VersionWriter, records, vectorizer, vectors, neighbour_ind
     fault_point("write")
     out.array("ids", ids, base.ids if base is not None else None)
     out.csr("vectors", vectors, base.vectors if base is not None else None)
-    postings = base.search.postings_ if base is not None and vectors is base.vectors else None
-    out.csr("postings", postings if postings is not None else vectors.T.tocsr(), postings)
+    same_vectors = base is not None and vectors is base.vectors
+    base_postings = base.search.postings_ if same_vectors else None
+    if same_vectors:  # linked, not written again
+        postings = base_postings
+    elif postings is None:
+        postings = vectors.T.tocsr()
+    elif postings.shape != vectors.shape[::-1]:
+        raise ValueError(f"postings of shape {postings.shape} for vectors of {vectors.shape}")
+    out.csr("postings", postings, base_postings)
     out.array(
         "neighbours.indices",
         neighbour_indices.astype(np.int32, copy=False),

@@ -25,6 +25,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 
 from recommender.abbreviations import AbbreviationTable, learn_abbreviations
 from recommender.counting import count_chunk, frequent_columns, merge_counts, spell_terms
+from recommender.memory import release_free_memory
 from recommender.records import TrialRecord
 from recommender.store import RecordStore
 from recommender.terms import (
@@ -409,6 +410,7 @@ class FieldGroupVectorizer:
         for i, group in enumerate(self.groups):
             # Each group's parts and texts are dropped once used: on a large registry
             # they are most of the memory a build needs.
+            release_free_memory()  # what the last group dropped, before this one merges
             counted = merge_counts(parts_by_group[i])
             parts_by_group[i] = []
             kept = frequent_columns(counted.counts, group.min_df, group.max_df)
@@ -424,6 +426,7 @@ class FieldGroupVectorizer:
             self.models_[group.name], block = GroupModel.fit(group, terms, counts)
             blocks.append(block)
         self._set_offsets()
+        release_free_memory()
         combined = self._weighted(blocks)
         del blocks  # a second copy of every vector, at 600,000 trials most of a GB
         self.pivot_ = mean_norm(combined)

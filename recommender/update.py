@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
+from numba import njit
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from recommender._kernels import rescore_top_k, scores_reaching
@@ -258,8 +259,10 @@ def _apply(
         raise UpdateInputError("the update would remove every study; nothing would be left")
     vectors, fresh = updated_vectors(base, records, old_to_new, changes)
     run.say(f"vectorised {len(fresh):,} new or rewritten studies ({run.lap('vectorise'):.1f} s)")
+    # One transpose of the new vectors serves the searches and the save.
+    search = CosineNeighbours(method="exact", n_jobs=run.n_jobs).fit(vectors)
     indices, scores, work = update_neighbours(
-        vectors, base.neighbour_indices, base.neighbour_scores, old_to_new, fresh, n_jobs=run.n_jobs
+        vectors, base.neighbour_indices, base.neighbour_scores, old_to_new, fresh, search=search
     )
     run.say(
         f"neighbours: {work['recomputed']:,} lists searched, {work['merged']:,} merged "
@@ -278,6 +281,7 @@ def _apply(
         report=_report(base.path, run.report, changes),
         base=base,  # unchanged parts are hard-linked from it, not written again
         base_rows=_base_rows(records, old_to_new, changes),
+        postings=search.postings_,
     )
     run.say(f"saved to {path} ({run.lap('save'):.1f} s)")
     rewritten = len(fresh) - len(changes.added)
@@ -384,10 +388,43 @@ def updated_vectors(
     fresh_rows, fresh_vectors = cand_rows[~same], cand_vectors[np.flatnonzero(~same)]
     if not len(fresh_rows) and n == len(old_to_new) and len(kept) == n:
         return base.vectors, fresh_rows  # same rows, same vectors: the very same matrix
-    carried = np.setdiff1d(np.arange(n), fresh_rows)
-    stacked = sp.vstack([base.vectors[new_of_old[carried]], fresh_vectors], format="csr")
-    order = np.argsort(np.concatenate([carried, fresh_rows]), kind="stable")
-    return as_float32_csr(stacked[order]), np.sort(fresh_rows)
+    # Each row from the stored matrix or from the fresh ones, copied once into the new
+    # matrix (gathering, stacking and reordering made three copies of every vector).
+    source = new_of_old.copy()
+    source[fresh_rows] = -1 - np.arange(len(fresh_rows))  # -1 - i: fresh row i
+    old, new = base.vectors, as_float32_csr(fresh_vectors)
+    arrays = _assemble_rows(
+        old.indptr, old.indices, old.data, new.indptr, new.indices, new.data, source
+    )
+    vectors = sp.csr_matrix(arrays, shape=(n, old.shape[1]))
+    return as_float32_csr(vectors), np.sort(fresh_rows)
+
+
+@njit(nogil=True, cache=True)
+def _assemble_rows(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data, source):
+    # source[r] >= 0: row source[r] of a; otherwise row -1 - source[r] of b.
+    n = source.shape[0]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    for r in range(n):
+        s = source[r]
+        size = a_indptr[s + 1] - a_indptr[s] if s >= 0 else b_indptr[-s] - b_indptr[-1 - s]
+        indptr[r + 1] = indptr[r] + size
+    indices = np.empty(indptr[n], dtype=np.int32)
+    data = np.empty(indptr[n], dtype=np.float32)
+    for r in range(n):
+        s = source[r]
+        out = indptr[r]
+        if s >= 0:
+            for p in range(a_indptr[s], a_indptr[s + 1]):
+                indices[out] = a_indices[p]
+                data[out] = a_data[p]
+                out += 1
+        else:
+            for p in range(b_indptr[-1 - s], b_indptr[-s]):
+                indices[out] = b_indices[p]
+                data[out] = b_data[p]
+                out += 1
+    return data, indices, indptr
 
 
 def _transform(vectorizer: FieldGroupVectorizer, records, n_features: int) -> sp.csr_matrix:
@@ -421,6 +458,7 @@ def update_neighbours(
     fresh: np.ndarray,
     *,
     n_jobs: int = -1,
+    search: CosineNeighbours | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Every row's top-``k`` over ``X``, recomputing only what can have changed.
 
@@ -436,6 +474,9 @@ def update_neighbours(
         New rows whose vector is new (added, or text changed).
     n_jobs : int, default -1
         Threads for the searches.
+    search : CosineNeighbours, optional
+        An exact search fitted on ``X``, to share its postings with the caller
+        (its ``n_jobs`` then applies); made here when None.
 
     Returns
     -------
@@ -445,7 +486,10 @@ def update_neighbours(
     """
     X = as_float32_csr(X)
     n, k = X.shape[0], old_indices.shape[1]
-    search = CosineNeighbours(method="exact", n_jobs=n_jobs).fit(X)
+    if search is None:
+        search = CosineNeighbours(method="exact", n_jobs=n_jobs).fit(X)
+    elif search.method != "exact" or search.n_rows_ != n:
+        raise ValueError("search must be an exact search fitted on X")
     is_fresh = np.zeros(n, dtype=bool)
     is_fresh[fresh] = True
     # Stable rows: kept, with the vector they had; their lists start as they were.
@@ -461,15 +505,21 @@ def update_neighbours(
     lost = (np.asarray(old_indices[stable_old]) >= 0) & (members < 0)  # removed members
     rewritten = (members >= 0) & is_fresh[np.maximum(members, 0)]
     dirty = (lost | rewritten).any(axis=1)
-    merged, merged_ids, merged_scores = _merge(X, search, fresh, stable, members, kth, dirty)
+    merged, merged_ids, merged_scores, fresh_ids, fresh_scores = _merge(
+        X, search, fresh, stable, members, kth, dirty
+    )
     old_kth = kth[np.searchsorted(stable, merged)]
     # Every trial outside the old list scored at most the old k-th, so the merge is
     # complete when its own k-th still reaches that (or the old list was not full).
     complete = (merged_ids[:, -1] != NO_NEIGHBOUR) & (merged_scores[:, -1] >= old_kth)
     safe = (old_kth == 0) | complete
     indices[merged[safe]], scores[merged[safe]] = merged_ids[safe], merged_scores[safe]
-    searched = np.union1d(fresh, merged[~safe]).astype(np.int64)
-    indices[searched], scores[searched] = _search(search, X, searched, k)
+    # Fresh rows got their lists while being scored against every row (_entering);
+    # merged rows are stable rows, so the two sets do not meet.
+    indices[fresh], scores[fresh] = fresh_ids, fresh_scores
+    unsafe = merged[~safe].astype(np.int64)
+    indices[unsafe], scores[unsafe] = _search(search, X, unsafe, k)
+    searched = np.union1d(fresh, unsafe)
     n_merged = int(safe.sum())
     work = {
         "recomputed": len(searched),
@@ -491,17 +541,20 @@ def _merge(
     """Re-score the stable rows that gain a newcomer or lost or changed a member.
 
     Returns those rows (sorted) and the best ``k`` of their old members that are
-    still there (changed ones scored anew) and newcomers that reach the old k-th.
+    still there (changed ones scored anew) and newcomers that reach the old k-th;
+    then the fresh rows' own exact lists.
     """
     threshold = np.full(X.shape[0], np.inf, dtype=np.float32)
     threshold[stable] = kth
-    rows, cands = _entering(X, search.postings_, fresh, threshold, search.n_jobs)
+    k = members.shape[1]
+    rows, cands, fresh_ids, fresh_scores = _entering(
+        X, search.postings_, fresh, threshold, k, search.n_jobs
+    )
     targets = np.union1d(rows, stable[dirty])
     at = np.searchsorted(stable, targets)
-    k = members.shape[1]
     rows = np.concatenate([rows, np.repeat(targets, k)])
     cands = np.concatenate([cands, members[at].ravel()])
-    return (targets, *_rescore(X, targets, rows, cands, k, search.n_jobs))
+    return (targets, *_rescore(X, targets, rows, cands, k, search.n_jobs), fresh_ids, fresh_scores)
 
 
 def _renumber(old_lists: np.ndarray, old_to_new: np.ndarray) -> np.ndarray:
@@ -511,28 +564,38 @@ def _renumber(old_lists: np.ndarray, old_to_new: np.ndarray) -> np.ndarray:
 
 
 def _entering(
-    X: sp.csr_matrix, postings: sp.csr_matrix, fresh: np.ndarray, threshold: np.ndarray, n_jobs: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (row, fresh row) where the fresh row scores at least the row's threshold.
+    X: sp.csr_matrix,
+    postings: sp.csr_matrix,
+    fresh: np.ndarray,
+    threshold: np.ndarray,
+    k: int,
+    n_jobs: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (row, fresh row) where the fresh row scores at least the row's
+    threshold, and each fresh row's exact top-``k`` (of shape (len(fresh), k)).
 
     Blocks of fresh rows are scored against every row in parallel threads, each
     fresh row into one dense row of scores (as ``build`` does), never a matrix.
     """
     cut = (threshold - _SCORE_MARGIN).astype(np.float32)
+    fresh = np.asarray(fresh, dtype=np.int64)
+    ids = np.full((len(fresh), k), NO_NEIGHBOUR, dtype=np.int32)
+    scores = np.zeros((len(fresh), k), dtype=np.float32)
 
     def block(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
         Q = X[fresh[a:b]]
         P = postings
         found_rows, found_at = scores_reaching(
-            Q.indptr, Q.indices, Q.data, P.indptr, P.indices, P.data, cut
-        )
+            Q.indptr, Q.indices, Q.data, P.indptr, P.indices, P.data, cut,
+            fresh[a:b], ids[a:b], scores[a:b],
+        )  # fmt: skip
         return found_rows, fresh[a:b][found_at]
 
     tasks = [delayed(block)(a, b) for a, b in _blocks(len(fresh))]
     found = Parallel(n_jobs=n_jobs, prefer="threads")(tasks)
     rows = [np.zeros(0, np.int64), *(r for r, _ in found)]
     cands = [np.zeros(0, np.int64), *(c for _, c in found)]
-    return np.concatenate(rows), np.concatenate(cands)
+    return np.concatenate(rows), np.concatenate(cands), ids, scores
 
 
 def _rescore(

@@ -27,7 +27,9 @@ def test_chunked_counts_equal_count_vectorizer(ngram_range, whole_items, min_df,
     reference = CountVectorizer(analyzer=analyzer, min_df=min_df, max_df=max_df)
     expected = reference.fit_transform(DOCS)
     texts = [encode_texts(DOCS[a:b]) for a, b in CHUNKS]
-    counted = merge_counts([count_new_terms(t, analyzer) for t in texts])
+    parts = [count_new_terms(t, analyzer) for t in texts]
+    counted = merge_counts(parts)
+    assert parts == []  # each part dropped once copied
     kept = frequent_columns(counted.counts, min_df=min_df, max_df=max_df)
     terms, counts = spell_terms(counted, kept, texts)
     assert terms == reference.get_feature_names_out().tolist()

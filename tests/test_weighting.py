@@ -1,0 +1,55 @@
+"""The compiled BM25 weights, norms and pivot scaling equal the numpy formulas."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recommender.weighting import bm25_weights, pivot_normalise, row_norms
+
+
+def counts_matrix(seed: int) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    X = sp.random(60, 40, density=0.2, random_state=seed, format="csr", dtype=np.float32)
+    X.data = rng.integers(1, 9, X.nnz).astype(np.float32)
+    X = X.astype(np.int32)
+    X.indptr[30:] = X.indptr[30]  # empty rows too
+    X.indices, X.data = X.indices[: X.indptr[-1]], X.data[: X.indptr[-1]]
+    return X
+
+
+def numpy_bm25(counts, idf, avg_length, k1, b):
+    # The formula as numpy evaluated it before it was compiled.
+    counts = sp.csr_matrix(counts, dtype=np.float32)
+    lengths = np.asarray(counts.sum(axis=1)).ravel()
+    per_entry = np.repeat(lengths / avg_length, np.diff(counts.indptr))
+    tf = counts.data
+    return idf[counts.indices] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * per_entry))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_bm25_weights_equal_the_numpy_formula_bit_for_bit(seed):
+    counts = counts_matrix(seed)
+    idf = (np.random.default_rng(seed).random(40) + 1).astype(np.float32)
+    weights = bm25_weights(counts, idf, 7.3, 1.2, 0.75)
+    want = numpy_bm25(counts, idf, 7.3, 1.2, 0.75).astype(np.float32)
+    assert weights.data.dtype == np.float32
+    assert weights.data.tobytes() == want.tobytes()
+    np.testing.assert_array_equal(weights.indices, counts.indices)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 1000])
+def test_row_norms_do_not_depend_on_the_chunk(chunk_rows):
+    X = bm25_weights(counts_matrix(4), np.ones(40, np.float32), 5.0, 1.2, 0.75)
+    want = np.sqrt(np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel())
+    np.testing.assert_array_equal(row_norms(X, chunk_rows=chunk_rows), want)
+
+
+def test_pivot_normalise_scales_rows_in_place():
+    X = bm25_weights(counts_matrix(5), np.ones(40, np.float32), 5.0, 1.2, 0.75)
+    norms = row_norms(X)
+    before = X.copy()
+    out = pivot_normalise(X, pivot=2.0, power=0.5)
+    assert out is X
+    scale = np.where(norms > 0, 1 / (norms**0.5 * 2.0**0.5), 1.0).astype(np.float32)
+    want = before.data * np.repeat(scale, np.diff(before.indptr))
+    assert X.data.tobytes() == want.astype(np.float32).tobytes()
