@@ -71,8 +71,8 @@ from recommender.text import FieldGroupVectorizer
 from recommender.versions import (
     META_FILE,
     Staging,
+    VersionHold,
     hold_version,
-    release,
     resolve_index_folder,
 )
 
@@ -511,6 +511,11 @@ def verify_index(folder: str | os.PathLike, *, hashes: bool = True) -> dict:
     return meta
 
 
+def _close(hold: VersionHold | None) -> None:
+    if hold is not None:
+        hold.close()
+
+
 def _raise_if(problems: list[str], folder: Path) -> None:
     if problems:
         raise DamagedIndexError(
@@ -644,21 +649,19 @@ class TrialIndex:
             Missing, truncated, altered or wrong-version index, with the reason.
         """
         resolved = resolve_index_folder(folder)
+        # Held by the index (and any shallow copy of it) for as long as it lives.
         hold = hold_version(resolved)
         try:
             meta = verify_index(resolved, hashes=verify)
             index = cls._open(resolved, meta)
         except DamagedIndexError:
-            release(hold)
+            _close(hold)
             raise
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            release(hold)
+            _close(hold)
             raise DamagedIndexError(f"index at {resolved} cannot be opened: {exc}") from None
         index._hold = hold
         return index
-
-    def __del__(self) -> None:
-        release(getattr(self, "_hold", None))
 
     @classmethod
     def _open(cls, folder: Path, meta: dict) -> TrialIndex:

@@ -197,14 +197,35 @@ def _try_lock(path: Path, kind: int) -> int | None:
     return fd
 
 
-def hold_version(folder: Path) -> int | None:
-    """Mark ``folder`` (a loaded version) as in use while the returned descriptor is open.
+class VersionHold:
+    """A shared lock on a loaded version's ``meta.json``, released exactly once.
+
+    An object rather than a bare descriptor so that everything referring to one load
+    (an index and its shallow copies) shares it: the descriptor is closed when the
+    last of them goes, never twice. A second ``close`` of a number the kernel has
+    since handed out again would close someone else's file or socket.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        release(fd)
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def hold_version(folder: Path) -> VersionHold | None:
+    """Mark ``folder`` (a loaded version) as in use until the returned hold is closed.
 
     A shared lock on its ``meta.json``: :func:`remove_stale` never removes a version
     that some process holds. None when the folder cannot be locked (then it is merely
     not protected: the current and previous versions are kept anyway).
     """
-    return _try_lock(folder / META_FILE, fcntl.LOCK_SH)
+    fd = _try_lock(folder / META_FILE, fcntl.LOCK_SH)
+    return None if fd is None else VersionHold(fd)
 
 
 def release(fd: int | None) -> None:

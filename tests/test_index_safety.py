@@ -8,6 +8,8 @@ a complete index and that the next build removes whatever the dead one left.
 
 from __future__ import annotations
 
+import copy
+import fcntl
 import gc
 import json
 import os
@@ -178,6 +180,43 @@ def test_a_version_held_open_is_kept_and_keeps_answering(tmp_path, plain_index):
     gc.collect()
     _build(tmp_path, out, k=5)
     assert not path.exists()  # let go: removed by the next build
+
+
+def test_a_copied_index_closes_its_lock_once_and_no_one_elses_descriptor(tmp_path, plain_index):
+    """A shallow copy shares the load's lock; dropping both closes it once.
+
+    Closing the same descriptor number twice would close whatever file or socket the
+    kernel handed that number to in between.
+    """
+    out = _served(tmp_path, plain_index)
+    _build(tmp_path, out, k=3)
+    index = TrialIndex.load(out)
+    meta = index.path / "meta.json"
+    twin = copy.copy(index)
+    del index
+    gc.collect()
+    assert not _can_lock_exclusively(meta)  # the copy still holds the version
+    read, write = os.pipe()  # takes the lock's number if it was wrongly closed
+    try:
+        del twin
+        gc.collect()
+        os.write(write, b"x")
+        assert os.read(read, 1) == b"x"
+    finally:
+        os.close(read)
+        os.close(write)
+    assert _can_lock_exclusively(meta)
+
+
+def _can_lock_exclusively(path: Path) -> bool:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def test_a_dangling_or_missing_served_path_loads_the_newest_version(tmp_path, plain_index):

@@ -50,6 +50,8 @@ def test_pivot_normalise_scales_rows_in_place():
     before = X.copy()
     out = pivot_normalise(X, pivot=2.0, power=0.5)
     assert out is X
-    scale = np.where(norms > 0, 1 / (norms**0.5 * 2.0**0.5), 1.0).astype(np.float32)
+    scale = np.ones_like(norms)
+    scale[norms > 0] = 1 / (norms[norms > 0] ** 0.5 * 2.0**0.5)
+    scale = scale.astype(np.float32)
     want = before.data * np.repeat(scale, np.diff(before.indptr))
     assert X.data.tobytes() == want.astype(np.float32).tobytes()
