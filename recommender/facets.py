@@ -6,7 +6,7 @@ for that would be far too slow, so each facet is an integer array beside the vec
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +71,36 @@ class Facets:
             codes[facet] = np.asarray(column, dtype=np.uint32)
         return cls(labels=labels, codes=codes)
 
+    @classmethod
+    def updated(cls, base: Facets, source: np.ndarray, new: Sequence[TrialRecord]) -> Facets:
+        """The facets after an update, equal to :meth:`from_records` over its records.
+
+        Parameters
+        ----------
+        base : Facets
+            The facets of the index being updated.
+        source : ndarray of shape (n,), dtype int64
+            Per row: the base row whose record it keeps, or ``-1 - j`` for ``new[j]``.
+        new : sequence of TrialRecord
+            The added and rewritten records; the kept ones are never read.
+        """
+        fresh = cls.from_records(new)
+        kept = source >= 0
+        labels: dict[str, list[str]] = {}
+        codes: dict[str, np.ndarray] = {}
+        for facet in FACET_FIELDS:
+            old = base.codes[facet][source[kept]]
+            seen = set(_labels_used(facet, old, base.labels[facet])) | set(fresh.labels[facet])
+            labels[facet] = [_MISSING, *sorted(seen - {_MISSING})]
+            if facet == "phase" and len(labels[facet]) > 32:
+                raise ValueError(f"too many distinct phases to code: {labels[facet][1:]}")
+            column = np.zeros(len(source), dtype=np.uint32)
+            column[kept] = _recode(facet, old, base.labels[facet], labels[facet])
+            added = fresh.codes[facet][-1 - source[~kept]]
+            column[~kept] = _recode(facet, added, fresh.labels[facet], labels[facet])
+            codes[facet] = column
+        return cls(labels=labels, codes=codes)
+
     def allowed(self, filters: Mapping[str, Iterable[str]]) -> np.ndarray | None:
         """Boolean mask of trials matching every given facet (any of its values).
 
@@ -126,3 +156,28 @@ def _as_tuple(value: str | tuple[str, ...] | None) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,) if value else ()
     return tuple(v for v in value if v)
+
+
+def _labels_used(facet: str, codes: np.ndarray, labels: list[str]) -> list[str]:
+    """The labels that ``codes`` (of a facet coded with ``labels``) hold."""
+    if facet == "phase":
+        bits = int(np.bitwise_or.reduce(codes)) if len(codes) else 0
+        return [label for i, label in enumerate(labels) if i and bits >> i & 1]
+    return [labels[c] for c in np.unique(codes).tolist() if c]
+
+
+def _recode(facet: str, codes: np.ndarray, old: list[str], new: list[str]) -> np.ndarray:
+    """``codes`` made with labels ``old`` as codes of labels ``new``.
+
+    ``new`` holds every label that ``codes`` use; old labels they do not use (a status
+    only removed trials had) may be missing from it.
+    """
+    code_of = {label: i for i, label in enumerate(new)}
+    if facet != "phase":
+        table = [code_of.get(label, 0) for label in old]
+        return np.asarray(table, dtype=np.uint32)[codes]
+    out = np.zeros(len(codes), dtype=np.uint32)
+    for i, label in enumerate(old[1:], start=1):
+        if label in code_of:
+            out |= ((codes >> np.uint32(i)) & np.uint32(1)) << np.uint32(code_of[label])
+    return out

@@ -68,6 +68,7 @@ from recommender.record_segments import (
 from recommender.records import TrialRecord, validate_nct_id
 from recommender.store import RECORDS_FILE, RECORDS_OFFSETS_FILE, RecordStore, encode_record
 from recommender.text import FieldGroupVectorizer
+from recommender.updated_records import UpdatedRecords
 from recommender.versions import (
     META_FILE,
     Staging,
@@ -233,7 +234,7 @@ class VersionWriter:
             # Lines a build spooled are already what this would write: copy, not re-encode.
             offsets = self._copy_lines(RECORDS_FILE, records)
         else:
-            lengths = self._write_lines(RECORDS_FILE, records)
+            lengths = self._write_lines(RECORDS_FILE, _lines_of(records))
             offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
             np.cumsum(lengths, out=offsets[1:])
         self.array(RECORDS_OFFSETS_FILE.removesuffix(".npy"), offsets)
@@ -256,16 +257,15 @@ class VersionWriter:
             raise ValueError(f"{store.lines_path} ended {left} bytes early")
         return offsets - offsets[0]
 
-    def _write_lines(self, filename: str, records: Iterable[TrialRecord]) -> list[int]:
+    def _write_lines(self, filename: str, lines: Iterable[bytes]) -> list[int]:
         lengths: list[int] = []
         out = _HashingFile(self.folder / filename)
         try:
             # Lines go out in batches: one write and one hash update per few MB.
-            iterator = iter(records)
+            iterator = iter(lines)
             while batch := list(itertools.islice(iterator, _RECORDS_BATCH)):
-                lines = [encode_record(record) for record in batch]
-                lengths.extend(map(len, lines))
-                out.write(b"".join(lines))
+                lengths.extend(map(len, batch))
+                out.write(b"".join(batch))
         finally:
             self.files[filename] = out.close()
         return lengths
@@ -292,7 +292,8 @@ class VersionWriter:
                 self.files.pop(name)
                 self.linked.remove(name)
             return 0
-        lengths = self._write_lines(segment_file(old_segments), (records[i] for i in new_rows))
+        lines = (encode_record(records[i]) for i in new_rows)
+        lengths = self._write_lines(segment_file(old_segments), lines)
         ends = np.cumsum(lengths, dtype=np.int64)
         spans[new_rows, 0] = old_segments
         spans[new_rows, 1], spans[new_rows, 2] = ends - lengths, ends
@@ -332,6 +333,22 @@ class _SavedFields(msgspec.Struct):
 def _lines_on_disk(records: object) -> bool:
     """Records held as one lines file with offsets (a build's spool, a plain index)."""
     return isinstance(records, RecordStore) and not isinstance(records, SegmentedRecords)
+
+
+def _lines_of(records: Sequence[TrialRecord]) -> Iterator[bytes]:
+    """Each record's stored line; an update's kept records as the base stored them."""
+    if isinstance(records, UpdatedRecords):
+        return records.lines()
+    return (encode_record(record) for record in records)
+
+
+def _ids_and_facets(records: Sequence[TrialRecord], base: TrialIndex | None):
+    """The records' ids and facets, reading as little of them as can be."""
+    if isinstance(records, UpdatedRecords) and base is not None and records.base is base.records:
+        return records.ids, Facets.updated(base.facets, records.source, records.new)
+    # Records on disk are read once, four fields of each, for the ids and the facets.
+    fields = list(records.iter_fields(_SavedFields)) if _lines_on_disk(records) else records
+    return np.asarray([r.nct_id for r in fields], dtype="<U11"), Facets.from_records(fields)
 
 
 def _spans_of(records: RecordStore) -> np.ndarray:
@@ -408,9 +425,7 @@ def save_index(
 
 def _write_parts(out: VersionWriter, records, vectorizer, vectors, neighbour_indices,
                  neighbour_scores, report, base_rows, postings):  # fmt: skip
-    # Records on disk are read once, four fields of each, for the ids and the facets.
-    fields = list(records.iter_fields(_SavedFields)) if _lines_on_disk(records) else records
-    ids = np.asarray([r.nct_id for r in fields], dtype="<U11")
+    ids, facets = _ids_and_facets(records, out.base)
     if len(ids) and not np.all(ids[1:] > ids[:-1]):
         raise ValueError("records must be sorted by nct_id with no duplicates")
     base = out.base
@@ -446,8 +461,6 @@ def _write_parts(out: VersionWriter, records, vectorizer, vectors, neighbour_ind
     idf = [idfs[g["name"]] for g in params["groups"]]
     idf = np.concatenate(idf) if idf else np.zeros(0, np.float32)
     out.array("idf", idf, idf if same_vectorizer else None)
-    facets = Facets.from_records(fields)
-    del fields
     for name, column in facets.codes.items():
         base_column = base.facets.codes[name] if base is not None else None
         if base is not None and facets.labels[name] != base.facets.labels[name]:

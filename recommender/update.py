@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from numba import njit
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
@@ -49,6 +49,7 @@ from recommender.ingest import IngestReport, read_records
 from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours, as_float32_csr
 from recommender.records import TrialRecord
 from recommender.text import FieldGroupVectorizer, words
+from recommender.updated_records import UpdatedRecords, merge_ids
 from recommender.versions import check_replaceable
 
 # Meta keys that save_index derives from the arrays; everything else is carried over.
@@ -57,7 +58,7 @@ _DERIVED_META = {"format", "format_version", "vectorizer", "facets", "counts", "
 # margin only guards the cut against rounding, it never decides a list.
 _SCORE_MARGIN = 1e-5
 _BASELINE_SAMPLE = 1000
-_ROW_BLOCK = 512
+_ROW_BLOCK = 512  # rows per parallel task at most
 
 
 class UpdateInputError(ValueError):
@@ -213,8 +214,7 @@ def update_index(
     run = _Run(list(sources), thresholds, n_jobs, log or (lambda _line: None))
     base = TrialIndex.load(index)
     incoming, run.report = read_records(sources, progress=progress)
-    indexed = list(base.records)
-    changes = classify(indexed, incoming, snapshot=snapshot)
+    changes = classify(base.records, base.ids, incoming, snapshot=snapshot)
     run.lap("read")
     run.say(
         f"read {len(incoming):,} studies: {len(changes.added):,} new, "
@@ -229,7 +229,7 @@ def update_index(
     target = Path(out) if out is not None else Path(index)
     if not changes.any and target.resolve() == base.path.resolve():
         return UpdateSummary(base.path, len(base), changes, run.report, written=False)
-    return _apply(run, base, indexed, changes, target)
+    return _apply(run, base, changes, target)
 
 
 @dataclass
@@ -250,11 +250,9 @@ class _Run:
         return self.seconds[stage]
 
 
-def _apply(
-    run: _Run, base: TrialIndex, indexed: list[TrialRecord], changes: Changes, target: Path
-) -> UpdateSummary:
+def _apply(run: _Run, base: TrialIndex, changes: Changes, target: Path) -> UpdateSummary:
     """Compute the updated vectors, lists and metadata, and save them."""
-    records, old_to_new = merge_records(indexed, changes)
+    records, old_to_new = merge_records(base, changes)
     if not records:
         raise UpdateInputError("the update would remove every study; nothing would be left")
     vectors, fresh = updated_vectors(base, records, old_to_new, changes)
@@ -280,7 +278,7 @@ def _apply(
         meta=_meta(run, base, changes, len(fresh), work, drift),
         report=_report(base.path, run.report, changes),
         base=base,  # unchanged parts are hard-linked from it, not written again
-        base_rows=_base_rows(records, old_to_new, changes),
+        base_rows=records.base_rows,
         postings=search.postings_,
     )
     run.say(f"saved to {path} ({run.lap('save'):.1f} s)")
@@ -288,18 +286,6 @@ def _apply(
     return UpdateSummary(
         path, len(records), changes, run.report, rewritten, work, drift, run.seconds
     )
-
-
-def _base_rows(
-    records: Sequence[TrialRecord], old_to_new: np.ndarray, changes: Changes
-) -> np.ndarray:
-    """Per updated row, the base row holding the very same record; -1 if new or changed."""
-    base_rows = np.full(len(records), -1, dtype=np.int64)
-    kept = np.flatnonzero(old_to_new >= 0)
-    base_rows[old_to_new[kept]] = kept
-    replaced = {new.nct_id for _, new in changes.replaced}
-    base_rows[[i for i, r in enumerate(records) if r.nct_id in replaced]] = -1
-    return base_rows
 
 
 def _check_snapshot(sources: Sequence[str | os.PathLike]) -> None:
@@ -314,19 +300,27 @@ def _check_snapshot(sources: Sequence[str | os.PathLike]) -> None:
 
 
 def classify(
-    indexed: Sequence[TrialRecord], incoming: Sequence[TrialRecord], *, snapshot: bool
+    indexed: Sequence[TrialRecord],
+    indexed_ids: np.ndarray,
+    incoming: Sequence[TrialRecord],
+    *,
+    snapshot: bool,
 ) -> Changes:
     """Sort incoming records into added, replaced, stale and unchanged ones.
 
     A record equal to the indexed one is unchanged. One whose last-update date is
     older than the indexed record's is *stale* and ignored (an old download passed
     by mistake must not undo newer data). With ``snapshot``, indexed studies absent
-    from ``incoming`` are removed.
+    from ``incoming`` are removed. ``indexed`` (the index's records, in the order of
+    the ascending ``indexed_ids``) is read only where an incoming id is found.
     """
-    by_id = {r.nct_id: r for r in indexed}
+    indexed_ids = np.asarray(indexed_ids)
+    incoming_ids = np.asarray([r.nct_id for r in incoming], dtype=indexed_ids.dtype)
+    rows = np.searchsorted(indexed_ids, incoming_ids).tolist()
     changes = Changes(snapshot=snapshot)
-    for record in incoming:
-        old = by_id.get(record.nct_id)
+    for record, row in zip(incoming, rows, strict=True):
+        found = row < len(indexed_ids) and indexed_ids[row] == record.nct_id
+        old = indexed[row] if found else None
         if old is None:
             changes.added.append(record)
         elif old == record:
@@ -336,8 +330,7 @@ def classify(
         else:
             changes.replaced.append((old, record))
     if snapshot:
-        present = {r.nct_id for r in incoming}
-        changes.removed = [r.nct_id for r in indexed if r.nct_id not in present]
+        changes.removed = indexed_ids[~np.isin(indexed_ids, incoming_ids)].tolist()
     return changes
 
 
@@ -349,26 +342,21 @@ def _older(date: str | None, than: str | None) -> bool:
     return date[:common] < than[:common]
 
 
-def merge_records(
-    indexed: Sequence[TrialRecord], changes: Changes
-) -> tuple[list[TrialRecord], np.ndarray]:
-    """The updated records sorted by id, and each indexed record's new row (-1: removed)."""
-    final = {r.nct_id: r for r in indexed}
-    for nct_id in changes.removed:
-        del final[nct_id]
-    final.update((new.nct_id, new) for _, new in changes.replaced)
-    final.update((r.nct_id, r) for r in changes.added)
-    records = [final[nct_id] for nct_id in sorted(final)]
-    row = {r.nct_id: i for i, r in enumerate(records)}
-    old_to_new = np.array([row.get(r.nct_id, -1) for r in indexed], dtype=np.int64)
-    return records, old_to_new
+def merge_records(base: TrialIndex, changes: Changes) -> tuple[UpdatedRecords, np.ndarray]:
+    """The updated records sorted by id, and each indexed record's new row (-1: removed).
+
+    The kept records are not decoded: they are read from ``base`` when asked for.
+    """
+    new = [record for _, record in changes.replaced] + changes.added
+    ids, source, old_to_new = merge_ids(base.ids, changes.removed, new)
+    return UpdatedRecords(base.records, ids, source, new), old_to_new
 
 
 # -- vectors --------------------------------------------------------------------------
 
 
 def updated_vectors(
-    base: TrialIndex, records: Sequence[TrialRecord], old_to_new: np.ndarray, changes: Changes
+    base: TrialIndex, records: UpdatedRecords, old_to_new: np.ndarray, changes: Changes
 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """The updated matrix, and the rows whose vector is new (added or rewritten).
 
@@ -378,8 +366,8 @@ def updated_vectors(
     """
     n = len(records)
     candidates = changes.added + [new for _, new in changes.replaced]
-    row_of = {r.nct_id: i for i, r in enumerate(records)}
-    cand_rows = np.array([row_of[r.nct_id] for r in candidates], dtype=np.int64)
+    cand_ids = np.asarray([r.nct_id for r in candidates], dtype=records.ids.dtype)
+    cand_rows = np.searchsorted(records.ids, cand_ids).astype(np.int64)
     new_of_old = np.full(n, -1, dtype=np.int64)
     kept = np.flatnonzero(old_to_new >= 0)
     new_of_old[old_to_new[kept]] = kept
@@ -591,7 +579,7 @@ def _entering(
         )  # fmt: skip
         return found_rows, fresh[a:b][found_at]
 
-    tasks = [delayed(block)(a, b) for a, b in _blocks(len(fresh))]
+    tasks = [delayed(block)(a, b) for a, b in _blocks(len(fresh), n_jobs)]
     found = Parallel(n_jobs=n_jobs, prefer="threads")(tasks)
     rows = [np.zeros(0, np.int64), *(r for r, _ in found)]
     cands = [np.zeros(0, np.int64), *(c for _, c in found)]
@@ -616,7 +604,7 @@ def _rescore(
     scores = np.zeros((len(targets), k), dtype=np.float32)
     tasks = [
         delayed(_rescore_block)(X, targets, starts, counts, pair_cands, k, a, b)
-        for a, b in _blocks(len(targets))
+        for a, b in _blocks(len(targets), n_jobs)
     ]
     for a, block_ids, block_scores in Parallel(n_jobs=n_jobs, prefer="threads")(tasks):
         ids[a : a + len(block_ids)], scores[a : a + len(block_ids)] = block_ids, block_scores
@@ -648,14 +636,17 @@ def _search(
     def block(a: int, b: int):
         return a, *search.kneighbors(X[rows[a:b]], k, exclude=rows[a:b])
 
-    tasks = [delayed(block)(a, b) for a, b in _blocks(len(rows))]
+    tasks = [delayed(block)(a, b) for a, b in _blocks(len(rows), search.n_jobs)]
     for a, block_ids, block_scores in Parallel(n_jobs=search.n_jobs, prefer="threads")(tasks):
         ids[a : a + len(block_ids)], scores[a : a + len(block_ids)] = block_ids, block_scores
     return ids, scores
 
 
-def _blocks(n: int) -> list[tuple[int, int]]:
-    return [(a, min(a + _ROW_BLOCK, n)) for a in range(0, n, _ROW_BLOCK)]
+def _blocks(n: int, n_jobs: int) -> list[tuple[int, int]]:
+    # Four tasks per thread at least: an update searches a few hundred rows at tens of
+    # milliseconds each, and blocks of 512 left one thread with most of them.
+    size = max(1, min(_ROW_BLOCK, -(-n // (4 * effective_n_jobs(n_jobs)))))
+    return [(a, min(a + size, n)) for a in range(0, n, size)]
 
 
 # -- drift ----------------------------------------------------------------------------
