@@ -59,6 +59,7 @@ _DERIVED_META = {"format", "format_version", "vectorizer", "facets", "counts", "
 _SCORE_MARGIN = 1e-5
 _BASELINE_SAMPLE = 1000
 _ROW_BLOCK = 512  # rows per parallel task at most
+_COPY_BLOCK = 65536  # rows per task when copying vectors
 
 
 class UpdateInputError(ValueError):
@@ -255,7 +256,7 @@ def _apply(run: _Run, base: TrialIndex, changes: Changes, target: Path) -> Updat
     records, old_to_new = merge_records(base, changes)
     if not records:
         raise UpdateInputError("the update would remove every study; nothing would be left")
-    vectors, fresh = updated_vectors(base, records, old_to_new, changes)
+    vectors, fresh = updated_vectors(base, records, old_to_new, changes, run.n_jobs)
     run.say(f"vectorised {len(fresh):,} new or rewritten studies ({run.lap('vectorise'):.1f} s)")
     # One transpose of the new vectors serves the searches and the save.
     search = CosineNeighbours(method="exact", n_jobs=run.n_jobs).fit(vectors)
@@ -356,7 +357,11 @@ def merge_records(base: TrialIndex, changes: Changes) -> tuple[UpdatedRecords, n
 
 
 def updated_vectors(
-    base: TrialIndex, records: UpdatedRecords, old_to_new: np.ndarray, changes: Changes
+    base: TrialIndex,
+    records: UpdatedRecords,
+    old_to_new: np.ndarray,
+    changes: Changes,
+    n_jobs: int = -1,
 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """The updated matrix, and the rows whose vector is new (added or rewritten).
 
@@ -381,25 +386,41 @@ def updated_vectors(
     source = new_of_old.copy()
     source[fresh_rows] = -1 - np.arange(len(fresh_rows))  # -1 - i: fresh row i
     old, new = base.vectors, as_float32_csr(fresh_vectors)
-    arrays = _assemble_rows(
-        old.indptr, old.indices, old.data, new.indptr, new.indices, new.data, source
-    )
-    vectors = sp.csr_matrix(arrays, shape=(n, old.shape[1]))
+    vectors = _assemble_rows(old, new, source, n_jobs)
     return as_float32_csr(vectors), np.sort(fresh_rows)
 
 
+def _assemble_rows(
+    old: sp.csr_matrix, new: sp.csr_matrix, source: np.ndarray, n_jobs: int
+) -> sp.csr_matrix:
+    """Rows of ``old`` (``source[r] >= 0``) and of ``new`` (``-1 - source[r]``), one copy.
+
+    Both threads copy: most of the time goes to faulting in the new pages, and that
+    runs on every core.
+    """
+    from_old = source >= 0
+    sizes = np.empty(len(source), dtype=np.int64)
+    sizes[from_old] = np.diff(old.indptr)[source[from_old]]
+    sizes[~from_old] = np.diff(new.indptr)[-1 - source[~from_old]]
+    indptr = np.zeros(len(source) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=indptr[1:])
+    indices = np.empty(indptr[-1], dtype=np.int32)
+    data = np.empty(indptr[-1], dtype=np.float32)
+
+    def copy(a: int, b: int) -> None:
+        _copy_rows(old.indptr, old.indices, old.data, new.indptr, new.indices, new.data,
+                   source, indptr, indices, data, a, b)  # fmt: skip
+
+    Parallel(n_jobs=n_jobs, prefer="threads")(
+        delayed(copy)(a, b) for a, b in _blocks(len(source), n_jobs, _COPY_BLOCK)
+    )
+    return sp.csr_matrix((data, indices, indptr), shape=(len(source), old.shape[1]))
+
+
 @njit(nogil=True, cache=True)
-def _assemble_rows(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data, source):
-    # source[r] >= 0: row source[r] of a; otherwise row -1 - source[r] of b.
-    n = source.shape[0]
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    for r in range(n):
-        s = source[r]
-        size = a_indptr[s + 1] - a_indptr[s] if s >= 0 else b_indptr[-s] - b_indptr[-1 - s]
-        indptr[r + 1] = indptr[r] + size
-    indices = np.empty(indptr[n], dtype=np.int32)
-    data = np.empty(indptr[n], dtype=np.float32)
-    for r in range(n):
+def _copy_rows(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data, source,
+               indptr, indices, data, start, stop):  # fmt: skip
+    for r in range(start, stop):
         s = source[r]
         out = indptr[r]
         if s >= 0:
@@ -412,7 +433,6 @@ def _assemble_rows(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data, sou
                 indices[out] = b_indices[p]
                 data[out] = b_data[p]
                 out += 1
-    return data, indices, indptr
 
 
 def _transform(vectorizer: FieldGroupVectorizer, records, n_features: int) -> sp.csr_matrix:
@@ -547,6 +567,9 @@ def _merge(
 
 def _renumber(old_lists: np.ndarray, old_to_new: np.ndarray) -> np.ndarray:
     """Old row numbers in lists as new ones; -1 for padding and removed rows."""
+    if np.array_equal(old_to_new, np.arange(len(old_to_new))):
+        # Nothing removed and new ids all after the old ones, as new registrations are.
+        return np.array(old_lists, dtype=np.int32)
     valid = old_lists >= 0
     return np.where(valid, old_to_new[np.maximum(old_lists, 0)], NO_NEIGHBOUR).astype(np.int32)
 
@@ -596,7 +619,11 @@ def _rescore(
     """
     n = X.shape[0]
     keep = cands >= 0
-    keys = np.unique(rows[keep] * n + cands[keep])
+    keys = np.sort(rows[keep] * n + cands[keep])
+    # Sorted, then repeats dropped: np.unique hashes first, ten times slower here.
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    keys = keys[first]
     pair_rows, pair_cands = keys // n, keys % n
     starts = np.searchsorted(pair_rows, targets, side="left")
     counts = np.searchsorted(pair_rows, targets, side="right") - starts
@@ -642,10 +669,10 @@ def _search(
     return ids, scores
 
 
-def _blocks(n: int, n_jobs: int) -> list[tuple[int, int]]:
+def _blocks(n: int, n_jobs: int, largest: int = _ROW_BLOCK) -> list[tuple[int, int]]:
     # Four tasks per thread at least: an update searches a few hundred rows at tens of
     # milliseconds each, and blocks of 512 left one thread with most of them.
-    size = max(1, min(_ROW_BLOCK, -(-n // (4 * effective_n_jobs(n_jobs)))))
+    size = max(1, min(largest, -(-n // (4 * effective_n_jobs(n_jobs)))))
     return [(a, min(a + size, n)) for a in range(0, n, size)]
 
 
