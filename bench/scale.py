@@ -6,7 +6,7 @@ For each size, a synthetic registry (``bench.synthetic``: the real corpus, then
 perturbed copies of real studies) is built with ``recommender build``, on this
 machine's cores and, with ``--dask``, on a ``LocalCluster`` of two worker processes
 started here (same code, ``--scheduler``). Prints seconds per stage and the peak
-memory of the whole process tree (cluster workers included), then fits
+memory of the build's processes (cluster workers and scheduler included), then fits
 ``seconds = a * n ** b`` per stage over the sizes and prints the exponents ``b``.
 """
 
@@ -30,16 +30,18 @@ from bench.common import print_table
 STAGES = ("read", "vectorise", "neighbours")
 
 
-def tree_peak(command: list[str]) -> tuple[float, float]:
-    """Wall seconds of ``command`` and the peak MB of this process's whole tree while
-    it runs (so Dask workers started by this process count too)."""
+def tree_peak(command: list[str], *, with_self: bool) -> tuple[float, float]:
+    """Wall seconds of ``command`` and the peak MB of this process's children while it
+    runs (the build, and Dask workers started by this process); ``with_self`` adds
+    this process (where a LocalCluster's scheduler runs). Without it, the figure is
+    the build's own: this script's interpreter is not part of what is measured."""
     me = psutil.Process(os.getpid())
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     peak = 0.0
     while process.poll() is None:
         try:
-            tree = [me, *me.children(recursive=True)]
+            tree = [*([me] if with_self else []), *me.children(recursive=True)]
             peak = max(peak, sum(p.memory_info().rss for p in tree) / 2**20)
         except psutil.Error:
             pass
@@ -56,7 +58,7 @@ def build(corpus: Path, scheduler: str | None) -> dict:
                    "--source", str(corpus), "--out", str(out), "--jobs", "2"]  # fmt: skip
         if scheduler:
             command += ["--scheduler", scheduler]
-        wall, peak = tree_peak(command)
+        wall, peak = tree_peak(command, with_self=scheduler is not None)
         meta = json.loads((out / "meta.json").read_text())
     return {"total": round(wall, 1), **meta["seconds"], "peak MB": round(peak),
             "nonzeros": meta["counts"]["nonzeros"]}  # fmt: skip

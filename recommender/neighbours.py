@@ -15,10 +15,13 @@ row's 50 heaviest terms but the frequent ones (``prunable`` columns in over 10% 
 rows), each term proposing only the 5,000 rows where it weighs most (its champion
 list, which bounds the work per row at 250,000 postings however large the corpus),
 keeps the best 250 by that partial score, and scores them exactly over all their
-terms. Every pair so scored is offered to both its rows: j belongs in i's list when
-j's heavy terms propose i even if i's do not propose j. Rows that share too few of
-those terms with anything to fill their candidate list are searched exactly. The
-``"exact"`` method accumulates every term.
+terms. Every pair so scored is offered to both its rows (by the worker thread that
+scored it): j belongs in i's list when j's heavy terms propose i even if i's do not
+propose j. Rows that share too few of those terms with anything to fill their
+candidate list are searched exactly at the end, a batch at a time by a pass over
+the rows. The champion lists are made straight from the rows, so the pruned search
+never holds the whole transpose (a third of the build's memory at 600,000 trials).
+The ``"exact"`` method accumulates every term.
 
 The inner loops avoid what made them slow: a row enters the touched list without a
 branch (a mispredicted one per posting cost half the candidate pass), and candidates
