@@ -342,7 +342,9 @@ def _lines_of(records: Sequence[TrialRecord]) -> Iterator[bytes]:
     return (encode_record(record) for record in records)
 
 
-def _ids_and_facets(records: Sequence[TrialRecord], base: TrialIndex | None):
+def _ids_and_facets(
+    records: Sequence[TrialRecord], base: TrialIndex | None
+) -> tuple[np.ndarray, Facets]:
     """The records' ids and facets, reading as little of them as can be."""
     if isinstance(records, UpdatedRecords) and base is not None and records.base is base.records:
         return records.ids, Facets.updated(base.facets, records.source, records.new)
