@@ -1,0 +1,72 @@
+"""How the pruned search's settings trade build time for recall, on a built index.
+
+    python -m bench.pruning [--index models/index] [--sample 1000] \\
+        --setting 250,5000,50 --setting 200,5000,50 ...
+
+Each ``--setting`` is ``candidates,max_postings,query_terms`` (see
+:class:`recommender.neighbours.CosineNeighbours`); the first one given is the row the
+others are compared with (the default settings are ``250,5000,50`` for k = 50). Each
+runs the whole all-pairs search over the index's vectors on ``--jobs`` threads (the
+search a build runs) and is scored against exact lists of ``--sample`` random rows,
+made once with the index's own postings: recall@10 and recall@k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import print_table
+from recommender.index import TrialIndex
+from recommender.neighbours import CosineNeighbours
+
+
+def recall(found: np.ndarray, exact: np.ndarray, at: int) -> float:
+    """Mean share of each row's exact top-``at`` that ``found``'s top-``at`` holds."""
+    shares = [len(np.intersect1d(f[:at], e[:at])) / at for f, e in zip(found, exact, strict=True)]
+    return round(float(np.mean(shares)), 4)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", type=Path, default=Path("models/index"))
+    parser.add_argument("--setting", action="append", required=True,
+                        help="candidates,max_postings,query_terms")  # fmt: skip
+    parser.add_argument("--k", type=int, default=50)
+    parser.add_argument("--sample", type=int, default=1000)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    index = TrialIndex.load(args.index, verify=False)
+    X, k = index.vectors, args.k
+    rows = np.sort(np.random.default_rng(args.seed).choice(X.shape[0], args.sample, replace=False))
+    exact, _ = index.search.kneighbors(X[rows], k, exclude=rows)
+    table = []
+    for setting in args.setting:
+        candidates, max_postings, query_terms = (int(v) for v in setting.split(","))
+        search = CosineNeighbours(
+            prunable=index.vectorizer.prunable_columns(), candidates=candidates,
+            max_postings=max_postings, query_terms=query_terms, n_jobs=args.jobs,
+        ).fit(X)  # fmt: skip
+        started = time.perf_counter()
+        found, _ = search.all_kneighbors(X, k)
+        seconds = time.perf_counter() - started
+        table.append({"setting": setting, "seconds": round(seconds, 1),
+                      "recall@10": recall(found[rows], exact, 10),
+                      f"recall@{k}": recall(found[rows], exact, k)})  # fmt: skip
+        print(table[-1], flush=True)
+    first = table[0]["seconds"]
+    for row in table:
+        row[f"vs {table[0]['setting']}"] = f"{first / row['seconds']:.2f}x"
+    print(
+        f"\npruned search settings on {args.index} ({X.shape[0]:,} trials, k = {k}, "
+        f"{args.jobs} threads; recall on {args.sample:,} random rows against exact lists)"
+    )
+    print_table(table, list(table[0]))
+
+
+if __name__ == "__main__":
+    main()
