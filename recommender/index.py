@@ -72,7 +72,6 @@ from recommender.updated_records import UpdatedRecords
 from recommender.versions import (
     META_FILE,
     Staging,
-    VersionHold,
     hold_version,
     resolve_index_folder,
 )
@@ -526,11 +525,6 @@ def verify_index(folder: str | os.PathLike, *, hashes: bool = True) -> dict:
     return meta
 
 
-def _close(hold: VersionHold | None) -> None:
-    if hold is not None:
-        hold.close()
-
-
 def _raise_if(problems: list[str], folder: Path) -> None:
     if problems:
         raise DamagedIndexError(
@@ -670,10 +664,10 @@ class TrialIndex:
             meta = verify_index(resolved, hashes=verify)
             index = cls._open(resolved, meta)
         except DamagedIndexError:
-            _close(hold)
+            hold.close()
             raise
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            _close(hold)
+            hold.close()
             raise DamagedIndexError(f"index at {resolved} cannot be opened: {exc}") from None
         index._hold = hold
         return index

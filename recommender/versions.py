@@ -206,8 +206,8 @@ class VersionHold:
     since handed out again would close someone else's file or socket.
     """
 
-    def __init__(self, fd: int) -> None:
-        self._fd: int | None = fd
+    def __init__(self, fd: int | None) -> None:
+        self._fd = fd
 
     def close(self) -> None:
         fd, self._fd = self._fd, None
@@ -217,15 +217,15 @@ class VersionHold:
         self.close()
 
 
-def hold_version(folder: Path) -> VersionHold | None:
+def hold_version(folder: Path) -> VersionHold:
     """Mark ``folder`` (a loaded version) as in use until the returned hold is closed.
 
     A shared lock on its ``meta.json``: :func:`remove_stale` never removes a version
-    that some process holds. None when the folder cannot be locked (then it is merely
-    not protected: the current and previous versions are kept anyway).
+    that some process holds. When the folder cannot be locked the hold holds nothing
+    (the version is then merely not protected: the current and previous versions are
+    kept anyway).
     """
-    fd = _try_lock(folder / META_FILE, fcntl.LOCK_SH)
-    return None if fd is None else VersionHold(fd)
+    return VersionHold(_try_lock(folder / META_FILE, fcntl.LOCK_SH))
 
 
 def release(fd: int | None) -> None:
