@@ -14,20 +14,13 @@ made once with the index's own postings: recall@10 and recall@k.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 
-from bench.common import print_table
+from bench.common import Timer, print_table, recall_at
 from recommender.index import TrialIndex
 from recommender.neighbours import CosineNeighbours
-
-
-def recall(found: np.ndarray, exact: np.ndarray, at: int) -> float:
-    """Mean share of each row's exact top-``at`` that ``found``'s top-``at`` holds."""
-    shares = [len(np.intersect1d(f[:at], e[:at])) / at for f, e in zip(found, exact, strict=True)]
-    return round(float(np.mean(shares)), 4)
 
 
 def main() -> None:
@@ -51,12 +44,11 @@ def main() -> None:
             prunable=index.vectorizer.prunable_columns(), candidates=candidates,
             max_postings=max_postings, query_terms=query_terms, n_jobs=args.jobs,
         ).fit(X)  # fmt: skip
-        started = time.perf_counter()
-        found, _ = search.all_kneighbors(X, k)
-        seconds = time.perf_counter() - started
-        table.append({"setting": setting, "seconds": round(seconds, 1),
-                      "recall@10": recall(found[rows], exact, 10),
-                      f"recall@{k}": recall(found[rows], exact, k)})  # fmt: skip
+        with Timer() as timer:
+            found, _ = search.all_kneighbors(X, k)
+        table.append({"setting": setting, "seconds": round(timer.seconds, 1),
+                      "recall@10": round(recall_at(found[rows], exact, 10), 4),
+                      f"recall@{k}": round(recall_at(found[rows], exact, k), 4)})  # fmt: skip
         print(table[-1], flush=True)
     first = table[0]["seconds"]
     for row in table:
