@@ -17,7 +17,9 @@ list, which bounds the work per row at 250,000 postings however large the corpus
 keeps the best 250 by that partial score, and scores them exactly over all their
 terms. Every pair so scored is offered to both its rows (by the worker thread that
 scored it): j belongs in i's list when j's heavy terms propose i even if i's do not
-propose j. Rows that share too few of those terms with anything to fill their
+propose j. So a pair that both its rows propose (a third of them on the registry
+corpus) is scored once, from the smaller row: all candidates are found before any
+is scored. Rows that share too few of those terms with anything to fill their
 candidate list are searched exactly at the end, a batch at a time by a pass over
 the rows. The champion lists are made straight from the rows, so the pruned search
 never holds the whole transpose (a third of the build's memory at 600,000 trials).
@@ -46,6 +48,7 @@ from joblib.parallel import get_active_backend
 
 from recommender._kernels import (
     champion_postings,
+    drop_mutual_pairs,
     merge_lists,
     offer_pairs,
     rescore_pairs,
@@ -53,6 +56,7 @@ from recommender._kernels import (
     rows_candidates,
     rows_top_k,
     scan_top_k,
+    sort_candidates,
     truncate_postings,
 )
 
@@ -232,7 +236,8 @@ class CosineNeighbours:
         k : int
             Neighbours per row; a row never lists itself.
         progress : callable, optional
-            Called with the number of rows finished after each block.
+            Called with the number of rows advanced after each block; the rows
+            add up to ``n_rows_``.
 
         Returns
         -------
@@ -240,48 +245,76 @@ class CosineNeighbours:
             As in :meth:`kneighbors`.
         """
         X = self._check_rows(X, k)
+        if self.method == "exact":
+            return self._all_exact(X, k, progress or _no_progress)
+        return self._all_pruned(X, k, progress or _no_progress)
+
+    def _all_exact(self, X, k, progress):
         indices = np.full((self.n_rows_, k), NO_NEIGHBOUR, dtype=np.int32)
         scores = np.zeros((self.n_rows_, k), dtype=np.float32)
-        pruned = self.method == "pruned"
         # Arrays go to the task as arguments, not inside `self`, so that under a Dask
         # backend joblib ships each large matrix to the workers once, not per task.
-        rare = self.rare_postings_ if pruned else None
-        postings = None if pruned else self.postings_
-        params = self.get_params()
-        backend, _ = get_active_backend(prefer="threads")
-        local = isinstance(backend, ThreadingBackend | SequentialBackend)
-        # Pruned and local: each task offers its pairs itself, into the shared lists
-        # (its own rows only) and a borrowed set of reverse heaps, so that the random
-        # access of the reverse offers runs on every thread instead of the caller's.
-        task_heaps = _ReverseHeaps(self.n_rows_, k, REVERSE_SETS) if pruned and local else None
+        params, postings = self.get_params(), self.postings_
         tasks = (
-            delayed(_rows_task)(
-                params, postings, rare, X, k, start, stop, task_heaps, indices, scores
-            )
+            delayed(_exact_task)(params, postings, X, k, start, stop)
             for start, stop in self.blocks()
         )
-        parallel = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator_unordered")
-        # The workers may be elsewhere (Dask): then their pairs are offered here.
-        heaps = task_heaps or _ReverseHeaps(self.n_rows_, k) if pruned else None
-        searched = []  # pruned: rows with too few candidates, searched exactly below
-        for start, stop, block in parallel(tasks):
-            if pruned:
-                rows, candidates, candidate_scores = block
-                searched.append(rows)
-                if candidates is not None:
-                    _offer_both_ways(heaps, indices, scores, start, stop, candidates,
-                                     candidate_scores)  # fmt: skip
-            else:
-                indices[start:stop], scores[start:stop] = block
-            if progress is not None:
-                progress(stop - start)
-        if pruned:
-            rows = np.concatenate(searched) if searched else np.zeros(0, np.int64)
-            exact_ids, exact_scores = self._scan_kneighbors(X, rows, k)
-            _offer_both_ways(heaps, indices, scores, rows, None, exact_ids, exact_scores)
-            for reverse_indices, reverse_scores in heaps.all():
-                merge_lists(indices, scores, reverse_indices, reverse_scores)
+        for start, stop, (ids, values) in _unordered(self.n_jobs)(tasks):
+            indices[start:stop], scores[start:stop] = ids, values
+            progress(stop - start)
         return indices, scores
+
+    def _all_pruned(self, X, k, progress):
+        """Every row's candidates first, then each pair found from both its rows kept
+        on one side only (about a third of them on the registry corpus), then the
+        kept pairs scored exactly and offered to both rows; then the rows with too
+        few candidates searched exactly. A row counts half in ``progress`` when its
+        candidates are found and half when they are scored."""
+        params, rare = self.get_params(), self.rare_postings_
+        candidates = np.empty((self.n_rows_, self._n_candidates(k)), dtype=np.int32)
+        searched = []  # rows with too few candidates, searched exactly at the end
+        tasks = (
+            delayed(_candidates_task)(params, rare, X, k, start, stop)
+            for start, stop in self.blocks()
+        )
+        for start, stop, (block, exact) in _unordered(self.n_jobs)(tasks):
+            candidates[start:stop] = block
+            searched.append(exact)
+            progress((stop - start) // 2)
+        self._drop_mutual_pairs(candidates)
+
+        indices = np.full((self.n_rows_, k), NO_NEIGHBOUR, dtype=np.int32)
+        scores = np.zeros((self.n_rows_, k), dtype=np.float32)
+        backend, _ = get_active_backend(prefer="threads")
+        local = isinstance(backend, ThreadingBackend | SequentialBackend)
+        # Local: each task offers its pairs itself, into the shared lists (its own rows
+        # only) and a borrowed set of reverse heaps, so that the random access of the
+        # reverse offers runs on every thread instead of the caller's. Elsewhere
+        # (Dask) the tasks return their scores and the pairs are offered here.
+        heaps = _ReverseHeaps(self.n_rows_, k, REVERSE_SETS if local else 1)
+        shared = (heaps, indices, scores) if local else (None, None, None)
+        tasks = (
+            delayed(_scores_task)(X, start, stop, candidates[start:stop], *shared)
+            for start, stop in self.blocks()
+        )
+        for start, stop, block in _unordered(self.n_jobs)(tasks):
+            if block is not None:
+                _offer_both_ways(heaps, indices, scores, start, stop,
+                                 candidates[start:stop], block)  # fmt: skip
+            progress((stop - start) - (stop - start) // 2)
+        rows = np.concatenate(searched) if searched else np.zeros(0, np.int64)
+        exact_ids, exact_scores = self._scan_kneighbors(X, rows, k)
+        _offer_both_ways(heaps, indices, scores, rows, None, exact_ids, exact_scores)
+        for reverse_indices, reverse_scores in heaps.all():
+            merge_lists(indices, scores, reverse_indices, reverse_scores)
+        return indices, scores
+
+    def _drop_mutual_pairs(self, candidates: np.ndarray) -> None:
+        """Keep each pair that both its rows found on the smaller row's side only."""
+        work = (
+            delayed(drop_mutual_pairs)(candidates, start, stop) for start, stop in self.blocks()
+        )
+        Parallel(n_jobs=self.n_jobs, backend="threading")(work)
 
     def _scan_kneighbors(
         self, X: sp.csr_matrix, rows: np.ndarray, k: int
@@ -332,38 +365,26 @@ class CosineNeighbours:
         ids[exact], values[exact] = self.kneighbors(X[own[exact]], k, exclude=own[exact])
         return ids, values
 
-    def rows_candidate_scores(
+    def block_candidates(
         self, X: sp.csr_matrix, k: int, start: int, stop: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Candidates of rows ``start..stop`` with their exact scores (``"pruned"``).
+        """Candidates of rows ``start..stop`` (``"pruned"``), sorted by row id.
 
-        The unit of work of :meth:`all_kneighbors` for the pruned method: every
-        pair returned is offered to both its rows there.
+        The first unit of work of :meth:`all_kneighbors` for the pruned method.
 
         Returns
         -------
         candidates : ndarray of shape (stop - start, n_candidates), dtype int32
-            Row ids, -1 where a row has fewer candidates.
-        scores : ndarray of the same shape, dtype float32
-            Their exact scores (dot products) with the query row.
+            Each row's candidates in ascending order, -1 padding first; all -1 for a
+            row with too few to fill the list.
+        exact : ndarray of shape (n_exact,), dtype int64
+            Those rows (ids), to be searched exactly.
         """
-        X, exact, candidates, scores = self._block_candidates(X, k, start, stop)
-        if len(exact):
-            ids, values = self.kneighbors(X[exact], k, exclude=exact)
-            candidates[exact - start, :k], scores[exact - start, :k] = ids, values
-        return candidates, scores
-
-    def _block_candidates(self, X, k, start, stop):
-        """Candidates of rows ``start..stop`` with exact scores, and the rows (ids)
-        that have too few to fill the list, whose candidates are left empty."""
         X, indptr, own = self._row_block(X, k, start, stop)
         candidates, exact = self._candidate_pairs(X, indptr, own, k)
-        scores = rescore_pairs(
-            indptr, X.indices, X.data, X.indptr, X.indices, X.data, X.shape[1], candidates
-        )
         candidates[exact] = NO_NEIGHBOUR
-        scores[exact] = 0.0
-        return X, own[exact], candidates, scores
+        sort_candidates(candidates)
+        return candidates, own[exact]
 
     def get_params(self) -> dict:
         """Constructor parameters, as in scikit-learn."""
@@ -389,15 +410,17 @@ class CosineNeighbours:
     def _candidate_pairs(self, X, indptr, own, k):
         """Each row's candidates (n_rows, n_candidates) and the rows to search exactly."""
         rare = self.rare_postings_
-        n_candidates = max(self.candidates or max(5 * k, 100), k)
-        candidates = np.empty((len(own), n_candidates), dtype=np.int32)
+        candidates = np.empty((len(own), self._n_candidates(k)), dtype=np.int32)
         n_touched = rows_candidates(
             indptr, X.indices, X.data, rare.indptr, rare.indices, rare.data,
             self.n_rows_, own, self.query_terms or 0, candidates,
         )  # fmt: skip
         # Too few matches to fill the candidate list: rows sharing only frequent
         # words with this one could still belong in it, so search it exactly.
-        return candidates, np.flatnonzero(n_touched < n_candidates)
+        return candidates, np.flatnonzero(n_touched < candidates.shape[1])
+
+    def _n_candidates(self, k: int) -> int:
+        return max(self.candidates or max(5 * k, 100), k)
 
     @property
     def rare_postings_(self) -> sp.csr_matrix:
@@ -516,23 +539,37 @@ def _offer_both_ways(heaps, indices, scores, start, stop, candidates, candidate_
                     candidate_scores)  # fmt: skip
 
 
-def _rows_task(params, postings, rare, X, k, start, stop, heaps=None, indices=None, scores=None):
-    """One block of :meth:`CosineNeighbours.all_kneighbors`, runnable in any worker.
+def _exact_task(params, postings, X, k, start, stop):
+    """One block of the exact :meth:`CosineNeighbours.all_kneighbors`, in any worker:
+    ``(start, stop, (indices, scores))``."""
+    search = CosineNeighbours(**params).set_postings(postings)
+    return start, stop, search.rows_kneighbors(X, k, start, stop)
 
-    Returns ``(start, stop, block)``. Exact: ``block`` is the rows' lists. Pruned:
-    ``(rows, candidates, scores)``, the rows left to search exactly and the others'
-    candidates with their exact scores; when ``heaps`` is given the pairs were
-    offered here instead (into ``indices``/``scores``, rows ``start..stop`` only,
-    and borrowed reverse heaps) and the last two are None.
-    """
+
+def _candidates_task(params, rare, X, k, start, stop):
+    """A block's candidates, in any worker: ``(start, stop, (candidates, exact))``."""
     search = CosineNeighbours(**params)
-    if search.method == "exact":
-        search.set_postings(postings)
-        return start, stop, search.rows_kneighbors(X, k, start, stop)
     search.n_rows_ = X.shape[0]
     search._set_rare_postings(rare)
-    _, rows, candidates, candidate_scores = search._block_candidates(X, k, start, stop)
+    return start, stop, search.block_candidates(X, k, start, stop)
+
+
+def _scores_task(X, start, stop, candidates, heaps=None, indices=None, scores=None):
+    """Exact scores of rows ``start..stop`` with their (sorted) candidates, in any
+    worker: ``(start, stop, scores)``; or, when ``heaps`` is given, the pairs offered
+    here (into ``indices``/``scores``, these rows only, and borrowed reverse heaps)
+    and ``(start, stop, None)``."""
+    block = rescore_pairs(X.indptr[start : stop + 1], X.indices, X.data,
+                          X.indptr, X.indices, X.data, X.shape[1], candidates)  # fmt: skip
     if heaps is None:
-        return start, stop, (rows, candidates, candidate_scores)
-    _offer_both_ways(heaps, indices, scores, start, stop, candidates, candidate_scores)
-    return start, stop, (rows, None, None)
+        return start, stop, block
+    _offer_both_ways(heaps, indices, scores, start, stop, candidates, block)
+    return start, stop, None
+
+
+def _unordered(n_jobs: int) -> Parallel:
+    return Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator_unordered")
+
+
+def _no_progress(_rows: int) -> None:
+    pass

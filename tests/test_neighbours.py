@@ -258,3 +258,49 @@ def test_rows_with_too_few_candidates_are_searched_exactly():
     np.testing.assert_array_equal(ids, ref_ids)
     np.testing.assert_allclose(scores, ref_scores, rtol=1e-5)
     assert pruned._postings is None
+
+
+def _pairs(candidates):
+    rows = np.repeat(np.arange(len(candidates)), candidates.shape[1])
+    kept = candidates.ravel() >= 0
+    return rows[kept], candidates.ravel()[kept]
+
+
+def test_a_pair_both_rows_propose_is_kept_once_on_the_smaller_rows_side():
+    X = topical_corpus(500, 10, 11)
+    search = CosineNeighbours(frequent_df=0.05, candidates=30, block_size=64).fit(X)
+    before = np.concatenate([search.block_candidates(X, 10, a, b)[0] for a, b in search.blocks()])
+    after = before.copy()
+    search._drop_mutual_pairs(after)
+    found = {(min(i, j), max(i, j)) for i, j in zip(*_pairs(before), strict=True)}
+    rows, others = _pairs(after)
+    kept = sorted((min(i, j), max(i, j)) for i, j in zip(rows, others, strict=True))
+    assert kept == sorted(found), "every pair found is kept, and once"
+    mutual = {(i, j) for i, j in zip(*_pairs(before), strict=True) if i in before[j]}
+    assert len(mutual) > 100, "the corpus must have pairs found from both sides"
+    assert all((i < j) == (j in after[i]) for i, j in mutual)
+
+
+def test_pruned_lists_equal_scoring_every_pair_from_both_sides():
+    # The reference scores each pair a row proposes, from that row, and offers it
+    # to both rows: what the search did before pairs were kept on one side.
+    X = topical_corpus(400, 10, 12)
+    k = 8
+    search = CosineNeighbours(frequent_df=0.05, candidates=25, block_size=50, n_jobs=2).fit(X)
+    ids, scores = search.all_kneighbors(X, k)
+    candidates = np.concatenate(
+        [search.block_candidates(X, k, a, b)[0] for a, b in search.blocks()]
+    )
+    exact = (X @ X.T).toarray()
+    np.fill_diagonal(exact, -np.inf)
+    # Rows with too few candidates are searched exactly; their lists are offered too.
+    searched = np.flatnonzero((candidates < 0).all(axis=1))
+    assert 0 < len(searched) < 50
+    candidates[searched, :k] = np.argsort(-exact[searched], axis=1, kind="stable")[:, :k]
+    offered = np.zeros_like(exact, dtype=bool)
+    rows, others = _pairs(candidates)
+    offered[rows, others] = offered[others, rows] = True
+    ref = np.where(offered, exact, -np.inf)
+    ref_ids = np.argsort(-ref, axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(ids, ref_ids)
+    np.testing.assert_allclose(scores, np.take_along_axis(exact, ref_ids, axis=1), rtol=1e-5)
