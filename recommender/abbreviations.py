@@ -25,8 +25,9 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 # "(ACLF)", "(MSCs;", "(CG-BM1,": a parenthesis opening on a short token.
 _DEFINITION = re.compile(r"\(\s*([^()\s][^()\s]{0,9})\s*[),;]")
-# Where a long form cannot reach back past: sentence ends and other parentheses.
-_CLAUSE_BREAK = re.compile(r"[.;:]\s|[()\[\]]")
+# Where a long form cannot reach back past: sentence ends and other parentheses. The
+# greedy prefix makes one match call find the last of them, backtracking from the end.
+_LAST_CLAUSE_BREAK = re.compile(r"(?s:.*)(?:[.;:]\s|[()\[\]])")
 _WORDS = re.compile(r"[^\W_]+")
 
 
@@ -35,7 +36,7 @@ def _is_short_form(candidate: str) -> bool:
     return (
         2 <= len(candidate) <= 10
         and candidate[0].isalnum()
-        and sum(c.isupper() for c in candidate) >= 2
+        and sum(map(str.isupper, candidate)) >= 2
         and candidate.lower() not in ENGLISH_STOP_WORDS
     )
 
@@ -46,6 +47,26 @@ def best_long_form(short: str, text: str) -> str | None:
     Each character of the short form, right to left, must match a character of the
     long form; the first one must start a word.
     """
+    lowered, chars = text.lower(), short.lower()
+    # Lowering whole strings is lowering each character unless one lowers to several
+    # (İ: the length changes) or by its context (a final Σ).
+    if len(lowered) != len(text) or len(chars) != len(short) or "Σ" in text + short:
+        return _best_long_form_by_character(short, text)
+    t = len(text) - 1
+    for s in range(len(chars) - 1, -1, -1):
+        if not chars[s].isalnum():
+            continue
+        t = lowered.rfind(chars[s], 0, t + 1)
+        while s == 0 and t > 0 and text[t - 1].isalnum():
+            t = lowered.rfind(chars[s], 0, t)
+        if t < 0:
+            return None
+        t -= 1
+    return text[text.rfind(" ", 0, t + 1) + 1 :]
+
+
+def _best_long_form_by_character(short: str, text: str) -> str | None:
+    """:func:`best_long_form` lowering one character at a time (any text)."""
     s, t = len(short) - 1, len(text) - 1
     while s >= 0:
         char = short[s].lower()
@@ -68,9 +89,9 @@ def find_definitions(text: str) -> Iterable[tuple[str, str]]:
         if not _is_short_form(short):
             continue
         before = text[max(0, match.start() - 200) : match.start()]
-        breaks = list(_CLAUSE_BREAK.finditer(before))
-        if breaks:
-            before = before[breaks[-1].end() :]
+        last_break = _LAST_CLAUSE_BREAK.match(before)
+        if last_break:
+            before = before[last_break.end() :]
         words = before.split()
         window = " ".join(words[-min(len(short) + 5, 2 * len(short)) :])
         long = best_long_form(short, window) if window else None

@@ -1,5 +1,12 @@
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from recommender.abbreviations import (
+    _LAST_CLAUSE_BREAK,
     AbbreviationTable,
+    _best_long_form_by_character,
     best_long_form,
     find_definitions,
     learn_abbreviations,
@@ -45,3 +52,22 @@ def test_expansion_adds_each_long_form_once_and_is_case_sensitive():
         "mesenchymal stem cells",
     ]
     assert table.expand([]) == []
+
+
+# Characters that make lowering tricky (İ lowers to two, a final Σ by its context),
+# word breaks, clause breaks and letters a short form spells.
+_TRICKY = st.sampled_from([*"acdfhlmsACDFHLMS -()[].;:,\t0İiΣςßK", "\u03c3"])  # small sigma
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(short=st.text(_TRICKY, min_size=1, max_size=6), text=st.text(_TRICKY, max_size=40))
+def test_long_form_search_equals_lowering_one_character_at_a_time(short, text):
+    assert best_long_form(short, text) == _best_long_form_by_character(short, text)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(text=st.text(_TRICKY, max_size=60))
+def test_the_last_clause_break_is_the_last_of_all_breaks(text):
+    breaks = list(re.finditer(r"[.;:]\s|[()\[\]]", text))
+    found = _LAST_CLAUSE_BREAK.match(text)
+    assert (found.end() if found else None) == (breaks[-1].end() if breaks else None)
