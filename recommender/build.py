@@ -66,7 +66,7 @@ def build_index(
     k : int, default 50
         Neighbours stored per trial.
     n_jobs : int, default -1
-        Cores for vectorising and neighbour search.
+        Cores for reading (processes), vectorising and the neighbour search (threads).
     progress : bool, default False
         Progress on stderr: bars on a terminal, plain stage lines otherwise.
     log : callable, optional
@@ -101,7 +101,7 @@ def build_index(
     # Records go to disk as they are read, and each pass over them reads them back a
     # run at a time: no stage holds them all as Python objects (gigabytes at 600k).
     with _spool_folder(out) as spool:
-        records, report = _read_to_disk(sources, spool, limits or ReadLimits(), progress)
+        records, report = _read_to_disk(sources, spool, limits or ReadLimits(), progress, n_jobs)
         seconds["read"] = _lap(started, seconds)
         say(f"read {len(records):,} studies ({seconds['read']:.1f} s)")
         fault_point("read")
@@ -176,12 +176,16 @@ def _no_terms_message(n_studies: int, groups: Sequence[FieldGroup]) -> str:
 
 
 def _read_to_disk(
-    sources: Sequence[str | os.PathLike], spool: Path, limits: ReadLimits, progress: bool
+    sources: Sequence[str | os.PathLike],
+    spool: Path,
+    limits: ReadLimits,
+    progress: bool,
+    n_jobs: int,
 ) -> tuple[RecordStore, IngestReport]:
     """The sources' records, one per NCT id and sorted, written into ``spool``."""
     report = IngestReport(limits=limits)
     records, report.replaced = spool_records(
-        iter_records(sources, report, progress=progress), spool
+        iter_records(sources, report, progress=progress, n_jobs=n_jobs), spool
     )
     report.studies = len(records)
     return records, report

@@ -188,7 +188,7 @@ def update_index(
     thresholds : DriftThresholds
         When the drift since the last full build makes a rebuild advisable.
     n_jobs : int, default -1
-        Threads for the neighbour searches.
+        Cores: processes reading large sources, threads for the neighbour searches.
     progress : bool, default False
         Progress bars while reading.
     log : callable, optional
@@ -214,7 +214,7 @@ def update_index(
         check_replaceable(Path(out))  # before the long work, not after it
     run = _Run(list(sources), thresholds, n_jobs, log or (lambda _line: None))
     base = TrialIndex.load(index)
-    incoming, run.report = read_records(sources, progress=progress)
+    incoming, run.report = read_records(sources, progress=progress, n_jobs=n_jobs)
     changes = classify(base.records, base.ids, incoming, snapshot=snapshot)
     run.lap("read")
     run.say(

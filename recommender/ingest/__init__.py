@@ -71,6 +71,8 @@ from recommender.ingest.errors import (
     zip_members,
 )
 from recommender.ingest.limits import DEFAULT_LIMITS, ReadLimits, cap_texts
+from recommender.ingest.parallel import FORMATS as PARALLEL_FORMATS
+from recommender.ingest.parallel import parallel_outcomes, read_runs, several, worker_count
 from recommender.progress import progress as show_progress
 from recommender.records import TrialRecord
 
@@ -263,10 +265,18 @@ def _expected_items(path: Readable, fmt: str) -> int | None:
 
 
 def _outcomes(
-    path: PathLike, readable: Readable, fmt: str, limits: ReadLimits, progress: bool
+    path: PathLike, readable: Readable, fmt: str, limits: ReadLimits, progress: bool, n_jobs: int
 ) -> Iterator[Outcome]:
-    """Every outcome of a source, counted on stderr when ``progress`` (a bar on a terminal)."""
-    outcomes = (outcome for reader in _READERS[fmt] for outcome in reader(readable, limits))
+    """Every outcome of a source, counted on stderr when ``progress`` (a bar on a terminal);
+    read by ``n_jobs`` processes when the source is large enough to share out."""
+    runs = None
+    if n_jobs > 1 and fmt in PARALLEL_FORMATS:
+        archive = readable if isinstance(readable, zipfile.ZipFile) else None
+        runs = several(read_runs(path, fmt, limits, archive))
+    if runs is not None:
+        outcomes = parallel_outcomes(path, runs, n_jobs)
+    else:
+        outcomes = (outcome for reader in _READERS[fmt] for outcome in reader(readable, limits))
     if not progress:
         return outcomes
     total = _expected_items(readable, fmt)
@@ -274,7 +284,12 @@ def _outcomes(
 
 
 def _read_source(
-    path: PathLike, fmt: str, report: IngestReport, progress: bool, readable: Readable = None
+    path: PathLike,
+    fmt: str,
+    report: IngestReport,
+    progress: bool,
+    readable: Readable = None,
+    n_jobs: int = 1,
 ) -> Iterator[TrialRecord]:
     """Yield a source's records, recording its summary and skips in ``report``.
 
@@ -283,7 +298,7 @@ def _read_source(
     summary = SourceSummary(path=str(path), format=fmt)
     report.sources.append(summary)
     limits = report.limits
-    for item, result in _outcomes(path, readable or path, fmt, limits, progress):
+    for item, result in _outcomes(path, readable or path, fmt, limits, progress, n_jobs):
         if isinstance(result, NotAStudyError):
             summary.ignored += 1
             report.ignored.append(SkippedItem(str(path), item, one_line(result)))
@@ -335,6 +350,7 @@ def read_records(
     *,
     progress: bool = False,
     limits: ReadLimits = DEFAULT_LIMITS,
+    n_jobs: int = 1,
 ) -> tuple[list[TrialRecord], IngestReport]:
     """Read registry sources in order into one record per NCT id.
 
@@ -348,6 +364,9 @@ def read_records(
     limits
         Largest study file and longest text (see :class:`ReadLimits`): a larger
         file is skipped unread, a longer text cut; both are listed in the report.
+    n_jobs
+        Processes reading a zip, folder or JSON-lines source side by side (-1: one per
+        core); the result is the same as with one.
 
     Returns
     -------
@@ -366,7 +385,7 @@ def read_records(
     """
     report = IngestReport(limits=limits)
     kept: dict[str, TrialRecord] = {}
-    for record in iter_records(sources, report, progress=progress):
+    for record in iter_records(sources, report, progress=progress, n_jobs=n_jobs):
         if record.nct_id in kept:
             report.replaced += 1
         kept[record.nct_id] = record
@@ -375,7 +394,11 @@ def read_records(
 
 
 def iter_records(
-    sources: Sequence[PathLike] | PathLike, report: IngestReport, *, progress: bool = False
+    sources: Sequence[PathLike] | PathLike,
+    report: IngestReport,
+    *,
+    progress: bool = False,
+    n_jobs: int = 1,
 ) -> Iterator[TrialRecord]:
     """Every readable record of ``sources`` in read order, duplicates included.
 
@@ -383,7 +406,9 @@ def iter_records(
     disk, :func:`recommender.spool.spool_records`). Per-source counts and skipped
     items are added to ``report`` as reading goes, under ``report.limits``;
     ``replaced`` and ``studies`` are left to the caller, which decides which copy of
-    a trial it keeps.
+    a trial it keeps. ``n_jobs`` processes (-1: one per core) read each zip, folder
+    or JSON-lines source large enough to share out, with the same result as one
+    (:mod:`recommender.ingest.parallel`).
 
     Raises
     ------
@@ -396,8 +421,9 @@ def iter_records(
         # Every source is checked before any is read; a zip stays open from its
         # check to its reading, so its directory is read once.
         opened = [_open_source(source, open_archives) for source in sources]
+        workers = worker_count(n_jobs)
         for source, (fmt, readable) in zip(sources, opened, strict=True):
-            yield from _read_source(source, fmt, report, progress, readable)
+            yield from _read_source(source, fmt, report, progress, readable, workers)
 
 
 def _open_source(source: PathLike, stack: contextlib.ExitStack) -> tuple[str, Readable]:

@@ -18,6 +18,7 @@ can skip and report it. Only a source that cannot be opened raises
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Iterator
 from os import PathLike
 from pathlib import Path
@@ -338,11 +339,18 @@ def iter_json_zip(
     """
     with open_zip(path) as archive:
         for info in zip_members(archive, JSON_SUFFIX):
-            raw = read_member(archive, info, limits.max_file_bytes)
-            if isinstance(raw, RecordError):
-                yield info.filename, raw
-            else:
-                yield from parse_document(raw, info.filename, whole_file=True)
+            yield from member_outcomes(archive, info, limits)
+
+
+def member_outcomes(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ReadLimits
+) -> Iterator[Outcome]:
+    """The outcomes of one ``.json`` member of a zip, as :func:`iter_json_zip` reads it."""
+    raw = read_member(archive, info, limits.max_file_bytes)
+    if isinstance(raw, RecordError):
+        yield info.filename, raw
+    else:
+        yield from parse_document(raw, info.filename, whole_file=True)
 
 
 def list_files(root: Path, suffix: str) -> list[Path]:
@@ -386,12 +394,17 @@ def iter_json_dir(
     """
     root = Path(path)
     for file in list_files(root, JSON_SUFFIX):
-        name = file.relative_to(root).as_posix()
-        raw = read_file(file, limits.max_file_bytes)
-        if isinstance(raw, RecordError):
-            yield name, raw
-        else:
-            yield from parse_document(raw, name, whole_file=True)
+        yield from file_outcomes(root, file, limits)
+
+
+def file_outcomes(root: Path, file: Path, limits: ReadLimits) -> Iterator[Outcome]:
+    """The outcomes of one ``.json`` file of a folder, as :func:`iter_json_dir` reads it."""
+    name = file.relative_to(root).as_posix()
+    raw = read_file(file, limits.max_file_bytes)
+    if isinstance(raw, RecordError):
+        yield name, raw
+    else:
+        yield from parse_document(raw, name, whole_file=True)
 
 
 def _open_source(path: str | PathLike[str]) -> Path:
@@ -414,12 +427,27 @@ def iter_jsonl(path: str | PathLike[str], limits: ReadLimits = DEFAULT_LIMITS) -
     SourceError
         If the file is missing or unreadable.
     """
+    yield from line_outcomes(path, limits)
+
+
+def line_outcomes(
+    path: str | PathLike[str],
+    limits: ReadLimits,
+    start: int = 0,
+    stop: int | None = None,
+    first_line: int = 1,
+) -> Iterator[Outcome]:
+    """The outcomes of the lines of a JSON-lines file that start in bytes ``start:stop``.
+
+    ``start`` must be where a line starts, and ``first_line`` that line's number.
+    """
     source = _open_source(path)
     limit = limits.max_file_bytes
     try:
         with source.open("rb") as handle:
-            number = 0
-            while line := handle.readline(limit + 1):
+            handle.seek(start)
+            number = first_line - 1
+            while (stop is None or handle.tell() < stop) and (line := handle.readline(limit + 1)):
                 number += 1
                 if len(line) > limit and not line.endswith(b"\n"):
                     size = len(line) + _skip_rest_of_line(handle)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+import zipfile
 from collections.abc import Iterator
 from os import PathLike
 from pathlib import Path
@@ -327,8 +328,15 @@ def iter_xml_zip(
     """
     with open_zip(path) as archive:
         for info in zip_members(archive, XML_SUFFIX):
-            raw = read_member(archive, info, limits.max_file_bytes)
-            yield _outcome(raw, info.filename, whole_file=True)
+            yield from member_outcomes(archive, info, limits)
+
+
+def member_outcomes(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ReadLimits
+) -> Iterator[Outcome]:
+    """The outcome of one ``.xml`` member of a zip, as :func:`iter_xml_zip` reads it."""
+    raw = read_member(archive, info, limits.max_file_bytes)
+    yield _outcome(raw, info.filename, whole_file=True)
 
 
 def iter_xml_dir(
@@ -343,8 +351,13 @@ def iter_xml_dir(
     """
     root = Path(path)
     for file in list_files(root, XML_SUFFIX):
-        raw = read_file(file, limits.max_file_bytes)
-        yield _outcome(raw, file.relative_to(root).as_posix(), whole_file=True)
+        yield from file_outcomes(root, file, limits)
+
+
+def file_outcomes(root: Path, file: Path, limits: ReadLimits) -> Iterator[Outcome]:
+    """The outcome of one ``.xml`` file of a folder, as :func:`iter_xml_dir` reads it."""
+    raw = read_file(file, limits.max_file_bytes)
+    yield _outcome(raw, file.relative_to(root).as_posix(), whole_file=True)
 
 
 def iter_xml_file(

@@ -1,0 +1,231 @@
+"""One source read by several processes, with the outcomes of a read by one.
+
+A registry download is a zip of 100k+ small JSON files (or, from the API, a file of
+JSON lines, or a folder). Unpacking and decoding them is GIL-bound Python and most of
+a build's read, so with ``n_jobs`` > 1 the source is cut into runs (of members, files
+or lines), each read by a worker process with the serial readers' own per-item code
+(``member_outcomes``, ``file_outcomes``, ``line_outcomes``). Records come back as
+JSON lines (decoding one is a few microseconds, several times cheaper than
+unpickling the object) and are yielded in source order: the outcomes, and the report
+made from them, are those of the serial read (tested).
+
+A zip's members go to the workers with the runs: a worker reads them from the file
+directly and never reads the zip's directory again. Workers are forked where the
+system can (no imports to repeat); a few runs per worker are asked for ahead of the
+one being yielded, so memory stays bounded when the caller is the slower side.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import multiprocessing
+import os
+import zipfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from joblib import cpu_count
+
+from recommender.ingest import ctgov_json, ctgov_xml
+from recommender.ingest.errors import Outcome, RecordError, open_zip, zip_members
+from recommender.ingest.limits import ReadLimits
+from recommender.store import decode_record, encode_record
+
+# Items per run: large enough that a run's messages cost little beside its reading.
+RUN_ITEMS = 1000
+RUN_BYTES = 4 << 20  # bytes of JSON lines per run
+RUNS_AHEAD = 3  # runs in flight per worker
+_BLOCK = 1 << 20  # bytes read at a time when cutting JSON lines into runs
+
+# Format -> (suffix, per-item reader) for zips and folders, read in this order.
+_ZIP_READERS = {
+    "json-zip": ((ctgov_json.JSON_SUFFIX, ctgov_json.member_outcomes),),
+    "xml-zip": ((ctgov_xml.XML_SUFFIX, ctgov_xml.member_outcomes),),
+    "json+xml-zip": (
+        (ctgov_json.JSON_SUFFIX, ctgov_json.member_outcomes),
+        (ctgov_xml.XML_SUFFIX, ctgov_xml.member_outcomes),
+    ),
+}
+_DIR_READERS = {
+    "json-dir": ((ctgov_json.JSON_SUFFIX, ctgov_json.file_outcomes),),
+    "xml-dir": ((ctgov_xml.XML_SUFFIX, ctgov_xml.file_outcomes),),
+    "json+xml-dir": (
+        (ctgov_json.JSON_SUFFIX, ctgov_json.file_outcomes),
+        (ctgov_xml.XML_SUFFIX, ctgov_xml.file_outcomes),
+    ),
+}
+FORMATS = (*_ZIP_READERS, *_DIR_READERS, "jsonl")
+
+# What a worker sends back per item: the record as a JSON line, or why there is none.
+_Sent = tuple[str, bytes | RecordError]
+# A run: the function a worker calls and its arguments.
+Run = tuple[Callable[..., list[_Sent]], tuple]
+
+
+def read_runs(
+    path: str | os.PathLike, fmt: str, limits: ReadLimits, archive: zipfile.ZipFile | None = None
+) -> Iterator[Run]:
+    """The runs a source of one of :data:`FORMATS` is read in, in source order.
+
+    ``archive`` is the source's zip already open, if it is one (its directory is
+    then not read again here).
+    """
+    path = Path(path)
+    if fmt == "jsonl":
+        for start, stop, first_line in jsonl_runs(path, RUN_BYTES):
+            yield _read_lines, (path, limits, start, stop, first_line)
+    elif fmt in _ZIP_READERS:
+        # The members go with each run, so a worker never reads the zip's directory.
+        with open_zip(archive or path) as opened:
+            members = [list(zip_members(opened, suffix)) for suffix, _ in _ZIP_READERS[fmt]]
+        for (_, reader), infos in zip(_ZIP_READERS[fmt], members, strict=True):
+            for start in range(0, len(infos), RUN_ITEMS):
+                yield _read_members, (path, infos[start : start + RUN_ITEMS], reader, limits)
+    elif fmt in _DIR_READERS:
+        for suffix, reader in _DIR_READERS[fmt]:
+            files = ctgov_json.list_files(path, suffix)
+            for start in range(0, len(files), RUN_ITEMS):
+                yield _read_files, (path, files[start : start + RUN_ITEMS], reader, limits)
+    else:
+        raise ValueError(f"{fmt!r} sources are read by one process; expected one of {FORMATS}")
+
+
+def worker_count(n_jobs: int) -> int:
+    """Processes for ``n_jobs`` as joblib counts them: -1 is one per core, -2 all but one."""
+    if n_jobs == 0:
+        raise ValueError("n_jobs must not be 0")
+    return n_jobs if n_jobs > 0 else max(1, cpu_count() + 1 + n_jobs)
+
+
+def several(runs: Iterator[Run]) -> Iterator[Run] | None:
+    """``runs`` if there are at least two (worth a pool of processes), else None."""
+    first = list(itertools.islice(runs, 2))
+    return itertools.chain(first, runs) if len(first) == 2 else None
+
+
+def parallel_outcomes(
+    source: str | os.PathLike, runs: Iterator[Run], n_jobs: int
+) -> Iterator[Outcome]:
+    """The outcomes of ``runs`` (of :func:`read_runs`), read by ``n_jobs`` processes.
+
+    The same outcomes, in the same order, as the format's serial reader.
+
+    Raises
+    ------
+    SourceError
+        As the serial reader would (a worker's error is raised here).
+    RuntimeError
+        If a worker process dies (killed, out of memory).
+    """
+    with _Pool(n_jobs, source) as pool:
+        for sent in pool.results(runs):
+            for item, payload in sent:
+                yield item, payload if isinstance(payload, RecordError) else decode_record(payload)
+
+
+def jsonl_runs(path: Path, run_bytes: int) -> Iterator[tuple[int, int, int]]:
+    """``(start, stop, first line number)`` of runs of whole lines of a JSON-lines file,
+    each at least ``run_bytes`` long but the last; read a block at a time."""
+    with open(path, "rb") as handle:
+        start, first_line, offset, newlines = 0, 1, 0, 0
+        while block := handle.read(_BLOCK):
+            scanned = 0  # newlines before here in the block are counted
+            while start + run_bytes - offset < len(block):
+                end = block.find(b"\n", max(start + run_bytes - offset, scanned))
+                if end < 0:
+                    break
+                newlines += block.count(b"\n", scanned, end + 1)
+                yield start, offset + end + 1, first_line
+                start, first_line, scanned = offset + end + 1, first_line + newlines, end + 1
+                newlines = 0
+            newlines += block.count(b"\n", scanned)
+            offset += len(block)
+        if offset > start:
+            yield start, offset, first_line
+
+
+# --- in the workers ---------------------------------------------------------------------
+
+
+def _read_members(path: Path, infos: list[zipfile.ZipInfo], reader, limits) -> list[_Sent]:
+    archive = _zip_file(path)
+    return [_sent(outcome) for info in infos for outcome in reader(archive, info, limits)]
+
+
+def _read_files(root: Path, files: list[Path], reader, limits) -> list[_Sent]:
+    return [_sent(outcome) for file in files for outcome in reader(root, file, limits)]
+
+
+def _read_lines(path: Path, limits, start: int, stop: int, first_line: int) -> list[_Sent]:
+    return [_sent(o) for o in ctgov_json.line_outcomes(path, limits, start, stop, first_line)]
+
+
+def _sent(outcome: Outcome) -> _Sent:
+    item, result = outcome
+    return item, result if isinstance(result, RecordError) else encode_record(result)
+
+
+@functools.cache
+def _zip_file(path: Path) -> _ZipFileLater:
+    # Called in workers only, and kept for the worker's life (one read of one source).
+    return _ZipFileLater(path)
+
+
+class _ZipFileLater:
+    """What :func:`~recommender.ingest.errors.read_member` needs of a ZipFile: the open
+    file, and ``open`` for the rare member it leaves to zipfile (encrypted, bzip2),
+    which makes the ZipFile then; reading its directory takes a second at registry
+    size."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fp = open(path, "rb")  # noqa: SIM115 - open for the worker's life
+
+    @functools.cached_property
+    def _archive(self) -> zipfile.ZipFile:
+        return open_zip(self.path)
+
+    def open(self, info: zipfile.ZipInfo):
+        return self._archive.open(info)
+
+
+# --- the pool ---------------------------------------------------------------------------
+
+
+class _Pool:
+    """Worker processes that run tasks and give their results back in task order."""
+
+    def __init__(self, n_jobs: int, source: str | os.PathLike) -> None:
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        self.n_jobs, self.source = n_jobs, source
+        self._executor = ProcessPoolExecutor(n_jobs, mp_context=context)
+
+    def __enter__(self) -> _Pool:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        # Also on an error or an abandoned read: nothing queued is started.
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def results(self, runs: Iterator[Run]) -> Iterator[list[_Sent]]:
+        pending: deque[Future] = deque()
+        for function, args in runs:
+            pending.append(self._executor.submit(function, *args))
+            if len(pending) >= RUNS_AHEAD * self.n_jobs:
+                yield self._result(pending.popleft())
+        while pending:
+            yield self._result(pending.popleft())
+
+    def _result(self, future: Future):
+        try:
+            return future.result()
+        except BrokenProcessPool as err:
+            raise RuntimeError(
+                f"{self.source}: a process reading it died ({err}); if memory is short, "
+                "read on one process (--jobs 1)"
+            ) from None
