@@ -18,8 +18,8 @@ intervention names linked trials the lists alone kept apart (``docs/evaluation.m
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
+from operator import itemgetter
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
@@ -130,13 +130,55 @@ def learn_abbreviations(
     dict of str to str
         Long forms as lower-case words joined by spaces.
     """
-    seen: dict[str, Counter] = defaultdict(Counter)
+    return choose_long_forms(count_definitions(texts), min_count=min_count, min_share=min_share)
+
+
+def definitions_in(text: str) -> tuple[tuple[str, str], ...]:
+    """The definitions in ``text`` as :func:`learn_abbreviations` counts them: short
+    forms singular, long forms as lower-case words joined by spaces."""
+    return tuple(
+        (_singular(short), " ".join(_WORDS.findall(long.lower())))
+        for short, long in find_definitions(text)
+    )
+
+
+def count_definitions(texts: Iterable[str]) -> dict[str, dict[str, int]]:
+    """Short form -> how often ``texts`` define it as each long form.
+
+    Plain dicts: a worker process sends them back several times faster than Counters.
+    """
+    seen: dict[str, dict[str, int]] = {}
     for text in texts:
-        for short, long in find_definitions(text):
-            seen[_singular(short)][" ".join(_WORDS.findall(long.lower()))] += 1
+        for short, long in definitions_in(text):
+            longs = seen.setdefault(short, {})
+            longs[long] = longs.get(long, 0) + 1
+    return seen
+
+
+def merge_definitions(parts: Iterable[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    """:func:`count_definitions` of several runs of texts, as that of all of them."""
+    seen: dict[str, dict[str, int]] = {}
+    for part in parts:
+        for short, longs in part.items():
+            total = seen.setdefault(short, {})
+            for long, count in longs.items():
+                total[long] = total.get(long, 0) + count
+    return seen
+
+
+def choose_long_forms(
+    seen: dict[str, dict[str, int]], *, min_count: int = 3, min_share: float = 0.5
+) -> dict[str, str]:
+    """The table of :func:`learn_abbreviations` from :func:`count_definitions`.
+
+    The order of the counts does not matter: a long form is chosen only with more
+    than half its short form's definitions, so no tie in count can decide it.
+    """
+    if not min_share >= 0.5:
+        raise ValueError(f"min_share must be at least 0.5, got {min_share}")
     table = {}
     for short, longs in seen.items():
-        long, count = longs.most_common(1)[0]
+        long, count = max(longs.items(), key=itemgetter(1))
         if count >= min_count and count / sum(longs.values()) > min_share:
             table[short] = long
     return dict(sorted(table.items()))

@@ -66,7 +66,8 @@ def build_index(
     k : int, default 50
         Neighbours stored per trial.
     n_jobs : int, default -1
-        Cores for reading (processes), vectorising and the neighbour search (threads).
+        Cores: processes for reading and learning abbreviations, threads for
+        vectorising and the neighbour search.
     progress : bool, default False
         Progress on stderr: bars on a terminal, plain stage lines otherwise.
     log : callable, optional

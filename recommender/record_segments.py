@@ -107,8 +107,8 @@ class SegmentedRecords(RecordStore):
         for i in range(len(self)):
             yield self[i]
 
-    def iter_fields(self, fields: type) -> Iterator:
+    def iter_fields(self, fields: type, start: int = 0, stop: int | None = None) -> Iterator:
         # The base class reads runs of lines from segment 0 alone.
         decoder = msgspec.json.Decoder(fields)
-        for i in range(len(self)):
+        for i in range(*slice(start, stop).indices(len(self))):
             yield decoder.decode(self.line(i))

@@ -113,15 +113,19 @@ class RecordStore:
         for start in range(0, len(self), _RUN_RECORDS):
             yield from self._read_run(start, min(start + _RUN_RECORDS, len(self)))
 
-    def iter_fields(self, fields: type[_FieldsT]) -> Iterator[_FieldsT]:
-        """Every record decoded as ``fields``, a msgspec Struct of some of its fields.
+    def iter_fields(
+        self, fields: type[_FieldsT], start: int = 0, stop: int | None = None
+    ) -> Iterator[_FieldsT]:
+        """Records ``start:stop`` (all by default) decoded as ``fields``, a msgspec
+        Struct of some of their fields.
 
         For a pass that reads a few fields: the rest of each line is skipped unbuilt,
         several times faster than decoding whole records.
         """
         decoder = msgspec.json.Decoder(fields)
-        for start in range(0, len(self), _RUN_RECORDS):
-            run, bounds = self._read_lines(start, min(start + _RUN_RECORDS, len(self)))
+        stop = len(self) if stop is None else min(stop, len(self))
+        for first in range(start, stop, _RUN_RECORDS):
+            run, bounds = self._read_lines(first, min(first + _RUN_RECORDS, stop))
             yield from (decoder.decode(run[a:b]) for a, b in itertools.pairwise(bounds))
 
     def _read_run(self, start: int, stop: int) -> list[TrialRecord]:

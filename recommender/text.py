@@ -13,28 +13,26 @@ contributions (which is what ``explain`` reports).
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
-import msgspec
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed, effective_n_jobs
 
-from recommender.abbreviations import AbbreviationTable, learn_abbreviations
+from recommender.abbreviations import AbbreviationTable
 from recommender.counting import count_chunk, frequent_columns, merge_counts, spell_terms
 from recommender.memory import release_free_memory
+from recommender.record_texts import encode_groups, learn_abbreviations_of
 from recommender.records import TrialRecord
-from recommender.store import RecordStore
 from recommender.terms import (
     EncodedTexts,
     HashedCounts,
     ItemAnalyzer,
     TermTable,
     count_known_terms,
-    encode_texts,
     words,
 )
 from recommender.weighting import (
@@ -326,7 +324,8 @@ class FieldGroupVectorizer:
         expands them (``FieldGroup.expand_abbreviations``).
     n_jobs : int, default 1
         Threads used to count terms (a Dask cluster's workers under joblib's Dask
-        backend); -1 uses every core.
+        backend), and processes learning abbreviations from records on disk; -1
+        uses every core.
 
     Attributes
     ----------
@@ -362,26 +361,6 @@ class FieldGroupVectorizer:
         self.learn_abbreviations = learn_abbreviations
         self.n_jobs = n_jobs
 
-    def _encode(
-        self, records: Iterable[TrialRecord], free_texts: Sequence[str] | None = None
-    ) -> list[EncodedTexts]:
-        """Each group's texts of ``records``, encoded for the compiled pass."""
-        records = list(records)
-        if free_texts is not None and len(free_texts) != len(records):
-            raise ValueError(f"{len(free_texts)} free texts for {len(records)} records")
-        extra = [[text] if text else [] for text in free_texts or ()]
-        return [encode_texts(self._group_items(g, records, extra)) for g in self.groups]
-
-    def _group_items(
-        self, group: FieldGroup, records: list[TrialRecord], extra: list[list[str]]
-    ) -> list[list[str]]:
-        items = [group.items(r) for r in records]
-        if group.expand_abbreviations and len(self.abbreviations_):
-            items = [self.abbreviations_.expand(found) for found in items]
-        if extra and group.reads_free_text:
-            items = [found + more for found, more in zip(items, extra, strict=True)]
-        return items
-
     def fit_transform(self, records: Sequence[TrialRecord]) -> sp.csr_matrix:
         """Learn each group's vocabulary and IDF, and return the combined vectors.
 
@@ -399,11 +378,7 @@ class FieldGroupVectorizer:
             return self._fit_transform(records)
 
     def _fit_transform(self, records: Sequence[TrialRecord]) -> sp.csr_matrix:
-        self.abbreviations_ = AbbreviationTable(
-            learn_abbreviations(_prose_texts(records))
-            if self.learn_abbreviations and any(g.expand_abbreviations for g in self.groups)
-            else {}
-        )
+        self.abbreviations_ = AbbreviationTable(self._abbreviations(records))
         parts_by_group, texts = self._count_chunks(records)
         self.models_ = {}
         blocks = []
@@ -443,16 +418,24 @@ class FieldGroupVectorizer:
             # GIL) while the compiled pass, which releases it, counts the last ones;
             # and only a chunk's worth of intermediate strings exists at a time. A
             # chunk's text is dropped once counted: only its terms' spellings stay.
+            # (Encoding on worker processes instead gained nothing on 2 cores: this
+            # thread and the counting threads already keep both busy.)
             n_chunks = max(2 * effective_n_jobs(self.n_jobs), -(-len(records) // CHUNK_RECORDS))
             for a, b in _chunk_bounds(len(records), n_chunks):
-                for i, encoded in enumerate(self._encode(records[a:b])):
-                    yield delayed(count_chunk)(encoded, analyzers[i])
+                encoded = encode_groups(records[a:b], self.groups, self.abbreviations_)
+                for i, group_texts in enumerate(encoded):
+                    yield delayed(count_chunk)(group_texts, analyzers[i])
 
         counted = Parallel(n_jobs=self.n_jobs, prefer="threads")(tasks())
         n_groups = len(self.groups)
         parts = [[part for part, _ in counted[i::n_groups]] for i in range(n_groups)]
         texts = [[spelled for _, spelled in counted[i::n_groups]] for i in range(n_groups)]
         return parts, texts
+
+    def _abbreviations(self, records: Sequence[TrialRecord]) -> Mapping[str, str]:
+        if not (self.learn_abbreviations and any(g.expand_abbreviations for g in self.groups)):
+            return {}
+        return learn_abbreviations_of(records, self.n_jobs)
 
     def fit(self, records: Sequence[TrialRecord]) -> FieldGroupVectorizer:
         self.fit_transform(records)
@@ -479,7 +462,7 @@ class FieldGroupVectorizer:
         X : csr_matrix of shape (n_records, n_features_), dtype float32
         """
         self._check_fitted()
-        encoded = self._encode(records, free_texts)
+        encoded = encode_groups(records, self.groups, self.abbreviations_, free_texts)
         blocks = [
             sp.csr_matrix((len(texts), 0), dtype=np.float32)
             if self.models_[g.name] is None
@@ -579,30 +562,3 @@ class FieldGroupVectorizer:
             )
         self._set_offsets()
         return self
-
-
-class _ProseFields(msgspec.Struct):
-    """The fields :func:`_prose` reads, decoded alone from records on disk."""
-
-    brief_title: str = ""
-    official_title: str = ""
-    brief_summary: str = ""
-    detailed_description: str = ""
-
-
-def _prose_texts(records: Sequence[TrialRecord]) -> Iterator[str]:
-    """:func:`_prose` of every record; from disk, only its four fields are decoded."""
-    if isinstance(records, RecordStore):
-        return map(_prose, records.iter_fields(_ProseFields))
-    return map(_prose, records)
-
-
-def _prose(record: TrialRecord | _ProseFields) -> str:
-    """The texts in which a trial defines its abbreviations, in their original case."""
-    parts = (
-        record.brief_title,
-        record.official_title,
-        record.brief_summary,
-        record.detailed_description,
-    )
-    return " ".join(part for part in parts if part)

@@ -1,16 +1,23 @@
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from recommender import record_texts
 from recommender.abbreviations import (
     _LAST_CLAUSE_BREAK,
     AbbreviationTable,
     _best_long_form_by_character,
     best_long_form,
+    choose_long_forms,
+    count_definitions,
     find_definitions,
     learn_abbreviations,
+    merge_definitions,
 )
+from recommender.records import TrialRecord
+from recommender.store import RecordStore, write_records
 
 
 def test_schwartz_hearst_finds_the_shortest_long_form():
@@ -71,3 +78,45 @@ def test_the_last_clause_break_is_the_last_of_all_breaks(text):
     breaks = list(re.finditer(r"[.;:]\s|[()\[\]]", text))
     found = _LAST_CLAUSE_BREAK.match(text)
     assert (found.end() if found else None) == (breaks[-1].end() if breaks else None)
+
+
+def _prose_records(n: int) -> list[TrialRecord]:
+    forms = [
+        ("acute-on-chronic liver failure", "ACLF"),
+        ("mesenchymal stem cells", "MSCs"),
+        ("overall survival", "OS"),
+        ("optical surface", "OS"),
+    ]
+    return [
+        TrialRecord(
+            nct_id=f"NCT{i:08d}",
+            brief_title=f"Trial {i}",
+            brief_summary=f"We study {forms[i % 4][0]} ({forms[i % 4][1]}) and {forms[i % 3][0]} "
+            f"({forms[i % 3][1]}) in arm {i}.",
+        )
+        for i in range(n)
+    ]
+
+
+def test_definitions_counted_in_runs_merge_to_those_of_all_texts():
+    texts = [r.brief_summary for r in _prose_records(40)]
+    runs = [count_definitions(texts[a : a + 7]) for a in range(0, 40, 7)]
+    assert merge_definitions(runs) == count_definitions(texts)
+    assert choose_long_forms(count_definitions(texts)) == learn_abbreviations(texts)
+
+
+def test_abbreviations_learned_by_worker_processes_equal_one_process(tmp_path, monkeypatch):
+    records = _prose_records(60)
+    write_records(records, tmp_path / "records.jsonl", tmp_path / "offsets.npy")
+    store = RecordStore(tmp_path / "records.jsonl", tmp_path / "offsets.npy")
+    monkeypatch.setattr(record_texts, "RUN_RECORDS", 9)  # seven runs
+    table = record_texts.learn_abbreviations_of(store, n_jobs=2)
+    assert table == record_texts.learn_abbreviations_of(records, n_jobs=1)
+    assert table == learn_abbreviations([record_texts.prose(r) for r in records])
+    assert table["ACLF"] == "acute on chronic liver failure"
+    assert table["OS"] == "overall survival"  # 35 of its 50 definitions
+
+
+def test_a_share_under_half_is_refused():
+    with pytest.raises(ValueError, match="min_share"):
+        choose_long_forms({}, min_share=0.4)

@@ -70,9 +70,10 @@ from recommender.ingest.errors import (
     open_zip,
     zip_members,
 )
-from recommender.ingest.limits import DEFAULT_LIMITS, ReadLimits, cap_texts
+from recommender.ingest.limits import DEFAULT_LIMITS, ReadLimits
 from recommender.ingest.parallel import FORMATS as PARALLEL_FORMATS
-from recommender.ingest.parallel import parallel_outcomes, read_runs, several, worker_count
+from recommender.ingest.parallel import Prepared, parallel_outcomes, prepare, read_runs, several
+from recommender.processes import worker_count
 from recommender.progress import progress as show_progress
 from recommender.records import TrialRecord
 
@@ -265,10 +266,16 @@ def _expected_items(path: Readable, fmt: str) -> int | None:
 
 
 def _outcomes(
-    path: PathLike, readable: Readable, fmt: str, limits: ReadLimits, progress: bool, n_jobs: int
-) -> Iterator[Outcome]:
-    """Every outcome of a source, counted on stderr when ``progress`` (a bar on a terminal);
-    read by ``n_jobs`` processes when the source is large enough to share out."""
+    path: PathLike,
+    readable: Readable,
+    fmt: str,
+    limits: ReadLimits,
+    progress: bool,
+    n_jobs: int,
+) -> Iterator[Prepared]:
+    """Every outcome of a source, prepared (see :func:`~recommender.ingest.parallel.prepare`)
+    and counted on stderr when ``progress`` (a bar on a terminal); read by ``n_jobs``
+    processes when the source is large enough to share out."""
     runs = None
     if n_jobs > 1 and fmt in PARALLEL_FORMATS:
         archive = readable if isinstance(readable, zipfile.ZipFile) else None
@@ -276,7 +283,11 @@ def _outcomes(
     if runs is not None:
         outcomes = parallel_outcomes(path, runs, n_jobs)
     else:
-        outcomes = (outcome for reader in _READERS[fmt] for outcome in reader(readable, limits))
+        outcomes = (
+            prepare(outcome, limits)
+            for reader in _READERS[fmt]
+            for outcome in reader(readable, limits)
+        )
     if not progress:
         return outcomes
     total = _expected_items(readable, fmt)
@@ -298,7 +309,7 @@ def _read_source(
     summary = SourceSummary(path=str(path), format=fmt)
     report.sources.append(summary)
     limits = report.limits
-    for item, result in _outcomes(path, readable or path, fmt, limits, progress, n_jobs):
+    for item, result, cut in _outcomes(path, readable or path, fmt, limits, progress, n_jobs):
         if isinstance(result, NotAStudyError):
             summary.ignored += 1
             report.ignored.append(SkippedItem(str(path), item, one_line(result)))
@@ -307,14 +318,13 @@ def _read_source(
             report.skipped.append(SkippedItem(str(path), item, one_line(result)))
         else:
             summary.read += 1
-            record, cut = cap_texts(result, limits.max_text_chars)
             if cut:
                 reason = (
-                    f"{record.nct_id}: cut to {limits.max_text_chars:,} characters "
+                    f"{result.nct_id}: cut to {limits.max_text_chars:,} characters "
                     f"(--max-text-chars): {', '.join(cut)}"
                 )
                 report.truncated.append(SkippedItem(str(path), item, one_line(reason)))
-            yield record
+            yield result
 
 
 def iter_source(

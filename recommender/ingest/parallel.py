@@ -10,35 +10,29 @@ unpickling the object) and are yielded in source order: the outcomes, and the re
 made from them, are those of the serial read (tested).
 
 A zip's members go to the workers with the runs: a worker reads them from the file
-directly and never reads the zip's directory again. Workers are forked where the
-system can (no imports to repeat); a few runs per worker are asked for ahead of the
-one being yielded, so memory stays bounded when the caller is the slower side.
+directly and never reads the zip's directory again. The workers are an
+:class:`~recommender.processes.OrderedPool`.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-import multiprocessing
 import os
 import zipfile
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-
-from joblib import cpu_count
 
 from recommender.ingest import ctgov_json, ctgov_xml
 from recommender.ingest.errors import Outcome, RecordError, open_zip, zip_members
-from recommender.ingest.limits import ReadLimits
+from recommender.ingest.limits import ReadLimits, cap_texts
+from recommender.processes import OrderedPool
+from recommender.records import TrialRecord
 from recommender.store import decode_record, encode_record
 
 # Items per run: large enough that a run's messages cost little beside its reading.
 RUN_ITEMS = 1000
 RUN_BYTES = 4 << 20  # bytes of JSON lines per run
-RUNS_AHEAD = 3  # runs in flight per worker
 _BLOCK = 1 << 20  # bytes read at a time when cutting JSON lines into runs
 
 # Format -> (suffix, per-item reader) for zips and folders, read in this order.
@@ -60,14 +54,29 @@ _DIR_READERS = {
 }
 FORMATS = (*_ZIP_READERS, *_DIR_READERS, "jsonl")
 
-# What a worker sends back per item: the record as a JSON line, or why there is none.
-_Sent = tuple[str, bytes | RecordError]
+# One outcome as a read keeps it: the item, its record with long texts cut (or why
+# there is none), and what was cut.
+Prepared = tuple[str, TrialRecord | RecordError, list[str]]
+# What a worker sends back instead: the record as a JSON line.
+_Sent = tuple[str, bytes | RecordError, list[str]]
 # A run: the function a worker calls and its arguments.
 Run = tuple[Callable[..., list[_Sent]], tuple]
 
 
+def prepare(outcome: Outcome, limits: ReadLimits) -> Prepared:
+    """``outcome`` as a read keeps it (see :data:`Prepared`)."""
+    item, result = outcome
+    if isinstance(result, RecordError):
+        return item, result, []
+    record, cut = cap_texts(result, limits.max_text_chars)
+    return item, record, cut
+
+
 def read_runs(
-    path: str | os.PathLike, fmt: str, limits: ReadLimits, archive: zipfile.ZipFile | None = None
+    path: str | os.PathLike,
+    fmt: str,
+    limits: ReadLimits,
+    archive: zipfile.ZipFile | None = None,
 ) -> Iterator[Run]:
     """The runs a source of one of :data:`FORMATS` is read in, in source order.
 
@@ -84,21 +93,16 @@ def read_runs(
             members = [list(zip_members(opened, suffix)) for suffix, _ in _ZIP_READERS[fmt]]
         for (_, reader), infos in zip(_ZIP_READERS[fmt], members, strict=True):
             for start in range(0, len(infos), RUN_ITEMS):
-                yield _read_members, (path, infos[start : start + RUN_ITEMS], reader, limits)
+                run = infos[start : start + RUN_ITEMS]
+                yield _read_members, (path, run, reader, limits)
     elif fmt in _DIR_READERS:
         for suffix, reader in _DIR_READERS[fmt]:
             files = ctgov_json.list_files(path, suffix)
             for start in range(0, len(files), RUN_ITEMS):
-                yield _read_files, (path, files[start : start + RUN_ITEMS], reader, limits)
+                run = files[start : start + RUN_ITEMS]
+                yield _read_files, (path, run, reader, limits)
     else:
         raise ValueError(f"{fmt!r} sources are read by one process; expected one of {FORMATS}")
-
-
-def worker_count(n_jobs: int) -> int:
-    """Processes for ``n_jobs`` as joblib counts them: -1 is one per core, -2 all but one."""
-    if n_jobs == 0:
-        raise ValueError("n_jobs must not be 0")
-    return n_jobs if n_jobs > 0 else max(1, cpu_count() + 1 + n_jobs)
 
 
 def several(runs: Iterator[Run]) -> Iterator[Run] | None:
@@ -109,10 +113,11 @@ def several(runs: Iterator[Run]) -> Iterator[Run] | None:
 
 def parallel_outcomes(
     source: str | os.PathLike, runs: Iterator[Run], n_jobs: int
-) -> Iterator[Outcome]:
+) -> Iterator[Prepared]:
     """The outcomes of ``runs`` (of :func:`read_runs`), read by ``n_jobs`` processes.
 
-    The same outcomes, in the same order, as the format's serial reader.
+    The same outcomes, in the same order, as the format's serial reader, each as
+    :func:`prepare` makes it.
 
     Raises
     ------
@@ -121,10 +126,10 @@ def parallel_outcomes(
     RuntimeError
         If a worker process dies (killed, out of memory).
     """
-    with _Pool(n_jobs, source) as pool:
+    with OrderedPool(n_jobs, f"{source}: a process reading it") as pool:
         for sent in pool.results(runs):
-            for item, payload in sent:
-                yield item, payload if isinstance(payload, RecordError) else decode_record(payload)
+            for item, line, cut in sent:
+                yield item, line if isinstance(line, RecordError) else decode_record(line), cut
 
 
 def jsonl_runs(path: Path, run_bytes: int) -> Iterator[tuple[int, int, int]]:
@@ -151,22 +156,28 @@ def jsonl_runs(path: Path, run_bytes: int) -> Iterator[tuple[int, int, int]]:
 # --- in the workers ---------------------------------------------------------------------
 
 
-def _read_members(path: Path, infos: list[zipfile.ZipInfo], reader, limits) -> list[_Sent]:
+def _read_members(path: Path, infos: list, reader, limits) -> list[_Sent]:
     archive = _zip_file(path)
-    return [_sent(outcome) for info in infos for outcome in reader(archive, info, limits)]
+    return _sent((o for info in infos for o in reader(archive, info, limits)), limits)
 
 
 def _read_files(root: Path, files: list[Path], reader, limits) -> list[_Sent]:
-    return [_sent(outcome) for file in files for outcome in reader(root, file, limits)]
+    return _sent((o for file in files for o in reader(root, file, limits)), limits)
 
 
 def _read_lines(path: Path, limits, start: int, stop: int, first_line: int) -> list[_Sent]:
-    return [_sent(o) for o in ctgov_json.line_outcomes(path, limits, start, stop, first_line)]
+    return _sent(ctgov_json.line_outcomes(path, limits, start, stop, first_line), limits)
 
 
-def _sent(outcome: Outcome) -> _Sent:
-    item, result = outcome
-    return item, result if isinstance(result, RecordError) else encode_record(result)
+def _sent(outcomes: Iterator[Outcome], limits: ReadLimits) -> list[_Sent]:
+    """Each outcome prepared (long texts are cut here, on the worker's core), its
+    record as a JSON line."""
+    sent = []
+    for outcome in outcomes:
+        item, result, cut = prepare(outcome, limits)
+        line = result if isinstance(result, RecordError) else encode_record(result)
+        sent.append((item, line, cut))
+    return sent
 
 
 @functools.cache
@@ -191,41 +202,3 @@ class _ZipFileLater:
 
     def open(self, info: zipfile.ZipInfo):
         return self._archive.open(info)
-
-
-# --- the pool ---------------------------------------------------------------------------
-
-
-class _Pool:
-    """Worker processes that run tasks and give their results back in task order."""
-
-    def __init__(self, n_jobs: int, source: str | os.PathLike) -> None:
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        self.n_jobs, self.source = n_jobs, source
-        self._executor = ProcessPoolExecutor(n_jobs, mp_context=context)
-
-    def __enter__(self) -> _Pool:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        # Also on an error or an abandoned read: nothing queued is started.
-        self._executor.shutdown(wait=True, cancel_futures=True)
-
-    def results(self, runs: Iterator[Run]) -> Iterator[list[_Sent]]:
-        pending: deque[Future] = deque()
-        for function, args in runs:
-            pending.append(self._executor.submit(function, *args))
-            if len(pending) >= RUNS_AHEAD * self.n_jobs:
-                yield self._result(pending.popleft())
-        while pending:
-            yield self._result(pending.popleft())
-
-    def _result(self, future: Future):
-        try:
-            return future.result()
-        except BrokenProcessPool as err:
-            raise RuntimeError(
-                f"{self.source}: a process reading it died ({err}); if memory is short, "
-                "read on one process (--jobs 1)"
-            ) from None
