@@ -30,18 +30,19 @@ def small_runs(monkeypatch):
     monkeypatch.setattr(parallel, "RUN_BYTES", 200)
 
 
-def comparable(outcomes):
-    """Outcomes with errors as (type, message), which compare by value."""
+def comparable(prepared):
+    """Prepared outcomes with errors as (type, message), which compare by value."""
     return [
-        (item, (type(r).__name__, str(r)) if isinstance(r, RecordError) else r)
-        for item, r in outcomes
+        (item, (type(r).__name__, str(r)) if isinstance(r, RecordError) else r, cut)
+        for item, r, cut in prepared
     ]
 
 
 def read_both_ways(path: Path, fmt: str, serial) -> tuple[list, list]:
     runs = parallel.several(parallel.read_runs(path, fmt, LIMITS))
     assert runs is not None, "the source must be cut into several runs"
-    return comparable(serial(path, LIMITS)), comparable(parallel.parallel_outcomes(path, runs, 2))
+    one = [parallel.prepare(outcome, LIMITS) for outcome in serial(path, LIMITS)]
+    return comparable(one), comparable(parallel.parallel_outcomes(path, runs, 2))
 
 
 def studies(n: int) -> list[dict]:
@@ -59,10 +60,14 @@ def test_a_json_zip_read_in_parallel_equals_the_serial_read(tmp_path):
         archive.writestr("labels.json", json.dumps({"NCT00000001": ["NCT00000002"]}))
         archive.writestr("huge.json", json.dumps(study("NCT09999999", title="x" * 5000)))
         archive.writestr("stored.json", json.dumps(study("NCT08888888")), zipfile.ZIP_STORED)
+        archive.writestr("long.json", json.dumps(study("NCT06666666", title="word " * 300)))
     serial, shared = read_both_ways(path, "json-zip", iter_json_zip)
     assert shared == serial
-    errors = {item: error for item, error in serial if isinstance(error, tuple)}
-    assert len(serial) == 22
+    errors = {item: error for item, error, _ in serial if isinstance(error, tuple)}
+    assert [cut for item, _, cut in serial if item == "long.json"] == [
+        ["brief_title (1,499 characters)"]
+    ]
+    assert len(serial) == 23
     assert sorted(errors) == ["bad.json", "huge.json", "labels.json"]
     assert errors["labels.json"][0] == "NotAStudyError"
 
@@ -111,7 +116,7 @@ def test_json_lines_read_in_parallel_equal_the_serial_read(tmp_path):
     path.write_text("\n".join(lines))  # no newline after the last line
     serial, shared = read_both_ways(path, "jsonl", iter_jsonl)
     assert shared == serial
-    assert [item for item, _ in serial][6:10] == ["line 8", "line 9", "line 10[0]", "line 10[1]"]
+    assert [item for item, _, _ in serial][6:10] == ["line 8", "line 9", "line 10[0]", "line 10[1]"]
 
 
 @settings(max_examples=100, deadline=None, derandomize=True)
