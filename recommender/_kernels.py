@@ -250,30 +250,36 @@ def sort_candidates(candidates):
 
 
 @njit(nogil=True, cache=True)
-def drop_mutual_pairs(candidates, start, stop):
-    """Drop candidate j of row i (rows ``start..stop``) when j < i and i is also a
-    candidate of j: that pair is scored once, from j's side. Returns how many went.
+def mark_mutual_pairs(candidates, keys, dropped, start, stop):
+    """Mark candidate j of row i (rows ``start..stop``) in ``dropped`` (a bit per
+    candidate) when i is also a candidate of j and ``keys[j] > keys[i]``: that pair is
+    scored once, from j's side. Returns how many were marked.
 
-    Every row of ``candidates`` must be sorted ascending. Rows may be processed side by
-    side: only entries smaller than their own row are dropped (set to -1), and a
-    binary search for i in row j (j < i) sees every such entry, dropped or not, as
-    smaller than i, so it finds the same answer whatever the other rows are doing.
+    ``keys`` must be distinct. Every row of ``candidates`` must be sorted ascending;
+    nothing in it changes here, so rows may be processed side by side.
     """
-    dropped = 0
+    marked = 0
     for i in range(start, stop):
         for c in range(candidates.shape[1]):
             j = candidates[i, c]
-            if j >= i:
-                break  # sorted: the rest are larger
-            if j >= 0 and _holds(candidates[j], i):
+            if j >= 0 and keys[j] > keys[i] and _holds(candidates[j], i):
+                dropped[i, c >> 3] |= np.uint8(1 << (c & 7))
+                marked += 1
+    return marked
+
+
+@njit(nogil=True, cache=True)
+def drop_marked(candidates, dropped, start, stop):
+    """Set the candidates marked in ``dropped`` to -1, rows ``start..stop``."""
+    for i in range(start, stop):
+        for c in range(candidates.shape[1]):
+            if dropped[i, c >> 3] & (1 << (c & 7)):
                 candidates[i, c] = -1
-                dropped += 1
-    return dropped
 
 
 @njit(nogil=True, cache=True)
 def _holds(row, value):
-    # Binary search; only the order of entries relative to ``value`` matters.
+    # Binary search in a row sorted ascending.
     low, high = 0, row.shape[0]
     while low < high:
         mid = (low + high) // 2

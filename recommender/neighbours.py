@@ -18,11 +18,12 @@ keeps the best 250 by that partial score, and scores them exactly over all their
 terms. Every pair so scored is offered to both its rows (by the worker thread that
 scored it): j belongs in i's list when j's heavy terms propose i even if i's do not
 propose j. So a pair that both its rows propose (a third of them on the registry
-corpus) is scored once, from the smaller row: all candidates are found before any
-is scored. Rows that share too few of those terms with anything to fill their
-candidate list are searched exactly at the end, a batch at a time by a pass over
-the rows. The champion lists are made straight from the rows, so the pruned search
-never holds the whole transpose (a third of the build's memory at 600,000 trials).
+corpus) is scored once, by the row with more terms (a score costs a pass over the
+other row's terms): all candidates are found before any is scored. Rows that share
+too few of those terms with anything to fill their candidate list are searched
+exactly at the end, a batch at a time by a pass over the rows. The champion lists
+are made straight from the rows, so the pruned search never holds the whole
+transpose (a third of the build's memory at 600,000 trials).
 The ``"exact"`` method accumulates every term.
 
 The inner loops avoid what made them slow: a row enters the touched list without a
@@ -48,7 +49,8 @@ from joblib.parallel import get_active_backend
 
 from recommender._kernels import (
     champion_postings,
-    drop_mutual_pairs,
+    drop_marked,
+    mark_mutual_pairs,
     merge_lists,
     offer_pairs,
     rescore_pairs,
@@ -281,7 +283,7 @@ class CosineNeighbours:
             candidates[start:stop] = block
             searched.append(exact)
             progress((stop - start) // 2)
-        self._drop_mutual_pairs(candidates)
+        self._drop_mutual_pairs(candidates, X)
 
         indices = np.full((self.n_rows_, k), NO_NEIGHBOUR, dtype=np.int32)
         scores = np.zeros((self.n_rows_, k), dtype=np.float32)
@@ -306,15 +308,26 @@ class CosineNeighbours:
         exact_ids, exact_scores = self._scan_kneighbors(X, rows, k)
         _offer_both_ways(heaps, indices, scores, rows, None, exact_ids, exact_scores)
         for reverse_indices, reverse_scores in heaps.all():
-            merge_lists(indices, scores, reverse_indices, reverse_scores)
+            lists = (indices, scores, reverse_indices, reverse_scores)
+            work = (delayed(merge_lists)(*(a[i:j] for a in lists)) for i, j in self.blocks())
+            Parallel(n_jobs=self.n_jobs, backend="threading")(work)
         return indices, scores
 
-    def _drop_mutual_pairs(self, candidates: np.ndarray) -> None:
-        """Keep each pair that both its rows found on the smaller row's side only."""
-        work = (
-            delayed(drop_mutual_pairs)(candidates, start, stop) for start, stop in self.blocks()
-        )
-        Parallel(n_jobs=self.n_jobs, backend="threading")(work)
+    def _drop_mutual_pairs(self, candidates: np.ndarray, X: sp.csr_matrix) -> None:
+        """Keep each pair that both its rows found on one side only: the row with more
+        terms, which scores the other (a score costs a pass over the candidate's
+        terms; this side needs 14% fewer than the smaller row id's, on the registry
+        corpus). Ties in length go to the larger row id."""
+        lengths = np.diff(X.indptr).astype(np.int64)
+        keys = lengths * self.n_rows_ + np.arange(self.n_rows_, dtype=np.int64)
+        dropped = np.zeros((self.n_rows_, -(-candidates.shape[1] // 8)), dtype=np.uint8)
+        # Marked first, dropped after: a row searched for a pair must not change meanwhile.
+        for kernel, arguments in (
+            (mark_mutual_pairs, (candidates, keys, dropped)),
+            (drop_marked, (candidates, dropped)),
+        ):
+            work = (delayed(kernel)(*arguments, a, b) for a, b in self.blocks())
+            Parallel(n_jobs=self.n_jobs, backend="threading")(work)
 
     def _scan_kneighbors(
         self, X: sp.csr_matrix, rows: np.ndarray, k: int

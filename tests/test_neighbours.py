@@ -266,19 +266,25 @@ def _pairs(candidates):
     return rows[kept], candidates.ravel()[kept]
 
 
-def test_a_pair_both_rows_propose_is_kept_once_on_the_smaller_rows_side():
-    X = topical_corpus(500, 10, 11)
+def test_a_pair_both_rows_propose_is_kept_once_by_the_row_with_more_terms():
+    X = topical_corpus(500, 10, 11).tocsr()
+    X.data[np.random.default_rng(0).random(X.nnz) < 0.3] = 0.0  # rows of varied lengths
+    X.eliminate_zeros()
+    X = normalize(X)
     search = CosineNeighbours(frequent_df=0.05, candidates=30, block_size=64).fit(X)
     before = np.concatenate([search.block_candidates(X, 10, a, b)[0] for a, b in search.blocks()])
     after = before.copy()
-    search._drop_mutual_pairs(after)
+    search._drop_mutual_pairs(after, X)
     found = {(min(i, j), max(i, j)) for i, j in zip(*_pairs(before), strict=True)}
     rows, others = _pairs(after)
     kept = sorted((min(i, j), max(i, j)) for i, j in zip(rows, others, strict=True))
     assert kept == sorted(found), "every pair found is kept, and once"
     mutual = {(i, j) for i, j in zip(*_pairs(before), strict=True) if i in before[j]}
     assert len(mutual) > 100, "the corpus must have pairs found from both sides"
-    assert all((i < j) == (j in after[i]) for i, j in mutual)
+    lengths = np.diff(X.indptr)
+    assert len({(lengths[i], lengths[j]) for i, j in mutual if lengths[i] != lengths[j]}) > 10
+    key = lengths * len(lengths) + np.arange(len(lengths))  # length, then row id
+    assert all((key[i] > key[j]) == (j in after[i]) for i, j in mutual)
 
 
 def test_pruned_lists_equal_scoring_every_pair_from_both_sides():
