@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Mapping
 from operator import itemgetter
 
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from recommender.stop_words import ENGLISH_STOP_WORDS
 
 # "(ACLF)", "(MSCs;", "(CG-BM1,": a parenthesis opening on a short token.
 _DEFINITION = re.compile(r"\(\s*([^()\s][^()\s]{0,9})\s*[),;]")

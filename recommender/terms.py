@@ -26,7 +26,8 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 from numba import njit
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from recommender.stop_words import ENGLISH_STOP_WORDS
 
 # Words are runs of letters and digits; "acute-on-chronic" gives three words and
 # "MSC-EVs" two, so hyphenated and spaced spellings of a term meet.

@@ -40,7 +40,6 @@ import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed, effective_n_jobs
 from numba import njit
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from recommender._kernels import rescore_top_k, scores_reaching
 from recommender.fetch import snapshot_problem
@@ -48,6 +47,7 @@ from recommender.index import TrialIndex, describe_source, save_index, utc_now
 from recommender.ingest import IngestReport, read_records
 from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours, as_float32_csr
 from recommender.records import TrialRecord
+from recommender.stop_words import ENGLISH_STOP_WORDS
 from recommender.text import FieldGroupVectorizer, words
 from recommender.updated_records import UpdatedRecords, merge_ids
 from recommender.versions import check_replaceable

@@ -109,3 +109,11 @@ def test_random_texts_give_the_python_definitions_counts(docs, analyzer, cut):
     _, terms = counted_terms(docs, analyzer, [(0, len(docs))])
     known = count_known_terms(encode_texts(docs), analyzer, TermTable(terms))
     assert rows_as_dicts(known, terms) == found
+
+
+def test_the_stop_words_are_scikit_learns():
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS as SKLEARN_STOP_WORDS
+
+    from recommender.stop_words import ENGLISH_STOP_WORDS
+
+    assert ENGLISH_STOP_WORDS == SKLEARN_STOP_WORDS
