@@ -32,6 +32,7 @@ import hashlib
 import itertools
 import json
 import os
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -230,14 +231,38 @@ class VersionWriter:
             if n_segments:
                 return n_segments
         if _lines_on_disk(records):
-            # Lines a build spooled are already what this would write: copy, not re-encode.
-            offsets = self._copy_lines(RECORDS_FILE, records)
+            # Lines a build spooled are already what this would write: link or copy them,
+            # not re-encode.
+            offsets = self._link_lines(RECORDS_FILE, records)
+            if offsets is None:
+                offsets = self._copy_lines(RECORDS_FILE, records)
         else:
             lengths = self._write_lines(RECORDS_FILE, _lines_of(records))
             offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
             np.cumsum(lengths, out=offsets[1:])
         self.array(RECORDS_OFFSETS_FILE.removesuffix(".npy"), offsets)
         return 1
+
+    def _link_lines(self, filename: str, store: RecordStore) -> np.ndarray | None:
+        """Hard-link a store's lines file when it is read-only (a build's spool, an
+        index's version: nobody rewrites it in place) and holds exactly its lines;
+        returns its offsets, or None to copy it instead. Saves writing 300 MB for the
+        registry corpus; the file is still hashed."""
+        offsets = np.asarray(store.offsets, dtype=np.int64)
+        try:
+            status = store.lines_path.stat()
+            if stat.S_IMODE(status.st_mode) & 0o222 or offsets[0] != 0:
+                return None
+            if status.st_size != offsets[-1]:
+                return None
+            os.link(store.lines_path, self.folder / filename)
+        except OSError:  # another file system, or links not supported
+            return None
+        self.files[filename] = {
+            "bytes": int(offsets[-1]),
+            "sha256": sha256_file(self.folder / filename),
+        }
+        return offsets
 
     def _copy_lines(self, filename: str, store: RecordStore) -> np.ndarray:
         """Copy a store's lines file as it is; returns its offsets (from 0)."""

@@ -58,6 +58,8 @@ def spool_records(records: Iterable[TrialRecord], folder: Path) -> tuple[RecordS
         _write_sorted(unsorted, spans, folder)
     finally:
         unsorted.unlink()
+    # Read-only from here on: an index saved from these records may link the file.
+    os.chmod(folder / RECORDS_FILE, 0o444)
     return RecordStore(folder / RECORDS_FILE, folder / RECORDS_OFFSETS_FILE), replaced
 
 

@@ -156,3 +156,28 @@ def test_an_out_that_is_not_an_index_is_refused_before_reading(tmp_path, monkeyp
     monkeypatch.setattr("recommender.build.iter_records", no_reading)
     with pytest.raises(FileExistsError, match="not an index"):
         build_index([tmp_path], out, k=2, n_jobs=1)
+
+
+def test_a_read_only_lines_file_is_linked_and_a_writable_one_copied(tiny_index_path, tmp_path):
+    from recommender.index import save_index
+    from recommender.store import RecordStore, write_records
+
+    index = TrialIndex.load(tiny_index_path)
+    writable = tmp_path / "writable"
+    writable.mkdir()
+    write_records(list(index.records), writable / "records.jsonl", writable / "offsets.npy")
+    parts = {
+        "vectorizer": index.vectorizer,
+        "vectors": index.vectors,
+        "neighbour_indices": index.neighbour_indices,
+        "neighbour_scores": index.neighbour_scores,
+        "meta": {},
+    }
+    for source, name in ((index.records, "linked"), (None, "copied")):
+        records = source or RecordStore(writable / "records.jsonl", writable / "offsets.npy")
+        saved = save_index(tmp_path / name, records=records, **parts)
+        lines = (saved / "records.jsonl").resolve()
+        shared = os.path.samefile(lines, records.lines_path)
+        assert shared == (name == "linked")
+        # Loading checks every file's size and hash against the metadata.
+        assert list(TrialIndex.load(saved).records) == list(index.records)

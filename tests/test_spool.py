@@ -32,6 +32,8 @@ def test_the_last_copy_of_a_trial_wins_and_lines_come_out_sorted(tmp_path):
     assert [json.loads(line)["nct_id"] for line in lines] == ["NCT00000001", "NCT00000003"]
     offsets = np.load(tmp_path / "records.offsets.npy")
     assert offsets[-1] == (tmp_path / "records.jsonl").stat().st_size
+    # Read-only, so that an index saved from it may link it instead of copying.
+    assert not (tmp_path / "records.jsonl").stat().st_mode & 0o222
 
 
 def test_no_records_make_an_empty_store(tmp_path):
