@@ -18,7 +18,13 @@ from typing import BinaryIO
 import numpy as np
 
 from recommender.records import TrialRecord
-from recommender.store import RECORDS_FILE, RECORDS_OFFSETS_FILE, RecordStore, encode_record
+from recommender.store import (
+    RECORDS_FILE,
+    RECORDS_OFFSETS_FILE,
+    RecordLine,
+    RecordStore,
+    encode_record,
+)
 
 # Lines in read order, before sorting; removed once the sorted file is written.
 UNSORTED_FILE = "records.unsorted.jsonl"
@@ -26,12 +32,14 @@ UNSORTED_FILE = "records.unsorted.jsonl"
 _COPY_BYTES = 8 << 20
 
 
-def spool_records(records: Iterable[TrialRecord], folder: Path) -> tuple[RecordStore, int]:
+def spool_records(
+    records: Iterable[TrialRecord | RecordLine], folder: Path
+) -> tuple[RecordStore, int]:
     """Write ``records`` into ``folder`` as the index's sorted record files.
 
     Parameters
     ----------
-    records : iterable of TrialRecord
+    records : iterable of TrialRecord or RecordLine
         In read order; of several records with one NCT id, the last is kept.
     folder : Path
         An existing folder; :data:`RECORDS_FILE` and :data:`RECORDS_OFFSETS_FILE` are
@@ -50,7 +58,7 @@ def spool_records(records: Iterable[TrialRecord], folder: Path) -> tuple[RecordS
     with open(unsorted, "wb") as out:
         for record in records:
             start = out.tell()
-            out.write(encode_record(record))
+            out.write(record.line if isinstance(record, RecordLine) else encode_record(record))
             if record.nct_id in spans:
                 replaced += 1
             spans[record.nct_id] = (start, out.tell())

@@ -10,6 +10,7 @@ import itertools
 import mmap
 import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar, overload
 
@@ -31,6 +32,16 @@ _RUN_RECORDS = 2048
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(TrialRecord)
 _FieldsT = TypeVar("_FieldsT", bound=msgspec.Struct)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordLine:
+    """A record as its stored JSON line (see :func:`encode_record`), with its id: what
+    a build's reading processes hand over, so that no record is decoded only to be
+    encoded again for the spool."""
+
+    nct_id: str
+    line: bytes
 
 
 def encode_record(record: TrialRecord) -> bytes:

@@ -17,6 +17,8 @@ from recommender.ingest.ctgov_json import iter_json_dir, iter_json_zip, iter_jso
 from recommender.ingest.ctgov_xml import iter_xml_zip
 from recommender.ingest.errors import _read_directly, read_member
 from recommender.ingest.limits import ReadLimits
+from recommender.spool import spool_records
+from recommender.store import RecordLine, decode_record
 from tests.test_ingest_json import FULL_STUDY, study
 from tests.test_ingest_xml import FULL_XML
 
@@ -61,13 +63,16 @@ def test_a_json_zip_read_in_parallel_equals_the_serial_read(tmp_path):
         archive.writestr("huge.json", json.dumps(study("NCT09999999", title="x" * 5000)))
         archive.writestr("stored.json", json.dumps(study("NCT08888888")), zipfile.ZIP_STORED)
         archive.writestr("long.json", json.dumps(study("NCT06666666", title="word " * 300)))
+        # Left to zipfile's own reader, in a worker too.
+        archive.writestr("bz.json", json.dumps(study("NCT05555555")), zipfile.ZIP_BZIP2)
     serial, shared = read_both_ways(path, "json-zip", iter_json_zip)
     assert shared == serial
     errors = {item: error for item, error, _ in serial if isinstance(error, tuple)}
     assert [cut for item, _, cut in serial if item == "long.json"] == [
         ["brief_title (1,499 characters)"]
     ]
-    assert len(serial) == 23
+    assert len(serial) == 24
+    assert [r.nct_id for item, r, _ in serial if item == "bz.json"] == ["NCT05555555"]
     assert sorted(errors) == ["bad.json", "huge.json", "labels.json"]
     assert errors["labels.json"][0] == "NotAStudyError"
 
@@ -149,8 +154,13 @@ def test_a_build_reads_the_same_records_on_several_processes(tmp_path):
         for i, doc in enumerate(studies(20)):
             archive.writestr(f"NCT{i + 1:08d}.json", json.dumps(doc))
     one, two = IngestReport(limits=LIMITS), IngestReport(limits=LIMITS)
-    assert list(iter_records([path], one, n_jobs=1)) == list(iter_records([path], two, n_jobs=2))
+    records = list(iter_records([path], one, n_jobs=1))
+    lines = list(iter_records([path], two, n_jobs=2, lines=True))
+    assert all(isinstance(line, RecordLine) for line in lines)  # not decoded on the way
+    assert [decode_record(line.line) for line in lines] == records
     assert vars(one) == vars(two)
+    spooled, _ = spool_records(lines, tmp_path)
+    assert list(spooled) == records
 
 
 def _die(*_args):

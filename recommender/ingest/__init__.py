@@ -76,6 +76,7 @@ from recommender.ingest.parallel import Prepared, parallel_outcomes, prepare, re
 from recommender.processes import worker_count
 from recommender.progress import progress as show_progress
 from recommender.records import TrialRecord
+from recommender.store import RecordLine
 
 __all__ = [
     "FORMATS",
@@ -272,6 +273,7 @@ def _outcomes(
     limits: ReadLimits,
     progress: bool,
     n_jobs: int,
+    lines: bool = False,
 ) -> Iterator[Prepared]:
     """Every outcome of a source, prepared (see :func:`~recommender.ingest.parallel.prepare`)
     and counted on stderr when ``progress`` (a bar on a terminal); read by ``n_jobs``
@@ -281,7 +283,7 @@ def _outcomes(
         archive = readable if isinstance(readable, zipfile.ZipFile) else None
         runs = several(read_runs(path, fmt, limits, archive))
     if runs is not None:
-        outcomes = parallel_outcomes(path, runs, n_jobs)
+        outcomes = parallel_outcomes(path, runs, n_jobs, lines=lines)
     else:
         outcomes = (
             prepare(outcome, limits)
@@ -301,7 +303,8 @@ def _read_source(
     progress: bool,
     readable: Readable = None,
     n_jobs: int = 1,
-) -> Iterator[TrialRecord]:
+    lines: bool = False,
+) -> Iterator[TrialRecord | RecordLine]:
     """Yield a source's records, recording its summary and skips in ``report``.
 
     ``readable`` is the source's zip already open, if it is one (else ``path``).
@@ -309,7 +312,8 @@ def _read_source(
     summary = SourceSummary(path=str(path), format=fmt)
     report.sources.append(summary)
     limits = report.limits
-    for item, result, cut in _outcomes(path, readable or path, fmt, limits, progress, n_jobs):
+    outcomes = _outcomes(path, readable or path, fmt, limits, progress, n_jobs, lines)
+    for item, result, cut in outcomes:
         if isinstance(result, NotAStudyError):
             summary.ignored += 1
             report.ignored.append(SkippedItem(str(path), item, one_line(result)))
@@ -409,7 +413,8 @@ def iter_records(
     *,
     progress: bool = False,
     n_jobs: int = 1,
-) -> Iterator[TrialRecord]:
+    lines: bool = False,
+) -> Iterator[TrialRecord | RecordLine]:
     """Every readable record of ``sources`` in read order, duplicates included.
 
     What :func:`read_records` reads, one record at a time (a build streams them to
@@ -418,7 +423,10 @@ def iter_records(
     ``replaced`` and ``studies`` are left to the caller, which decides which copy of
     a trial it keeps. ``n_jobs`` processes (-1: one per core) read each zip, folder
     or JSON-lines source large enough to share out, with the same result as one
-    (:mod:`recommender.ingest.parallel`).
+    (:mod:`recommender.ingest.parallel`). With ``lines``, the records those
+    processes read come as the :class:`~recommender.store.RecordLine` they send,
+    not decoded (what :func:`~recommender.spool.spool_records` writes); the others
+    are TrialRecords all the same.
 
     Raises
     ------
@@ -433,7 +441,7 @@ def iter_records(
         opened = [_open_source(source, open_archives) for source in sources]
         workers = worker_count(n_jobs)
         for source, (fmt, readable) in zip(sources, opened, strict=True):
-            yield from _read_source(source, fmt, report, progress, readable, workers)
+            yield from _read_source(source, fmt, report, progress, readable, workers, lines)
 
 
 def _open_source(source: PathLike, stack: contextlib.ExitStack) -> tuple[str, Readable]:

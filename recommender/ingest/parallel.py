@@ -4,10 +4,11 @@ A registry download is a zip of 100k+ small JSON files (or, from the API, a file
 JSON lines, or a folder). Unpacking and decoding them is GIL-bound Python and most of
 a build's read, so with ``n_jobs`` > 1 the source is cut into runs (of members, files
 or lines), each read by a worker process with the serial readers' own per-item code
-(``member_outcomes``, ``file_outcomes``, ``line_outcomes``). Records come back as
-JSON lines (decoding one is a few microseconds, several times cheaper than
-unpickling the object) and are yielded in source order: the outcomes, and the report
-made from them, are those of the serial read (tested).
+(``member_outcomes``, ``file_outcomes``, ``line_outcomes``); long texts are cut
+there too. Records come back as the JSON lines an index stores (decoding one is a few
+microseconds, several times cheaper than unpickling the object; a build's spool
+writes them without decoding them at all) and are yielded in source order: the
+outcomes, and the report made from them, are those of the serial read (tested).
 
 A zip's members go to the workers with the runs: a worker reads them from the file
 directly and never reads the zip's directory again. The workers are an
@@ -22,13 +23,14 @@ import os
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from recommender.ingest import ctgov_json, ctgov_xml
 from recommender.ingest.errors import Outcome, RecordError, open_zip, zip_members
 from recommender.ingest.limits import ReadLimits, cap_texts
 from recommender.processes import OrderedPool
 from recommender.records import TrialRecord
-from recommender.store import decode_record, encode_record
+from recommender.store import RecordLine, decode_record, encode_record
 
 # Items per run: large enough that a run's messages cost little beside its reading.
 RUN_ITEMS = 1000
@@ -56,9 +58,9 @@ FORMATS = (*_ZIP_READERS, *_DIR_READERS, "jsonl")
 
 # One outcome as a read keeps it: the item, its record with long texts cut (or why
 # there is none), and what was cut.
-Prepared = tuple[str, TrialRecord | RecordError, list[str]]
-# What a worker sends back instead: the record as a JSON line.
-_Sent = tuple[str, bytes | RecordError, list[str]]
+Prepared = tuple[str, TrialRecord | RecordLine | RecordError, list[str]]
+# What a worker sends back: the record as its id and stored line.
+_Sent = tuple[str, tuple[str, bytes] | RecordError, list[str]]
 # A run: the function a worker calls and its arguments.
 Run = tuple[Callable[..., list[_Sent]], tuple]
 
@@ -88,13 +90,16 @@ def read_runs(
         for start, stop, first_line in jsonl_runs(path, RUN_BYTES):
             yield _read_lines, (path, limits, start, stop, first_line)
     elif fmt in _ZIP_READERS:
-        # The members go with each run, so a worker never reads the zip's directory.
+        # The members go with each run, so a worker never reads the zip's directory;
+        # as plain tuples, which pickle ten times faster than ZipInfo objects.
         with open_zip(archive or path) as opened:
-            members = [list(zip_members(opened, suffix)) for suffix, _ in _ZIP_READERS[fmt]]
+            members = [
+                [_Member.fields_of(info) for info in zip_members(opened, suffix)]
+                for suffix, _ in _ZIP_READERS[fmt]
+            ]
         for (_, reader), infos in zip(_ZIP_READERS[fmt], members, strict=True):
             for start in range(0, len(infos), RUN_ITEMS):
-                run = infos[start : start + RUN_ITEMS]
-                yield _read_members, (path, run, reader, limits)
+                yield _read_members, (path, infos[start : start + RUN_ITEMS], reader, limits)
     elif fmt in _DIR_READERS:
         for suffix, reader in _DIR_READERS[fmt]:
             files = ctgov_json.list_files(path, suffix)
@@ -112,12 +117,13 @@ def several(runs: Iterator[Run]) -> Iterator[Run] | None:
 
 
 def parallel_outcomes(
-    source: str | os.PathLike, runs: Iterator[Run], n_jobs: int
+    source: str | os.PathLike, runs: Iterator[Run], n_jobs: int, *, lines: bool = False
 ) -> Iterator[Prepared]:
     """The outcomes of ``runs`` (of :func:`read_runs`), read by ``n_jobs`` processes.
 
     The same outcomes, in the same order, as the format's serial reader, each as
-    :func:`prepare` makes it.
+    :func:`prepare` makes it; with ``lines``, records as the
+    :class:`~recommender.store.RecordLine` the workers send, not decoded here.
 
     Raises
     ------
@@ -128,8 +134,10 @@ def parallel_outcomes(
     """
     with OrderedPool(n_jobs, f"{source}: a process reading it") as pool:
         for sent in pool.results(runs):
-            for item, line, cut in sent:
-                yield item, line if isinstance(line, RecordError) else decode_record(line), cut
+            for item, result, cut in sent:
+                if not isinstance(result, RecordError):
+                    result = RecordLine(*result) if lines else decode_record(result[1])
+                yield item, result, cut
 
 
 def jsonl_runs(path: Path, run_bytes: int) -> Iterator[tuple[int, int, int]]:
@@ -156,8 +164,9 @@ def jsonl_runs(path: Path, run_bytes: int) -> Iterator[tuple[int, int, int]]:
 # --- in the workers ---------------------------------------------------------------------
 
 
-def _read_members(path: Path, infos: list, reader, limits) -> list[_Sent]:
+def _read_members(path: Path, members: list[tuple], reader, limits) -> list[_Sent]:
     archive = _zip_file(path)
+    infos = map(_Member._make, members)
     return _sent((o for info in infos for o in reader(archive, info, limits)), limits)
 
 
@@ -175,8 +184,9 @@ def _sent(outcomes: Iterator[Outcome], limits: ReadLimits) -> list[_Sent]:
     sent = []
     for outcome in outcomes:
         item, result, cut = prepare(outcome, limits)
-        line = result if isinstance(result, RecordError) else encode_record(result)
-        sent.append((item, line, cut))
+        if not isinstance(result, RecordError):
+            result = (result.nct_id, encode_record(result))  # a tuple pickles fastest
+        sent.append((item, result, cut))
     return sent
 
 
@@ -200,5 +210,39 @@ class _ZipFileLater:
     def _archive(self) -> zipfile.ZipFile:
         return open_zip(self.path)
 
-    def open(self, info: zipfile.ZipInfo):
-        return self._archive.open(info)
+    def open(self, info: _Member):
+        return self._archive.open(info.zip_info())
+
+
+class _Member(NamedTuple):
+    """What reading a zip member needs of its ZipInfo."""
+
+    filename: str
+    orig_filename: str
+    header_offset: int
+    compress_size: int
+    file_size: int
+    compress_type: int
+    flag_bits: int
+    CRC: int
+
+    @staticmethod
+    def fields_of(info: zipfile.ZipInfo) -> tuple:
+        """The fields, in order, as a plain tuple."""
+        return (
+            info.filename,
+            info.orig_filename,
+            info.header_offset,
+            info.compress_size,
+            info.file_size,
+            info.compress_type,
+            info.flag_bits,
+            info.CRC,
+        )
+
+    def zip_info(self) -> zipfile.ZipInfo:
+        """The ZipInfo again, for zipfile's own reader."""
+        info = zipfile.ZipInfo(self.filename)
+        for name, value in zip(self._fields, self, strict=True):
+            setattr(info, name, value)
+        return info
