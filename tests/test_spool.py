@@ -91,3 +91,30 @@ def test_a_pass_over_a_few_fields_decodes_only_those(tmp_path):
     records = [TrialRecord(f"NCT0000000{i}", brief_title=f"t{i}", acronym="A") for i in range(5)]
     store, _ = spool_records(records, tmp_path)
     assert list(store.iter_fields(Titles)) == [Titles(f"t{i}", "A") for i in range(5)]
+
+
+@pytest.mark.parametrize("kernel_copy", ["available", "refused", "absent"])
+def test_copied_bytes_are_the_same_however_they_are_copied(tmp_path, monkeypatch, kernel_copy):
+    import os
+
+    from recommender import spool
+
+    source = tmp_path / "source"
+    source.write_bytes(bytes(range(256)) * 1000)
+    if kernel_copy == "refused":
+
+        def refuse(*_args):
+            raise OSError(18, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "copy_file_range", refuse)
+    elif kernel_copy == "absent":
+        monkeypatch.delattr(os, "copy_file_range")
+    monkeypatch.setattr(spool, "_COPY_BYTES", 4096)
+    with open(source, "rb") as handle, open(tmp_path / "out", "wb") as out:
+        out.write(b"head")
+        spool.copy_bytes(handle.fileno(), 1000, 200_000, out)
+        out.write(b"tail")
+        with pytest.raises(OSError, match="bytes missing"):
+            spool.copy_bytes(handle.fileno(), 255_000, 256_001, out)
+    written = (tmp_path / "out").read_bytes()
+    assert written[:199_008] == b"head" + source.read_bytes()[1000:200_000] + b"tail"
