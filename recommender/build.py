@@ -186,7 +186,7 @@ def _read_to_disk(
     """The sources' records, one per NCT id and sorted, written into ``spool``."""
     report = IngestReport(limits=limits)
     records, report.replaced = spool_records(
-        iter_records(sources, report, progress=progress, n_jobs=n_jobs, lines=True), spool
+        iter_records(sources, report, progress=progress, n_jobs=n_jobs, spool=spool), spool
     )
     report.studies = len(records)
     return records, report

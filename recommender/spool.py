@@ -2,14 +2,16 @@
 
 A registry download is read in its own order, a trial may come twice (a later source
 replaces an earlier copy), and an index stores its records sorted by NCT id.
-:func:`spool_records` writes each record as one JSON line the moment it is read,
-keeping only its id and byte range; once the sources are read it copies the kept
-lines, sorted, into the index's record file without decoding them again. What stays
+:func:`spool_records` writes each record as one JSON line the moment it is read
+(or takes the place where a reading process wrote it), keeping only its id, file and
+byte range; once the sources are read it copies the kept lines, sorted, into the
+index's record file without decoding them again. What stays
 in memory is one small tuple per trial, whatever the size of the registry.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -40,7 +42,9 @@ def spool_records(
     Parameters
     ----------
     records : iterable of TrialRecord or RecordLine
-        In read order; of several records with one NCT id, the last is kept.
+        In read order; of several records with one NCT id, the last is kept. A
+        RecordLine is a line already written by a reading process (to a file in
+        ``folder``, which is removed once its lines are copied).
     folder : Path
         An existing folder; :data:`RECORDS_FILE` and :data:`RECORDS_OFFSETS_FILE` are
         written into it.
@@ -52,40 +56,51 @@ def spool_records(
     replaced : int
         Records that a later one with the same id replaced.
     """
-    unsorted = folder / UNSORTED_FILE
-    spans: dict[str, tuple[int, int]] = {}
+    files = [folder / UNSORTED_FILE]  # where the lines are; 0 is written here
+    file_number: dict[str, int] = {}
+    spans: dict[str, tuple[int, int, int]] = {}
     replaced = 0
-    with open(unsorted, "wb") as out:
-        for record in records:
-            start = out.tell()
-            out.write(record.line if isinstance(record, RecordLine) else encode_record(record))
-            if record.nct_id in spans:
-                replaced += 1
-            spans[record.nct_id] = (start, out.tell())
     try:
-        _write_sorted(unsorted, spans, folder)
+        with open(files[0], "wb") as out:
+            for record in records:
+                if isinstance(record, RecordLine):
+                    number = file_number.get(record.path)
+                    if number is None:
+                        number = file_number[record.path] = len(files)
+                        files.append(Path(record.path))
+                    span = (number, record.start, record.stop)
+                else:
+                    start = out.tell()
+                    out.write(encode_record(record))
+                    span = (0, start, out.tell())
+                if record.nct_id in spans:
+                    replaced += 1
+                spans[record.nct_id] = span
+        _write_sorted(files, spans, folder)
     finally:
-        unsorted.unlink()
+        for file in files:
+            file.unlink(missing_ok=True)
     # Read-only from here on: an index saved from these records may link the file.
     os.chmod(folder / RECORDS_FILE, 0o444)
     return RecordStore(folder / RECORDS_FILE, folder / RECORDS_OFFSETS_FILE), replaced
 
 
-def _write_sorted(unsorted: Path, spans: dict[str, tuple[int, int]], folder: Path) -> None:
+def _write_sorted(files: list[Path], spans: dict[str, tuple[int, int, int]], folder: Path) -> None:
     # Lines are copied a stretch of consecutive lines at a time (a registry download is
-    # mostly in id order already), not through a map of the unsorted file: mapped
+    # mostly in id order already), not through a map of the unsorted files: mapped
     # pages count as the process's memory, the whole file's worth by the end.
     offsets = np.zeros(len(spans) + 1, dtype=np.int64)
-    with open(unsorted, "rb") as source, open(folder / RECORDS_FILE, "wb") as out:
-        run_start = run_stop = 0
+    with contextlib.ExitStack() as stack, open(folder / RECORDS_FILE, "wb") as out:
+        fds = [stack.enter_context(open(file, "rb")).fileno() for file in files]
+        run_file = run_start = run_stop = 0
         for i, nct_id in enumerate(sorted(spans)):
-            start, stop = spans[nct_id]
-            if start != run_stop:
-                copy_bytes(source.fileno(), run_start, run_stop, out)
-                run_start = start
+            file, start, stop = spans[nct_id]
+            if (file, start) != (run_file, run_stop):
+                copy_bytes(fds[run_file], run_start, run_stop, out)
+                run_file, run_start = file, start
             run_stop = stop
             offsets[i + 1] = offsets[i] + (stop - start)
-        copy_bytes(source.fileno(), run_start, run_stop, out)
+        copy_bytes(fds[run_file], run_start, run_stop, out)
     np.save(folder / RECORDS_OFFSETS_FILE, offsets, allow_pickle=False)
 
 

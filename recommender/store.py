@@ -36,12 +36,15 @@ _FieldsT = TypeVar("_FieldsT", bound=msgspec.Struct)
 
 @dataclass(frozen=True, slots=True)
 class RecordLine:
-    """A record as its stored JSON line (see :func:`encode_record`), with its id: what
-    a build's reading processes hand over, so that no record is decoded only to be
-    encoded again for the spool."""
+    """Where a record's JSON line (see :func:`encode_record`) was written: bytes
+    ``start:stop`` of ``path``. What a build's reading processes hand over, having
+    written the lines themselves, so that no record is sent, decoded or written
+    again on its way to the spool."""
 
     nct_id: str
-    line: bytes
+    path: str
+    start: int
+    stop: int
 
 
 def encode_record(record: TrialRecord) -> bytes:

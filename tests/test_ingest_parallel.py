@@ -18,7 +18,7 @@ from recommender.ingest.ctgov_xml import iter_xml_zip
 from recommender.ingest.errors import _read_directly, read_member
 from recommender.ingest.limits import ReadLimits
 from recommender.spool import spool_records
-from recommender.store import RecordLine, decode_record
+from recommender.store import RecordLine
 from tests.test_ingest_json import FULL_STUDY, study
 from tests.test_ingest_xml import FULL_XML
 
@@ -155,12 +155,16 @@ def test_a_build_reads_the_same_records_on_several_processes(tmp_path):
             archive.writestr(f"NCT{i + 1:08d}.json", json.dumps(doc))
     one, two = IngestReport(limits=LIMITS), IngestReport(limits=LIMITS)
     records = list(iter_records([path], one, n_jobs=1))
-    lines = list(iter_records([path], two, n_jobs=2, lines=True))
-    assert all(isinstance(line, RecordLine) for line in lines)  # not decoded on the way
-    assert [decode_record(line.line) for line in lines] == records
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    lines = list(iter_records([path], two, n_jobs=2, spool=spool))
+    # Written by the workers, into files of the spool: never sent to this process.
+    assert all(isinstance(line, RecordLine) for line in lines)
+    assert {Path(line.path).parent for line in lines} == {spool}
     assert vars(one) == vars(two)
-    spooled, _ = spool_records(lines, tmp_path)
+    spooled, _ = spool_records([*lines, records[0]], spool)  # lines and records mixed
     assert list(spooled) == records
+    assert sorted(p.name for p in spool.iterdir()) == ["records.jsonl", "records.offsets.npy"]
 
 
 def _die(*_args):

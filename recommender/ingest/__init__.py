@@ -273,7 +273,7 @@ def _outcomes(
     limits: ReadLimits,
     progress: bool,
     n_jobs: int,
-    lines: bool = False,
+    spool: PathLike | None = None,
 ) -> Iterator[Prepared]:
     """Every outcome of a source, prepared (see :func:`~recommender.ingest.parallel.prepare`)
     and counted on stderr when ``progress`` (a bar on a terminal); read by ``n_jobs``
@@ -281,9 +281,9 @@ def _outcomes(
     runs = None
     if n_jobs > 1 and fmt in PARALLEL_FORMATS:
         archive = readable if isinstance(readable, zipfile.ZipFile) else None
-        runs = several(read_runs(path, fmt, limits, archive))
+        runs = several(read_runs(path, fmt, limits, archive, spool))
     if runs is not None:
-        outcomes = parallel_outcomes(path, runs, n_jobs, lines=lines)
+        outcomes = parallel_outcomes(path, runs, n_jobs)
     else:
         outcomes = (
             prepare(outcome, limits)
@@ -303,7 +303,7 @@ def _read_source(
     progress: bool,
     readable: Readable = None,
     n_jobs: int = 1,
-    lines: bool = False,
+    spool: PathLike | None = None,
 ) -> Iterator[TrialRecord | RecordLine]:
     """Yield a source's records, recording its summary and skips in ``report``.
 
@@ -312,7 +312,7 @@ def _read_source(
     summary = SourceSummary(path=str(path), format=fmt)
     report.sources.append(summary)
     limits = report.limits
-    outcomes = _outcomes(path, readable or path, fmt, limits, progress, n_jobs, lines)
+    outcomes = _outcomes(path, readable or path, fmt, limits, progress, n_jobs, spool)
     for item, result, cut in outcomes:
         if isinstance(result, NotAStudyError):
             summary.ignored += 1
@@ -413,7 +413,7 @@ def iter_records(
     *,
     progress: bool = False,
     n_jobs: int = 1,
-    lines: bool = False,
+    spool: PathLike | None = None,
 ) -> Iterator[TrialRecord | RecordLine]:
     """Every readable record of ``sources`` in read order, duplicates included.
 
@@ -423,10 +423,10 @@ def iter_records(
     ``replaced`` and ``studies`` are left to the caller, which decides which copy of
     a trial it keeps. ``n_jobs`` processes (-1: one per core) read each zip, folder
     or JSON-lines source large enough to share out, with the same result as one
-    (:mod:`recommender.ingest.parallel`). With ``lines``, the records those
-    processes read come as the :class:`~recommender.store.RecordLine` they send,
-    not decoded (what :func:`~recommender.spool.spool_records` writes); the others
-    are TrialRecords all the same.
+    (:mod:`recommender.ingest.parallel`). With ``spool`` (a folder, for
+    :func:`~recommender.spool.spool_records`), those processes write the records
+    they read there, and these come as :class:`~recommender.store.RecordLine`
+    (where each line is) instead of TrialRecords; the others are TrialRecords.
 
     Raises
     ------
@@ -441,7 +441,7 @@ def iter_records(
         opened = [_open_source(source, open_archives) for source in sources]
         workers = worker_count(n_jobs)
         for source, (fmt, readable) in zip(sources, opened, strict=True):
-            yield from _read_source(source, fmt, report, progress, readable, workers, lines)
+            yield from _read_source(source, fmt, report, progress, readable, workers, spool)
 
 
 def _open_source(source: PathLike, stack: contextlib.ExitStack) -> tuple[str, Readable]:

@@ -6,9 +6,11 @@ a build's read, so with ``n_jobs`` > 1 the source is cut into runs (of members, 
 or lines), each read by a worker process with the serial readers' own per-item code
 (``member_outcomes``, ``file_outcomes``, ``line_outcomes``); long texts are cut
 there too. Records come back as the JSON lines an index stores (decoding one is a few
-microseconds, several times cheaper than unpickling the object; a build's spool
-writes them without decoding them at all) and are yielded in source order: the
-outcomes, and the report made from them, are those of the serial read (tested).
+microseconds, several times cheaper than unpickling the object), or, for a build,
+are written by the workers into its spool folder, one file per worker, and come back
+as where they are (:class:`~recommender.store.RecordLine`): no record then passes
+through this process at all. They are yielded in source order: the outcomes, and the
+report made from them, are those of the serial read (tested).
 
 A zip's members go to the workers with the runs: a worker reads them from the file
 directly and never reads the zip's directory again. The workers are an
@@ -59,8 +61,9 @@ FORMATS = (*_ZIP_READERS, *_DIR_READERS, "jsonl")
 # One outcome as a read keeps it: the item, its record with long texts cut (or why
 # there is none), and what was cut.
 Prepared = tuple[str, TrialRecord | RecordLine | RecordError, list[str]]
-# What a worker sends back: the record as its id and stored line.
-_Sent = tuple[str, tuple[str, bytes] | RecordError, list[str]]
+# What a worker sends back: the record as its id and stored line, or, writing to a
+# spool, its id, file and span.
+_Sent = tuple[str, tuple | RecordError, list[str]]
 # A run: the function a worker calls and its arguments.
 Run = tuple[Callable[..., list[_Sent]], tuple]
 
@@ -79,16 +82,19 @@ def read_runs(
     fmt: str,
     limits: ReadLimits,
     archive: zipfile.ZipFile | None = None,
+    spool: str | os.PathLike | None = None,
 ) -> Iterator[Run]:
     """The runs a source of one of :data:`FORMATS` is read in, in source order.
 
     ``archive`` is the source's zip already open, if it is one (its directory is
-    then not read again here).
+    then not read again here). With ``spool`` (a folder), the workers write the
+    records' lines there (see :func:`parallel_outcomes`).
     """
+    spool = None if spool is None else str(spool)
     path = Path(path)
     if fmt == "jsonl":
         for start, stop, first_line in jsonl_runs(path, RUN_BYTES):
-            yield _read_lines, (path, limits, start, stop, first_line)
+            yield _read_lines, (path, limits, spool, start, stop, first_line)
     elif fmt in _ZIP_READERS:
         # The members go with each run, so a worker never reads the zip's directory;
         # as plain tuples, which pickle ten times faster than ZipInfo objects.
@@ -99,13 +105,14 @@ def read_runs(
             ]
         for (_, reader), infos in zip(_ZIP_READERS[fmt], members, strict=True):
             for start in range(0, len(infos), RUN_ITEMS):
-                yield _read_members, (path, infos[start : start + RUN_ITEMS], reader, limits)
+                run = infos[start : start + RUN_ITEMS]
+                yield _read_members, (path, run, reader, limits, spool)
     elif fmt in _DIR_READERS:
         for suffix, reader in _DIR_READERS[fmt]:
             files = ctgov_json.list_files(path, suffix)
             for start in range(0, len(files), RUN_ITEMS):
                 run = files[start : start + RUN_ITEMS]
-                yield _read_files, (path, run, reader, limits)
+                yield _read_files, (path, run, reader, limits, spool)
     else:
         raise ValueError(f"{fmt!r} sources are read by one process; expected one of {FORMATS}")
 
@@ -117,13 +124,14 @@ def several(runs: Iterator[Run]) -> Iterator[Run] | None:
 
 
 def parallel_outcomes(
-    source: str | os.PathLike, runs: Iterator[Run], n_jobs: int, *, lines: bool = False
+    source: str | os.PathLike, runs: Iterator[Run], n_jobs: int
 ) -> Iterator[Prepared]:
     """The outcomes of ``runs`` (of :func:`read_runs`), read by ``n_jobs`` processes.
 
     The same outcomes, in the same order, as the format's serial reader, each as
-    :func:`prepare` makes it; with ``lines``, records as the
-    :class:`~recommender.store.RecordLine` the workers send, not decoded here.
+    :func:`prepare` makes it; but when the runs were made with a spool folder, each
+    record as the :class:`~recommender.store.RecordLine` saying where its worker
+    wrote it.
 
     Raises
     ------
@@ -136,7 +144,7 @@ def parallel_outcomes(
         for sent in pool.results(runs):
             for item, result, cut in sent:
                 if not isinstance(result, RecordError):
-                    result = RecordLine(*result) if lines else decode_record(result[1])
+                    result = decode_record(result[1]) if len(result) == 2 else RecordLine(*result)
                 yield item, result, cut
 
 
@@ -164,30 +172,46 @@ def jsonl_runs(path: Path, run_bytes: int) -> Iterator[tuple[int, int, int]]:
 # --- in the workers ---------------------------------------------------------------------
 
 
-def _read_members(path: Path, members: list[tuple], reader, limits) -> list[_Sent]:
+def _read_members(path: Path, members: list[tuple], reader, limits, spool) -> list[_Sent]:
     archive = _zip_file(path)
     infos = map(_Member._make, members)
-    return _sent((o for info in infos for o in reader(archive, info, limits)), limits)
+    outcomes = (o for info in infos for o in reader(archive, info, limits))
+    return _sent(outcomes, limits, spool)
 
 
-def _read_files(root: Path, files: list[Path], reader, limits) -> list[_Sent]:
-    return _sent((o for file in files for o in reader(root, file, limits)), limits)
+def _read_files(root: Path, files: list[Path], reader, limits, spool) -> list[_Sent]:
+    return _sent((o for file in files for o in reader(root, file, limits)), limits, spool)
 
 
-def _read_lines(path: Path, limits, start: int, stop: int, first_line: int) -> list[_Sent]:
-    return _sent(ctgov_json.line_outcomes(path, limits, start, stop, first_line), limits)
+def _read_lines(path: Path, limits, spool, start: int, stop: int, first: int) -> list[_Sent]:
+    return _sent(ctgov_json.line_outcomes(path, limits, start, stop, first), limits, spool)
 
 
-def _sent(outcomes: Iterator[Outcome], limits: ReadLimits) -> list[_Sent]:
+def _sent(outcomes: Iterator[Outcome], limits: ReadLimits, spool: str | None) -> list[_Sent]:
     """Each outcome prepared (long texts are cut here, on the worker's core), its
-    record as a JSON line."""
+    record as a JSON line: sent, or written to this worker's file in ``spool``."""
+    out = None if spool is None else _spool_file(spool)
     sent = []
     for outcome in outcomes:
         item, result, cut = prepare(outcome, limits)
         if not isinstance(result, RecordError):
-            result = (result.nct_id, encode_record(result))  # a tuple pickles fastest
+            line = encode_record(result)
+            if out is None:
+                result = (result.nct_id, line)  # a tuple pickles fastest
+            else:
+                start = out.tell()
+                out.write(line)
+                result = (result.nct_id, out.name, start, start + len(line))
         sent.append((item, result, cut))
+    if out is not None:
+        out.flush()  # before the caller copies from it
     return sent
+
+
+@functools.cache
+def _spool_file(spool: str):
+    # One file per worker process, open for its life (one read of one source).
+    return open(os.path.join(spool, f"lines-{os.getpid()}.jsonl"), "ab")
 
 
 @functools.cache
