@@ -156,7 +156,8 @@ def count_definitions(texts: Iterable[str]) -> dict[str, dict[str, int]]:
 
 
 def merge_definitions(parts: Iterable[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
-    """:func:`count_definitions` of several runs of texts, as that of all of them."""
+    """:func:`count_definitions` of consecutive runs of texts, in order, as that of all
+    of them."""
     seen: dict[str, dict[str, int]] = {}
     for part in parts:
         for short, longs in part.items():
@@ -171,11 +172,9 @@ def choose_long_forms(
 ) -> dict[str, str]:
     """The table of :func:`learn_abbreviations` from :func:`count_definitions`.
 
-    The order of the counts does not matter: a long form is chosen only with more
-    than half its short form's definitions, so no tie in count can decide it.
+    A tie in count goes to the long form seen first, as counted (runs merged in
+    order keep the order of their texts).
     """
-    if not min_share >= 0.5:
-        raise ValueError(f"min_share must be at least 0.5, got {min_share}")
     table = {}
     for short, longs in seen.items():
         long, count = max(longs.items(), key=itemgetter(1))

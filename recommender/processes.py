@@ -1,7 +1,7 @@
 """Worker processes that run tasks and give the results back in task order.
 
-For the GIL-bound Python passes of a build (reading registry files, encoding texts):
-threads would take turns, processes run side by side. Workers are forked where the
+For the GIL-bound Python passes of a build (reading registry files, learning
+abbreviations): threads would take turns, processes run side by side. Workers are forked where the
 system can, so nothing is imported again and a task's function and arguments are
 all a worker is sent. A few tasks per worker are submitted ahead of the result being
 yielded, so memory stays bounded when the caller is the slower side; leaving early

@@ -5,8 +5,8 @@ replaces an earlier copy), and an index stores its records sorted by NCT id.
 :func:`spool_records` writes each record as one JSON line the moment it is read
 (or takes the place where a reading process wrote it), keeping only its id, file and
 byte range; once the sources are read it copies the kept lines, sorted, into the
-index's record file without decoding them again. What stays
-in memory is one small tuple per trial, whatever the size of the registry.
+index's record file without decoding them again. What stays in memory is one small
+tuple per trial, whatever the size of the registry.
 """
 
 from __future__ import annotations
@@ -119,11 +119,11 @@ def copy_bytes(fd: int, start: int, stop: int, out: BinaryIO) -> None:
         except OSError:  # not between these files (another file system, say)
             break
         if not copied:
-            raise OSError(f"{stop - start} bytes missing from {fd}")
+            raise OSError(f"{stop - start} bytes missing from the file being copied")
         start += copied
     while start < stop:
         chunk = os.pread(fd, min(stop - start, _COPY_BYTES), start)
         if not chunk:
-            raise OSError(f"{stop - start} bytes missing from {fd}")
+            raise OSError(f"{stop - start} bytes missing from the file being copied")
         out.write(chunk)
         start += len(chunk)

@@ -1,6 +1,5 @@
 import re
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -101,7 +100,11 @@ def _prose_records(n: int) -> list[TrialRecord]:
 def test_definitions_counted_in_runs_merge_to_those_of_all_texts():
     texts = [r.brief_summary for r in _prose_records(40)]
     runs = [count_definitions(texts[a : a + 7]) for a in range(0, 40, 7)]
-    assert merge_definitions(runs) == count_definitions(texts)
+
+    def in_order(seen):  # the order decides ties in count
+        return [(short, list(longs.items())) for short, longs in seen.items()]
+
+    assert in_order(merge_definitions(runs)) == in_order(count_definitions(texts))
     assert choose_long_forms(count_definitions(texts)) == learn_abbreviations(texts)
 
 
@@ -115,8 +118,3 @@ def test_abbreviations_learned_by_worker_processes_equal_one_process(tmp_path, m
     assert table == learn_abbreviations([record_texts.prose(r) for r in records])
     assert table["ACLF"] == "acute on chronic liver failure"
     assert table["OS"] == "overall survival"  # 35 of its 50 definitions
-
-
-def test_a_share_under_half_is_refused():
-    with pytest.raises(ValueError, match="min_share"):
-        choose_long_forms({}, min_share=0.4)

@@ -152,10 +152,7 @@ def _read_directly(fp, info: zipfile.ZipInfo, max_bytes: int) -> bytes | None:
     what zipfile raises: the local header's magic and name, the end of the deflate
     stream, the CRC of a member read whole.
     """
-    if info.flag_bits & _SPECIAL or info.compress_type not in (
-        zipfile.ZIP_STORED,
-        zipfile.ZIP_DEFLATED,
-    ):
+    if info.flag_bits & _SPECIAL or info.compress_type not in _PLAIN:
         return None
     # A compressed size far over the unpacked one is not from a deflater: zipfile's
     # reader, which never holds more than it unpacks, takes that member.
