@@ -39,24 +39,16 @@ RUN_ITEMS = 1000
 RUN_BYTES = 4 << 20  # bytes of JSON lines per run
 _BLOCK = 1 << 20  # bytes read at a time when cutting JSON lines into runs
 
-# Format -> (suffix, per-item reader) for zips and folders, read in this order.
-_ZIP_READERS = {
-    "json-zip": ((ctgov_json.JSON_SUFFIX, ctgov_json.member_outcomes),),
-    "xml-zip": ((ctgov_xml.XML_SUFFIX, ctgov_xml.member_outcomes),),
-    "json+xml-zip": (
-        (ctgov_json.JSON_SUFFIX, ctgov_json.member_outcomes),
-        (ctgov_xml.XML_SUFFIX, ctgov_xml.member_outcomes),
-    ),
+# Per kind of file: its suffix, and how one zip member and one folder file are read.
+_KINDS = {
+    "json": (ctgov_json.JSON_SUFFIX, ctgov_json.member_outcomes, ctgov_json.file_outcomes),
+    "xml": (ctgov_xml.XML_SUFFIX, ctgov_xml.member_outcomes, ctgov_xml.file_outcomes),
 }
-_DIR_READERS = {
-    "json-dir": ((ctgov_json.JSON_SUFFIX, ctgov_json.file_outcomes),),
-    "xml-dir": ((ctgov_xml.XML_SUFFIX, ctgov_xml.file_outcomes),),
-    "json+xml-dir": (
-        (ctgov_json.JSON_SUFFIX, ctgov_json.file_outcomes),
-        (ctgov_xml.XML_SUFFIX, ctgov_xml.file_outcomes),
-    ),
-}
-FORMATS = (*_ZIP_READERS, *_DIR_READERS, "jsonl")
+# Zips and folders are named by the kinds they hold, read in this order ("json+xml-zip").
+FORMATS = (
+    *(f"{kinds}-{where}" for where in ("zip", "dir") for kinds in ("json", "xml", "json+xml")),
+    "jsonl",
+)
 
 # One outcome as a read keeps it: the item, its record with long texts cut (or why
 # there is none), and what was cut.
@@ -90,31 +82,34 @@ def read_runs(
     then not read again here). With ``spool`` (a folder), the workers write the
     records' lines there (see :func:`parallel_outcomes`).
     """
+    if fmt not in FORMATS:
+        raise ValueError(f"{fmt!r} sources are read by one process; expected one of {FORMATS}")
     spool = None if spool is None else str(spool)
     path = Path(path)
     if fmt == "jsonl":
         for start, stop, first_line in jsonl_runs(path, RUN_BYTES):
             yield _read_lines, (path, limits, spool, start, stop, first_line)
-    elif fmt in _ZIP_READERS:
+        return
+    kinds, container = fmt.rsplit("-", 1)
+    readers = [_KINDS[kind] for kind in kinds.split("+")]
+    if container == "zip":
         # The members go with each run, so a worker never reads the zip's directory;
         # as plain tuples, which pickle ten times faster than ZipInfo objects.
         with open_zip(archive or path) as opened:
             members = [
                 [_Member.fields_of(info) for info in zip_members(opened, suffix)]
-                for suffix, _ in _ZIP_READERS[fmt]
+                for suffix, _, _ in readers
             ]
-        for (_, reader), infos in zip(_ZIP_READERS[fmt], members, strict=True):
+        for (_, read_member, _), infos in zip(readers, members, strict=True):
             for start in range(0, len(infos), RUN_ITEMS):
                 run = infos[start : start + RUN_ITEMS]
-                yield _read_members, (path, run, reader, limits, spool)
-    elif fmt in _DIR_READERS:
-        for suffix, reader in _DIR_READERS[fmt]:
+                yield _read_members, (path, run, read_member, limits, spool)
+    else:
+        for suffix, _, read_file in readers:
             files = ctgov_json.list_files(path, suffix)
             for start in range(0, len(files), RUN_ITEMS):
                 run = files[start : start + RUN_ITEMS]
-                yield _read_files, (path, run, reader, limits, spool)
-    else:
-        raise ValueError(f"{fmt!r} sources are read by one process; expected one of {FORMATS}")
+                yield _read_files, (path, run, read_file, limits, spool)
 
 
 def several(runs: Iterator[Run]) -> Iterator[Run] | None:
