@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+SCORE_BLOCK = 64  # entries of a score row whose maximum is taken at once
+
 
 @njit(nogil=True, cache=True)
 def _sift_down(heap_scores, heap_ids, pos, size):
@@ -102,23 +104,20 @@ def rows_candidates(
 ):
     """Best len(out_ids[i]) rows for each query row by a partial score.
 
-    Like rows_top_k, but only touched rows are scanned and reset, which is what makes
-    a pass over the short postings of rare terms cheap; and only a row's
-    ``max_terms`` heaviest terms with postings propose candidates (0: all of them).
-    ``rows[i]`` is the query's own row, never proposed. Returns, per query row, how
-    many rows had a non-zero partial score (all of them are candidates when that is
-    no more than the number asked for). Unfilled candidate slots are -1.
+    Like rows_top_k, but only a row's ``max_terms`` heaviest terms with postings
+    propose candidates (0: all of them). ``rows[i]`` is the query's own row, never
+    proposed. Returns, per query row, how many candidates it has (rows other than
+    itself with a positive partial score, at most the number asked for). Unfilled
+    candidate slots are -1; ties in partial score go to the smaller row.
     """
     n_queries = q_indptr.shape[0] - 1
-    n_touched = np.zeros(n_queries, dtype=np.int64)
+    found = np.zeros(n_queries, dtype=np.int64)
     acc = np.zeros(n_rows, dtype=np.float32)
-    touched = np.empty(n_rows + 1, dtype=np.int32)
-    k = out_ids.shape[1]
-    heap_scores = np.zeros(k, dtype=np.float32)
-    heap_ids = np.full(k, -1, dtype=np.int32)
+    block_max = np.zeros(-(-n_rows // SCORE_BLOCK), dtype=np.int32)
+    counts = np.zeros(4096, dtype=np.int32)
+    kept_ids = np.empty(n_rows, dtype=np.int32)
+    kept_scores = np.empty(n_rows, dtype=np.float32)
     for i in range(n_queries):
-        count = 0
-        own = rows[i]
         floor = _term_weight_floor(q_indptr, q_indices, q_data, t_indptr, i, max_terms)
         for p in range(q_indptr[i], q_indptr[i + 1]):
             term = q_indices[p]
@@ -126,25 +125,95 @@ def rows_candidates(
             if weight < floor:
                 continue
             for s in range(t_indptr[term], t_indptr[term + 1]):
-                j = t_indices[s]
-                # Branch-free: a row enters the touched list when its score is still
-                # zero; a mispredicted branch here cost half the time of this loop.
-                touched[count] = j
-                count += acc[j] == 0.0
-                acc[j] += weight * t_data[s]
-        heap_scores[:] = 0.0
-        heap_ids[:] = -1
-        for c in range(count):
-            j = touched[c]
-            score = acc[j]
-            acc[j] = 0.0
-            if score > heap_scores[0] and j != own:
-                heap_scores[0] = score
-                heap_ids[0] = j
-                _sift_down(heap_scores, heap_ids, 0, k)
-        out_ids[i, :] = heap_ids
-        n_touched[i] = count
-    return n_touched
+                acc[t_indices[s]] += weight * t_data[s]
+        found[i] = _best_positive(acc, rows[i], block_max, counts, kept_ids, kept_scores,
+                                  out_ids[i])  # fmt: skip
+    return found
+
+
+@njit(nogil=True, cache=True)
+def _best_positive(acc, own, block_max, counts, kept_ids, kept_scores, out):
+    """The len(out) best positive entries of ``acc`` but ``own`` into ``out``, best
+    first, ties to the smaller index, -1 padding; resets ``acc`` to zero. Returns how
+    many were found.
+
+    Why neither a list of the touched rows nor a heap fed entry by entry: with
+    600,000 rows and about 100,000 touched per query, following such a list back into
+    ``acc`` cost more than the accumulation itself, and so does a scalar pass over
+    ``acc``. Instead one pass takes each block's maximum (positive floats compare as
+    their bits do as int32, which vectorises), a floor is found that no entry below
+    it can be among the best (len(out) + 1 block maxima reach it), and only the few
+    blocks reaching it are read entry by entry.
+    """
+    bits = acc.view(np.int32)
+    n, k = bits.shape[0], out.shape[0]
+    for b in range(block_max.shape[0]):
+        block_max[b] = _max_bits(bits[b * SCORE_BLOCK : (b + 1) * SCORE_BLOCK])
+    # The k + 1 largest block maxima are k + 1 entries, at most one of them own's.
+    floor = _kth_largest_floor(block_max, counts, k + 1)
+    m = 0
+    for b in range(block_max.shape[0]):
+        if block_max[b] >= floor:
+            for j in range(b * SCORE_BLOCK, min((b + 1) * SCORE_BLOCK, n)):
+                if bits[j] >= floor and j != own:
+                    kept_ids[m] = j
+                    kept_scores[m] = acc[j]
+                    m += 1
+    _zero_bits(bits)
+    # Kept in index order, so a stable sort on score sends ties to the smaller index.
+    order = np.argsort(-kept_scores[:m], kind="mergesort")
+    found = min(m, k)
+    for r in range(k):
+        out[r] = kept_ids[order[r]] if r < found else -1
+    return found
+
+
+@njit(nogil=True, cache=True)
+def _max_bits(bits):
+    # A plain loop over a whole array, which LLVM vectorises (a fixed-width inner
+    # loop over a larger array it does not).
+    top = np.int32(0)
+    for j in range(bits.shape[0]):
+        top = max(top, bits[j])
+    return top
+
+
+@njit(nogil=True, cache=True)
+def _zero_bits(bits):
+    for j in range(bits.shape[0]):
+        bits[j] = 0
+
+
+@njit(nogil=True, cache=True)
+def _kth_largest_floor(values, counts, k):
+    """A floor that at least ``k`` of ``values`` (int32 bits of non-negative floats)
+    reach, at most 1/4096 of its power of two below the k-th largest; at least 1, so
+    zeros never reach it. 1 when no more than ``k`` values are positive.
+
+    Found by a radix select on the bits: the top 12 (exponent and three bits of
+    mantissa) bucket the values, then the next 8 within the bucket holding the k-th.
+    ``counts`` is scratch space of 4096 int32.
+    """
+    counts[:] = 0
+    positive = 0
+    for value in values:
+        counts[value >> 19] += 1
+        positive += value > 0
+    if positive <= k:
+        return np.int32(1)
+    above, bucket = 0, 4095
+    while above + counts[bucket] < k:
+        above += counts[bucket]
+        bucket -= 1
+    counts[:256] = 0
+    for value in values:
+        if value >> 19 == bucket:
+            counts[(value >> 11) & 255] += 1
+    sub = 255
+    while above + counts[sub] < k:
+        above += counts[sub]
+        sub -= 1
+    return np.int32(max((bucket << 19) | (sub << 11), 1))
 
 
 @njit(nogil=True, cache=True)
@@ -390,10 +459,7 @@ def truncate_postings(indptr, indices, data, max_postings):
     new_data = np.empty(new_indptr[-1], dtype=data.dtype)
     for t in range(n_terms):
         start, stop, out = indptr[t], indptr[t + 1], new_indptr[t]
-        if stop - start <= max_postings:
-            keep = np.arange(stop - start)
-        else:
-            keep = np.sort(np.argsort(-data[start:stop], kind="mergesort")[:max_postings])
+        keep = _heaviest_positions(data[start:stop], max_postings)
         for r in range(keep.shape[0]):
             new_indices[out + r] = indices[start + keep[r]]
             new_data[out + r] = data[start + keep[r]]
@@ -511,23 +577,35 @@ def champion_postings(indptr, indices, data, n_columns, kept, max_postings):
                 fill[column] += 1
     if max_postings <= 0:
         return t_indptr, t_indices, t_data
-    # Cut each column in place: its output never starts after its input.
+    # Cut each column in place: no entry is written after a later one is read.
     new_indptr = np.zeros(n_columns + 1, dtype=np.int64)
     out = 0
     for c in range(n_columns):
         start, stop = t_indptr[c], t_indptr[c + 1]
-        if stop - start <= max_postings:
-            for r in range(start, stop):
-                t_indices[out] = t_indices[r]
-                t_data[out] = t_data[r]
-                out += 1
-        else:
-            keep = np.sort(np.argsort(-t_data[start:stop], kind="mergesort")[:max_postings])
-            rows = t_indices[start:stop].copy()
-            weights = t_data[start:stop].copy()
-            for r in range(max_postings):
-                t_indices[out] = rows[keep[r]]
-                t_data[out] = weights[keep[r]]
-                out += 1
+        for r in _heaviest_positions(t_data[start:stop], max_postings):
+            t_indices[out] = t_indices[start + r]
+            t_data[out] = t_data[start + r]
+            out += 1
         new_indptr[c + 1] = out
     return new_indptr, t_indices, t_data
+
+
+@njit(nogil=True, cache=True)
+def _heaviest_positions(weights, count):
+    """Positions of the ``count`` largest ``weights``, ascending; of equal weights the
+    earlier positions are kept. A selection, not a sort: linear in len(weights)."""
+    n = weights.shape[0]
+    if n <= count:
+        return np.arange(n)
+    threshold = np.partition(weights, n - count)[n - count]
+    ties = count
+    for weight in weights:
+        ties -= weight > threshold
+    keep = np.empty(count, dtype=np.int64)
+    out = 0
+    for r in range(n):
+        if weights[r] > threshold or (weights[r] == threshold and ties > 0):
+            ties -= weights[r] == threshold
+            keep[out] = r
+            out += 1
+    return keep
