@@ -141,9 +141,9 @@ def _best_positive(acc, own, block_max, counts, kept_ids, kept_scores, out):
     600,000 rows and about 100,000 touched per query, following such a list back into
     ``acc`` cost more than the accumulation itself, and so does a scalar pass over
     ``acc``. Instead one pass takes each block's maximum (positive floats compare as
-    their bits do as int32, which vectorises), a floor is found that no entry below
-    it can be among the best (len(out) + 1 block maxima reach it), and only the few
-    blocks reaching it are read entry by entry.
+    their bits do as int32, which vectorises), then a floor below which no entry can
+    be among the best (len(out) + 1 block maxima reach it), and only the few blocks
+    reaching it are read entry by entry.
     """
     bits = acc.view(np.int32)
     n, k = bits.shape[0], out.shape[0]
@@ -190,7 +190,7 @@ def _kth_largest_floor(values, counts, k):
     reach, at most 1/4096 of its power of two below the k-th largest; at least 1, so
     zeros never reach it. 1 when no more than ``k`` values are positive.
 
-    Found by a radix select on the bits: the top 12 (exponent and three bits of
+    Found by a radix select on the bits: the top 12 (the exponent and four bits of
     mantissa) bucket the values, then the next 8 within the bucket holding the k-th.
     ``counts`` is scratch space of 4096 int32.
     """

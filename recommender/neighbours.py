@@ -29,10 +29,9 @@ The ``"exact"`` method accumulates every term.
 The inner loops avoid what made them slow: a row's partial scores are accumulated
 with no bookkeeping of which rows they touched, then its best candidates are found by
 block maxima over the whole score row (a vectorised pass at memory speed), and
-candidates are rescored in row order. On the registry corpus (114,702 trials, k = 50, 2 threads)
-this keeps recall@10 0.999 and recall@50 0.986 of the exact lists (2,000 random rows)
-in about half the time of the previous pruned search; ``docs/benchmarks.md`` has the
-trade-off and the scaling measured.
+candidates are rescored in row order. On the registry corpus (114,702 trials, k = 50,
+2 threads) this keeps recall@10 0.999 and recall@50 0.986 of the exact lists (1,000
+random rows); ``docs/benchmarks.md`` has the trade-off and the scaling measured.
 """
 
 from __future__ import annotations
