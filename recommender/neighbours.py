@@ -284,7 +284,7 @@ class CosineNeighbours:
             searched.append(exact)
             progress((stop - start) // 2)
         # The champion lists have done their work: at 600,000 rows they are 390 MB
-        # that the scoring below, where the build's memory peaks, need not hold.
+        # that the scoring below need not hold beside its candidates and heaps.
         del rare
         self._set_rare_postings(None)
         self._drop_mutual_pairs(candidates, X)
