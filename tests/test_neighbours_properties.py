@@ -1,4 +1,5 @@
-"""Property-based checks of the exact search against dense brute force."""
+"""Property-based checks of the neighbour search and its kernels against plain references
+(dense brute force, a sort of every partial score, a stable sort of a term's postings)."""
 
 import numpy as np
 import scipy.sparse as sp
