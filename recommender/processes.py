@@ -26,6 +26,8 @@ Task = tuple[Callable[..., Any], tuple]
 
 def worker_count(n_jobs: int) -> int:
     """Processes for ``n_jobs`` as joblib counts them: -1 is one per core, -2 all but one."""
+    # Not joblib's effective_n_jobs: that asks the active backend (a Dask cluster's
+    # workers under --scheduler), while these processes always run on this machine.
     if n_jobs == 0:
         raise ValueError("n_jobs must not be 0")
     return n_jobs if n_jobs > 0 else max(1, cpu_count() + 1 + n_jobs)

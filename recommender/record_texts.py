@@ -14,6 +14,7 @@ from recommender.abbreviations import (
     AbbreviationTable,
     choose_long_forms,
     count_definitions,
+    learn_abbreviations,
     merge_definitions,
 )
 from recommender.processes import OrderedPool, worker_count
@@ -60,7 +61,7 @@ def learn_abbreviations_of(records: Sequence[TrialRecord], n_jobs: int = 1) -> d
     workers = worker_count(n_jobs)
     if type(records) is not RecordStore or workers < 2 or len(bounds) < 2:
         # Exactly a RecordStore: a segmented store (an updated index's) is not one file.
-        return choose_long_forms(count_definitions(_prose_texts(records, 0, len(records))))
+        return learn_abbreviations(_prose_texts(records, 0, len(records)))
     paths = (records.lines_path, records.offsets_path)
     tasks = ((_count_run, (paths, a, b)) for a, b in bounds)
     with OrderedPool(workers, "a process learning abbreviations") as pool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import os
 import zipfile
 from collections.abc import Callable, Iterator
@@ -97,7 +98,7 @@ def read_runs(
         # as plain tuples, which pickle ten times faster than ZipInfo objects.
         with open_zip(archive or path) as opened:
             members = [
-                [_Member.fields_of(info) for info in zip_members(opened, suffix)]
+                [_member_fields(info) for info in zip_members(opened, suffix)]
                 for suffix, _, _ in readers
             ]
         for (_, read_member, _), infos in zip(readers, members, strict=True):
@@ -245,23 +246,13 @@ class _Member(NamedTuple):
     flag_bits: int
     CRC: int
 
-    @staticmethod
-    def fields_of(info: zipfile.ZipInfo) -> tuple:
-        """The fields, in order, as a plain tuple."""
-        return (
-            info.filename,
-            info.orig_filename,
-            info.header_offset,
-            info.compress_size,
-            info.file_size,
-            info.compress_type,
-            info.flag_bits,
-            info.CRC,
-        )
-
     def zip_info(self) -> zipfile.ZipInfo:
         """The ZipInfo again, for zipfile's own reader."""
         info = zipfile.ZipInfo(self.filename)
         for name, value in zip(self._fields, self, strict=True):
             setattr(info, name, value)
         return info
+
+
+# A ZipInfo's fields of _Member, in order, as a plain tuple.
+_member_fields = operator.attrgetter(*_Member._fields)
