@@ -15,21 +15,28 @@ SCORE_BLOCK = 64  # entries of a score row whose maximum is taken at once
 
 
 @njit(nogil=True, cache=True)
-def _sift_down(heap_scores, heap_ids, pos, size):
-    # Min-heap on score: the root is the weakest of the k kept so far.
+def _worse(score_a, id_a, score_b, id_b):
+    # The order of a top-k list: higher score first, ties to the smaller row.
+    return score_a < score_b or (score_a == score_b and id_a > id_b)
+
+
+@njit(nogil=True, cache=True)
+def _sift_down(heap_scores, heap_ids, pos):
+    # A heap of the kept, worst at the root (lowest score, then largest row), so that
+    # of rows tied at the k-th score the larger ones leave first.
+    size = heap_scores.shape[0]
     while True:
-        left = 2 * pos + 1
-        if left >= size:
+        worst = pos
+        for child in (2 * pos + 1, 2 * pos + 2):
+            if child < size and _worse(
+                heap_scores[child], heap_ids[child], heap_scores[worst], heap_ids[worst]
+            ):
+                worst = child
+        if worst == pos:
             return
-        smallest = left
-        right = left + 1
-        if right < size and heap_scores[right] < heap_scores[left]:
-            smallest = right
-        if heap_scores[smallest] >= heap_scores[pos]:
-            return
-        heap_scores[pos], heap_scores[smallest] = heap_scores[smallest], heap_scores[pos]
-        heap_ids[pos], heap_ids[smallest] = heap_ids[smallest], heap_ids[pos]
-        pos = smallest
+        heap_scores[pos], heap_scores[worst] = heap_scores[worst], heap_scores[pos]
+        heap_ids[pos], heap_ids[worst] = heap_ids[worst], heap_ids[pos]
+        pos = worst
 
 
 @njit(nogil=True, cache=True)
@@ -46,11 +53,12 @@ def _select_top_k(acc, allowed, use_allowed, exclude, out_ids, out_scores):
         if score != 0.0:
             acc[j] = 0.0
             # Scanning ids in ascending order, an equal score never displaces a kept
-            # one, so ties go to the smaller id.
+            # one and a better one displaces the largest of the worst kept, so ties
+            # go to the smaller id.
             if score > heap_scores[0] and j != exclude and (not use_allowed or allowed[j]):
                 heap_scores[0] = score
                 heap_ids[0] = j
-                _sift_down(heap_scores, heap_ids, 0, k)
+                _sift_down(heap_scores, heap_ids, 0)
     order = np.argsort(heap_ids, kind="mergesort")
     order = order[np.argsort(-heap_scores[order], kind="mergesort")]
     for r in range(k):
@@ -87,6 +95,246 @@ def rows_top_k(
             for s in range(t_indptr[term], t_indptr[term + 1]):
                 acc[t_indices[s]] += weight * t_data[s]
         _select_top_k(acc, allowed, use_allowed, exclude[i], out_ids[i], out_scores[i])
+
+
+@njit(nogil=True, cache=True)
+def fill_term_bounds(t_indptr, t_indices, t_data, terms, bounds, start, stop):
+    """``bounds[u, b]``: the largest weight of term ``terms[u]`` in block ``b`` of
+    SCORE_BLOCK rows (0 where absent), for ``u`` in ``start..stop``."""
+    for u in range(start, stop):
+        term = terms[u]
+        for s in range(t_indptr[term], t_indptr[term + 1]):
+            b = t_indices[s] // SCORE_BLOCK
+            if t_data[s] > bounds[u, b]:
+                bounds[u, b] = t_data[s]
+
+
+@njit(nogil=True, cache=True)
+def bounded_top_k(
+    q_indptr, q_indices, q_data, t_indptr, t_indices, t_data,
+    x_indptr, x_indices, x_data, slots, bounds, stop_share, exclude, out_ids, out_scores,
+):  # fmt: skip
+    """What rows_top_k gives, bit for bit, reading only part of the frequent terms'
+    postings (see bounded_scores_reaching, which this runs with no cut)."""
+    bounded_scores_reaching(
+        q_indptr, q_indices, q_data, t_indptr, t_indices, t_data, x_indptr, x_indices, x_data,
+        slots, bounds, stop_share, np.zeros(0, dtype=np.float32), exclude, out_ids, out_scores,
+    )  # fmt: skip
+
+
+@njit(nogil=True, cache=True)
+def bounded_scores_reaching(
+    q_indptr, q_indices, q_data, t_indptr, t_indices, t_data,
+    x_indptr, x_indices, x_data, slots, bounds, stop_share, cut, exclude, out_ids, out_scores,
+):  # fmt: skip
+    """Each query row's exact top-k (as rows_top_k gives it, bit for bit) and, when
+    ``cut`` is not empty, the rows but exclude[i] whose positive score with it
+    reaches their ``cut``; returns those as (row, query number) pairs.
+
+    Exact, without reading every posting of the frequent terms. A frequent term
+    (``slots[term] >= 0``) has a bound per block of SCORE_BLOCK rows,
+    ``bounds[slots[term]]``: its largest weight there. Per query row: accumulate the
+    other terms; score its best 2k rows by that partial score exactly, whose k-th
+    score is a floor the final k-th reaches; accumulate frequent terms, rarest
+    first, until what the rest could add to any row, by the bounds, is below
+    ``stop_share`` of that floor. A row can then reach the floor (or its cut) only
+    if its partial score plus its block's bound does; only those rows are scored
+    exactly (``_dot_rows``: the same products added in the same order as
+    rows_top_k), and the best k kept, ties to the smaller row. A query row with
+    fewer than k positive scores among its probes accumulates every term instead.
+
+    Why: on a large index a query's postings are mostly a few frequent words' (at
+    600,000 rows, words in over 2% of rows hold 88% of them), and each adds little.
+    """
+    n_rows, k = x_indptr.shape[0] - 1, out_ids.shape[1]
+    postings = (t_indptr, t_indices, t_data)
+    use_cut = cut.shape[0] > 0
+    lowest_cut = _block_minima(cut, bounds.shape[1]) if use_cut else cut
+    lowest_stop = (stop_share * lowest_cut).astype(np.float32)
+    acc = np.zeros(n_rows, dtype=np.float32)
+    rest = np.zeros(bounds.shape[1], dtype=np.float32)
+    dense = np.zeros(slots.shape[0], dtype=np.float32)
+    block_max = np.zeros(bounds.shape[1], dtype=np.int32)
+    counts = np.zeros(4096, dtype=np.int32)
+    kept_ids = np.empty(n_rows, dtype=np.int32)
+    kept_scores = np.empty(n_rows, dtype=np.float32)
+    probes = np.empty(2 * k, dtype=np.int32)
+    probe_scores = np.empty(2 * k, dtype=np.float32)
+    rows, queries, found = np.empty(1024, dtype=np.int64), np.empty(1024, dtype=np.int64), 0
+    for i in range(q_indptr.shape[0] - 1):
+        own = exclude[i]
+        frequent = _frequent_terms(q_indptr, q_indices, t_indptr, slots, i)
+        for p in range(q_indptr[i], q_indptr[i + 1]):
+            if slots[q_indices[p]] < 0:
+                _accumulate(acc, postings, q_indices[p], q_data[p])
+        _best_positive(acc, own, block_max, counts, kept_ids, kept_scores, probes, False)
+        _dot_rows(q_indptr, q_indices, q_data, x_indptr, x_indices, x_data, i, probes, dense,
+                  probe_scores)  # fmt: skip
+        floor = np.sort(probe_scores)[k]  # the k-th largest of 2k
+        if floor <= 0.0:
+            # Too few rows to set a floor by: every term, as rows_top_k adds them.
+            _zero_bits(acc.view(np.int32))
+            for p in range(q_indptr[i], q_indptr[i + 1]):
+                _accumulate(acc, postings, q_indices[p], q_data[p])
+            m = _positive_entries(acc, own, kept_ids, kept_scores)
+        else:
+            slack = _accumulate_while_bounds_reach(
+                acc, rest, q_indices, q_data, postings, slots, bounds, frequent,
+                stop_share * floor, lowest_stop,
+            )  # fmt: skip
+            m = _rows_reaching(acc, rest, floor - slack, cut, lowest_cut, slack, own, block_max,
+                               kept_ids)  # fmt: skip
+            _dot_rows(q_indptr, q_indices, q_data, x_indptr, x_indices, x_data, i, kept_ids[:m],
+                      dense, kept_scores[:m])  # fmt: skip
+        if use_cut:
+            for c in range(m):
+                if kept_scores[c] != 0.0 and kept_scores[c] >= cut[kept_ids[c]]:
+                    rows, queries, found = _add_pair(rows, queries, found, kept_ids[c], i)
+        _best_of(kept_ids[:m], kept_scores[:m], out_ids[i], out_scores[i])
+    return rows[:found].copy(), queries[:found].copy()
+
+
+@njit(nogil=True, cache=True)
+def _accumulate_while_bounds_reach(
+    acc, rest, q_indices, q_data, postings, slots, bounds, frequent, stop, lowest_stop
+):
+    """Accumulate the query's ``frequent`` terms (positions in ``q_indices``) in
+    order until, in every block, what the rest could add (``rest``, left set) is
+    below ``stop``, or below ``lowest_stop`` there (a share of the block's lowest
+    cut) when that is given and lower. Returns a slack far above the float error of
+    the partial scores and the bounds.
+    """
+    limit = np.full(rest.shape[0], stop, dtype=np.float32)
+    if lowest_stop.shape[0] > 0:
+        limit = np.minimum(limit, lowest_stop)
+    rest[:] = 0.0
+    for p in frequent:
+        _add_scaled(rest, bounds[slots[q_indices[p]]], q_data[p])
+    slack = np.float32(1e-4) * (1 + stop + rest.max())
+    done = 0
+    while done < frequent.shape[0] and _any_reaching(rest, limit):
+        p = frequent[done]
+        _accumulate(acc, postings, q_indices[p], q_data[p])
+        _add_scaled(rest, bounds[slots[q_indices[p]]], -q_data[p])
+        done += 1
+    if done == frequent.shape[0]:
+        rest[:] = 0.0  # not the rounding left by the subtractions
+    return slack
+
+
+@njit(nogil=True, cache=True)
+def _positive_entries(acc, own, out_ids, out_scores):
+    """Every positive entry of ``acc`` but ``own``, in index order; resets ``acc``."""
+    m = 0
+    for j in range(acc.shape[0]):
+        if acc[j] > 0.0 and j != own:
+            out_ids[m] = j
+            out_scores[m] = acc[j]
+            m += 1
+        acc[j] = 0.0
+    return m
+
+
+@njit(nogil=True, cache=True)
+def _best_of(ids, scores, out_ids, out_scores):
+    """The len(out_ids) best positive of ``scores`` (``ids`` ascending), best first,
+    ties to the smaller id (a stable sort), -1 / 0 padding."""
+    order = np.argsort(-scores, kind="mergesort")
+    for r in range(out_ids.shape[0]):
+        if r < order.shape[0] and scores[order[r]] > 0.0:
+            out_ids[r] = ids[order[r]]
+            out_scores[r] = scores[order[r]]
+        else:
+            out_ids[r] = -1
+            out_scores[r] = 0.0
+
+
+@njit(nogil=True, cache=True)
+def _frequent_terms(q_indptr, q_indices, t_indptr, slots, i):
+    """Positions in row i of its terms that have bounds, rarest first."""
+    positions = np.empty(q_indptr[i + 1] - q_indptr[i], dtype=np.int64)
+    df = np.empty(positions.shape[0], dtype=np.int64)
+    n = 0
+    for p in range(q_indptr[i], q_indptr[i + 1]):
+        term = q_indices[p]
+        if slots[term] >= 0:
+            positions[n] = p
+            df[n] = t_indptr[term + 1] - t_indptr[term]
+            n += 1
+    return positions[:n][np.argsort(df[:n], kind="mergesort")]
+
+
+@njit(nogil=True, cache=True)
+def _accumulate(acc, postings, term, weight):
+    t_indptr, t_indices, t_data = postings
+    for s in range(t_indptr[term], t_indptr[term + 1]):
+        acc[t_indices[s]] += weight * t_data[s]
+
+
+@njit(nogil=True, cache=True)
+def _any_reaching(values, limits):
+    b = 0
+    while b < values.shape[0] and values[b] < limits[b]:
+        b += 1
+    return b < values.shape[0]
+
+
+@njit(nogil=True, cache=True)
+def _add_scaled(values, other, scale):
+    for b in range(values.shape[0]):
+        values[b] += scale * other[b]
+
+
+@njit(nogil=True, cache=True)
+def _rows_reaching(acc, rest, floor, cut, lowest_cut, slack, own, block_max, out):
+    """Rows but ``own`` whose ``acc`` plus their block's ``rest`` reaches ``floor`` or
+    (when ``cut`` is not empty) their ``cut`` less ``slack``, in row order, into
+    ``out``; resets ``acc`` to zero. Returns how many.
+
+    A row none of whose terms has been accumulated, in a block where the rest is 0,
+    scores 0 and is left out whatever its cut.
+    """
+    bits = acc.view(np.int32)
+    n, use_cut = bits.shape[0], cut.shape[0] > 0
+    for b in range(block_max.shape[0]):
+        block_max[b] = _max_bits(bits[b * SCORE_BLOCK : (b + 1) * SCORE_BLOCK])
+    highest = block_max.view(np.float32)
+    m = 0
+    for b in range(block_max.shape[0]):
+        need = floor - rest[b]
+        if use_cut:
+            need = min(need, lowest_cut[b] - slack - rest[b])
+        if highest[b] >= need and (highest[b] > 0.0 or rest[b] > 0.0):
+            for j in range(b * SCORE_BLOCK, min((b + 1) * SCORE_BLOCK, n)):
+                reach = acc[j] + rest[b]
+                if (
+                    j != own
+                    and (acc[j] > 0.0 or rest[b] > 0.0)
+                    and (reach >= floor or (use_cut and reach >= cut[j] - slack))
+                ):
+                    out[m] = j
+                    m += 1
+    _zero_bits(bits)
+    return m
+
+
+@njit(nogil=True, cache=True)
+def _block_minima(values, n_blocks):
+    lowest = np.empty(n_blocks, dtype=values.dtype)
+    for b in range(n_blocks):
+        lowest[b] = values[b * SCORE_BLOCK : (b + 1) * SCORE_BLOCK].min()
+    return lowest
+
+
+@njit(nogil=True, cache=True)
+def _add_pair(rows, queries, n, row, query):
+    """Store the n-th pair, growing the arrays when full; returns them and n + 1."""
+    if n == rows.shape[0]:
+        rows = np.concatenate((rows, np.empty_like(rows)))
+        queries = np.concatenate((queries, np.empty_like(queries)))
+    rows[n] = row
+    queries[n] = query
+    return rows, queries, n + 1
 
 
 @njit(nogil=True, cache=True)
@@ -132,10 +380,10 @@ def rows_candidates(
 
 
 @njit(nogil=True, cache=True)
-def _best_positive(acc, own, block_max, counts, kept_ids, kept_scores, out):
+def _best_positive(acc, own, block_max, counts, kept_ids, kept_scores, out, reset=True):
     """The len(out) best positive entries of ``acc`` but ``own`` into ``out``, best
-    first, ties to the smaller index, -1 padding; resets ``acc`` to zero. Returns how
-    many were found.
+    first, ties to the smaller index, -1 padding; resets ``acc`` to zero unless told
+    not to. Returns how many were found.
 
     Why neither a list of the touched rows nor a heap fed entry by entry: with
     600,000 rows and about 100,000 touched per query, following such a list back into
@@ -159,7 +407,8 @@ def _best_positive(acc, own, block_max, counts, kept_ids, kept_scores, out):
                     kept_ids[m] = j
                     kept_scores[m] = acc[j]
                     m += 1
-    _zero_bits(bits)
+    if reset:
+        _zero_bits(bits)
     # Kept in index order, so a stable sort on score sends ties to the smaller index.
     order = np.argsort(-kept_scores[:m], kind="mergesort")
     found = min(m, k)
@@ -360,34 +609,11 @@ def _holds(row, value):
 
 
 @njit(nogil=True, cache=True)
-def _worse(score_a, id_a, score_b, id_b):
-    # The order of a top-k list: higher score first, ties to the smaller row.
-    return score_a < score_b or (score_a == score_b and id_a > id_b)
-
-
-@njit(nogil=True, cache=True)
-def _sift_down_ties(heap_scores, heap_ids, pos):
-    size = heap_scores.shape[0]
-    while True:
-        worst = pos
-        for child in (2 * pos + 1, 2 * pos + 2):
-            if child < size and _worse(
-                heap_scores[child], heap_ids[child], heap_scores[worst], heap_ids[worst]
-            ):
-                worst = child
-        if worst == pos:
-            return
-        heap_scores[pos], heap_scores[worst] = heap_scores[worst], heap_scores[pos]
-        heap_ids[pos], heap_ids[worst] = heap_ids[worst], heap_ids[pos]
-        pos = worst
-
-
-@njit(nogil=True, cache=True)
 def _offer(heap_ids, heap_scores, row, other, score):
     if score > 0.0 and _worse(heap_scores[row, 0], heap_ids[row, 0], score, other):
         heap_scores[row, 0] = score
         heap_ids[row, 0] = other
-        _sift_down_ties(heap_scores[row], heap_ids[row], 0)
+        _sift_down(heap_scores[row], heap_ids[row], 0)
 
 
 @njit(nogil=True, cache=True)
@@ -481,43 +707,6 @@ def truncate_postings(indptr, indices, data, max_postings):
 
 
 @njit(nogil=True, cache=True)
-def scores_reaching(
-    q_indptr, q_indices, q_data, t_indptr, t_indices, t_data, cut, exclude, out_ids, out_scores
-):
-    """For each query row, the rows whose positive score with it reaches their ``cut``,
-    and its own top-k (as rows_top_k: exclude[i] left out, ties to the smaller row).
-
-    One accumulation per query serves both, so an update scores its new rows once.
-    Like rows_top_k, the accumulation tracks no touched rows: on a large index a
-    query touches most rows anyway, and the bookkeeping per posting (a marker array
-    and a list as large as the index, and a branch) made it several times slower
-    than one pass over the scores afterwards. Returns (row, query number) pairs.
-    """
-    n_rows = cut.shape[0]
-    acc = np.zeros(n_rows, dtype=np.float32)
-    rows = np.empty(1024, dtype=np.int64)
-    which = np.empty(1024, dtype=np.int64)
-    no_filter = np.ones(0, dtype=np.bool_)
-    found = 0
-    for i in range(q_indptr.shape[0] - 1):
-        for p in range(q_indptr[i], q_indptr[i + 1]):
-            weight = q_data[p]
-            for s in range(t_indptr[q_indices[p]], t_indptr[q_indices[p] + 1]):
-                acc[t_indices[s]] += weight * t_data[s]
-        for j in range(n_rows):
-            score = acc[j]
-            if score != 0.0 and score >= cut[j]:
-                if found == rows.shape[0]:
-                    rows = np.concatenate((rows, np.empty_like(rows)))
-                    which = np.concatenate((which, np.empty_like(which)))
-                rows[found] = j
-                which[found] = i
-                found += 1
-        _select_top_k(acc, no_filter, False, exclude[i], out_ids[i], out_scores[i])
-    return rows[:found].copy(), which[:found].copy()
-
-
-@njit(nogil=True, cache=True)
 def scan_top_k(
     x_indptr, x_indices, x_data, qt_indptr, qt_queries, qt_data, exclude, out_ids, out_scores
 ):
@@ -553,7 +742,7 @@ def scan_top_k(
             if score > heap_scores[q, 0] and j != exclude[q]:
                 heap_scores[q, 0] = score
                 heap_ids[q, 0] = j
-                _sift_down(heap_scores[q], heap_ids[q], 0, k)
+                _sift_down(heap_scores[q], heap_ids[q], 0)
     for q in range(n_queries):
         order = np.argsort(heap_ids[q], kind="mergesort")
         order = order[np.argsort(-heap_scores[q][order], kind="mergesort")]

@@ -48,8 +48,12 @@ from joblib._parallel_backends import SequentialBackend, ThreadingBackend
 from joblib.parallel import get_active_backend
 
 from recommender._kernels import (
+    SCORE_BLOCK,
+    bounded_scores_reaching,
+    bounded_top_k,
     champion_postings,
     drop_marked,
+    fill_term_bounds,
     mark_mutual_pairs,
     merge_lists,
     offer_pairs,
@@ -63,7 +67,15 @@ from recommender._kernels import (
 )
 
 NO_NEIGHBOUR = -1
+# Held while a search makes its postings or bounds on first use, so that threads
+# searching at once make them once (reentrant: the bounds are made from the postings).
+_MAKING = threading.RLock()
 SCAN_BATCH = 256  # rows searched exactly per pass over the matrix
+# Exact search (kneighbors of a fitted search): terms in more than this share of rows
+# get per-block bounds, and are read until the bounds of those left are below this
+# share of the k-th score (tuned at 600,000 rows, docs/benchmarks.md).
+BOUNDED_DF = 0.02
+BOUNDED_STOP = 0.4
 REVERSE_SETS = 1
 
 
@@ -157,21 +169,22 @@ class CosineNeighbours:
         needed, which the pruned :meth:`all_kneighbors` never does.
         """
         X = as_float32_csr(X)
-        self._rows, self._postings, self._rare_postings = X, None, None
+        self._rows, self._postings, self._rare_postings, self._bounds = X, None, None, None
         self.n_rows_ = X.shape[0]
         return self
 
     def set_postings(self, postings: sp.csr_matrix) -> CosineNeighbours:
         """Use an already transposed matrix (e.g. memory-mapped from an index)."""
-        self._rows, self._postings, self._rare_postings = None, postings, None
+        self._rows, self._postings, self._rare_postings, self._bounds = None, postings, None, None
         self.n_rows_ = postings.shape[1]
         return self
 
     @property
     def postings_(self) -> sp.csr_matrix:
         """``X.T`` as CSR, shape (n_features, n_rows_), float32; made on first use."""
-        if self._postings is None:
-            self._postings = self._rows.T.tocsr()
+        with _MAKING:
+            if self._postings is None:
+                self._postings = self._rows.T.tocsr()
         return self._postings
 
     def kneighbors(
@@ -221,6 +234,50 @@ class CosineNeighbours:
         elif allowed.shape != (self.n_rows_,):
             raise ValueError(f"allowed must have shape ({self.n_rows_},), got {allowed.shape}")
         return self._run(Q.indptr, Q.indices, Q.data, exclude, allowed, use_allowed, k)
+
+    def kneighbors_reaching(
+        self, Q: sp.spmatrix, k: int, cut: np.ndarray, *, exclude: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Top-``k`` indexed rows for each query row, and the indexed rows whose score
+        with a query row reaches their ``cut``, from one search (of a fitted index).
+
+        Parameters
+        ----------
+        Q : sparse matrix of shape (n_queries, n_features)
+            Unit-norm query rows in the same feature space.
+        k : int
+            Results per query.
+        cut : ndarray of shape (n_rows_,), dtype float32
+            Per indexed row, the score a query must reach to be reported with it
+            (``np.inf``: never).
+        exclude : ndarray of shape (n_queries,), dtype int
+            One indexed row to leave out per query (-1 for none), in both results.
+
+        Returns
+        -------
+        indices, scores : ndarrays of shape (n_queries, k)
+            As :meth:`kneighbors` gives them.
+        rows, queries : ndarrays of shape (n_pairs,), dtype int64
+            Each indexed row reached, and which query row reached it (position in
+            ``Q``); a pair for each positive score at or above the row's cut.
+        """
+        self._check_k(k)
+        bounds = self._term_bounds()
+        if bounds is None:
+            raise ValueError("kneighbors_reaching needs a search fitted on the rows")
+        Q = as_float32_csr(Q)
+        cut = np.asarray(cut, dtype=np.float32)
+        if cut.shape != (self.n_rows_,):
+            raise ValueError(f"cut must have shape ({self.n_rows_},), got {cut.shape}")
+        ids = np.empty((Q.shape[0], k), dtype=np.int32)
+        scores = np.empty((Q.shape[0], k), dtype=np.float32)
+        P, X = self.postings_, self._rows
+        rows, queries = bounded_scores_reaching(
+            Q.indptr, Q.indices, Q.data, P.indptr, P.indices, P.data,
+            X.indptr, X.indices, X.data, *bounds, BOUNDED_STOP, cut,
+            np.asarray(exclude, dtype=np.int64), ids, scores,
+        )  # fmt: skip
+        return ids, scores, rows, queries
 
     def all_kneighbors(
         self,
@@ -480,6 +537,30 @@ class CosineNeighbours:
             (data[:nnz].copy(), indices[:nnz].copy(), indptr), shape=(n_features, self.n_rows_)
         )
 
+    def _term_bounds(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(slots, bounds)`` for the bounded kernels, made on first use; None when
+        the rows are not at hand (a loaded index: its searches read every posting).
+        """
+        if getattr(self, "_rows", None) is None:
+            return None
+        with _MAKING:
+            if getattr(self, "_bounds", None) is None:
+                self._bounds = self._make_term_bounds()
+        return self._bounds
+
+    def _make_term_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        P = self.postings_
+        terms = np.flatnonzero(np.diff(P.indptr) > BOUNDED_DF * self.n_rows_)
+        slots = np.full(P.shape[0], NO_NEIGHBOUR, dtype=np.int32)
+        slots[terms] = np.arange(len(terms), dtype=np.int32)
+        bounds = np.zeros((len(terms), -(-self.n_rows_ // SCORE_BLOCK)), dtype=np.float32)
+        step = max(1, -(-len(terms) // 64))
+        arrays = (P.indptr, P.indices, P.data, terms, bounds)
+        ends = [(a, min(a + step, len(terms))) for a in range(0, len(terms), step)]
+        work = (delayed(fill_term_bounds)(*arrays, a, b) for a, b in ends)
+        Parallel(n_jobs=self.n_jobs, backend="threading")(work)
+        return slots, bounds
+
     def _set_rare_postings(self, rare: sp.csr_matrix | None) -> CosineNeighbours:
         self._rare_postings = rare
         return self
@@ -496,6 +577,14 @@ class CosineNeighbours:
         out_ids = np.empty((n_queries, k), dtype=np.int32)
         out_scores = np.empty((n_queries, k), dtype=np.float32)
         P = self.postings_
+        bounds = None if use_allowed else self._term_bounds()
+        if bounds is not None:
+            X = self._rows
+            bounded_top_k(
+                indptr, indices, data, P.indptr, P.indices, P.data,
+                X.indptr, X.indices, X.data, *bounds, BOUNDED_STOP, exclude, out_ids, out_scores,
+            )  # fmt: skip
+            return out_ids, out_scores
         rows_top_k(
             indptr, indices, data, P.indptr, P.indices, P.data,
             self.n_rows_, exclude, allowed, use_allowed, out_ids, out_scores,

@@ -41,7 +41,7 @@ import scipy.sparse as sp
 from joblib import Parallel, delayed, effective_n_jobs
 from numba import njit
 
-from recommender._kernels import rescore_top_k, scores_reaching
+from recommender._kernels import rescore_top_k
 from recommender.fetch import snapshot_problem
 from recommender.index import TrialIndex, describe_source, save_index, utc_now
 from recommender.ingest import IngestReport, read_records
@@ -555,9 +555,7 @@ def _merge(
     threshold = np.full(X.shape[0], np.inf, dtype=np.float32)
     threshold[stable] = kth
     k = members.shape[1]
-    rows, cands, fresh_ids, fresh_scores = _entering(
-        X, search.postings_, fresh, threshold, k, search.n_jobs
-    )
+    rows, cands, fresh_ids, fresh_scores = _entering(X, search, fresh, threshold, k)
     targets = np.union1d(rows, stable[dirty])
     at = np.searchsorted(stable, targets)
     rows = np.concatenate([rows, np.repeat(targets, k)])
@@ -576,17 +574,16 @@ def _renumber(old_lists: np.ndarray, old_to_new: np.ndarray) -> np.ndarray:
 
 def _entering(
     X: sp.csr_matrix,
-    postings: sp.csr_matrix,
+    search: CosineNeighbours,
     fresh: np.ndarray,
     threshold: np.ndarray,
     k: int,
-    n_jobs: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pairs (row, fresh row) where the fresh row scores at least the row's
     threshold, and each fresh row's exact top-``k`` (of shape (len(fresh), k)).
 
-    Blocks of fresh rows are scored against every row in parallel threads, each
-    fresh row into one dense row of scores (as ``build`` does), never a matrix.
+    Blocks of fresh rows are searched in parallel threads, each fresh row once for
+    both results (:meth:`CosineNeighbours.kneighbors_reaching`).
     """
     cut = (threshold - _SCORE_MARGIN).astype(np.float32)
     fresh = np.asarray(fresh, dtype=np.int64)
@@ -594,16 +591,13 @@ def _entering(
     scores = np.zeros((len(fresh), k), dtype=np.float32)
 
     def block(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-        Q = X[fresh[a:b]]
-        P = postings
-        found_rows, found_at = scores_reaching(
-            Q.indptr, Q.indices, Q.data, P.indptr, P.indices, P.data, cut,
-            fresh[a:b], ids[a:b], scores[a:b],
-        )  # fmt: skip
+        ids[a:b], scores[a:b], found_rows, found_at = search.kneighbors_reaching(
+            X[fresh[a:b]], k, cut, exclude=fresh[a:b]
+        )
         return found_rows, fresh[a:b][found_at]
 
-    tasks = [delayed(block)(a, b) for a, b in _blocks(len(fresh), n_jobs)]
-    found = Parallel(n_jobs=n_jobs, prefer="threads")(tasks)
+    tasks = [delayed(block)(a, b) for a, b in _blocks(len(fresh), search.n_jobs)]
+    found = Parallel(n_jobs=search.n_jobs, prefer="threads")(tasks)
     rows = [np.zeros(0, np.int64), *(r for r, _ in found)]
     cands = [np.zeros(0, np.int64), *(c for _, c in found)]
     return np.concatenate(rows), np.concatenate(cands), ids, scores

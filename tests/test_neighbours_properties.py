@@ -1,5 +1,6 @@
 """Property-based checks of the neighbour search and its kernels against plain references
-(dense brute force, a sort of every partial score, a stable sort of a term's postings)."""
+(dense brute force, a sort of every partial score or of every score added term by term
+as the kernels add them, a stable sort of a term's postings)."""
 
 import numpy as np
 import scipy.sparse as sp
@@ -7,8 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.preprocessing import normalize
 
-from recommender._kernels import _heaviest_positions, rows_candidates
-from recommender.neighbours import CosineNeighbours
+from recommender._kernels import (
+    _heaviest_positions,
+    bounded_scores_reaching,
+    rows_candidates,
+    rows_top_k,
+)
+from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours
 from tests.test_neighbours import brute_force
 
 
@@ -89,3 +95,88 @@ def test_a_terms_heaviest_postings_are_those_a_stable_sort_keeps(weights, count)
     weights = np.asarray(weights, dtype=np.float32)
     expected = np.sort(np.argsort(-weights, kind="stable")[:count])
     assert _heaviest_positions(weights, count).tolist() == expected.tolist()
+
+
+def tied_rows(n_rows, n_features, levels, seed):
+    """Unit rows from a few weight levels (so many scores tie), each column with its
+    own density (so some terms are frequent enough to get bounds, some not)."""
+    rng = np.random.default_rng(seed)
+    weights = rng.integers(1, levels + 1, size=(n_rows, n_features)).astype(np.float32)
+    present = rng.random((n_rows, n_features)) < rng.uniform(0.0, 0.6, size=n_features)
+    return normalize(sp.csr_matrix(weights * present))
+
+
+def top_k_reference(X, P, i, k, exclude):
+    """Row i's best k by scores added as rows_top_k adds them, ties to the smaller row."""
+    scores = partial_scores_reference(X, P, i)
+    if exclude >= 0:
+        scores[exclude] = 0.0
+    order = np.argsort(-scores, kind="stable")[:k]
+    order = np.pad(order, (0, k - len(order)), constant_values=NO_NEIGHBOUR)
+    found = (order >= 0) & (scores[np.maximum(order, 0)] > 0)
+    return np.where(found, order, NO_NEIGHBOUR), np.where(found, scores[order], 0.0)
+
+
+exact_cases = given(
+    n_rows=st.integers(1, 2500),
+    n_features=st.integers(1, 30),
+    levels=st.integers(1, 3),
+    k=st.integers(1, 12),
+    stop_share=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+
+
+def bounded_search(X, k, stop_share, cut):
+    """bounded_scores_reaching over every row of X, each row excluded from its own."""
+    search = CosineNeighbours(method="exact", n_jobs=1).fit(X)
+    P, (slots, bounds) = search.postings_, search._term_bounds()
+    own = np.arange(X.shape[0], dtype=np.int64)
+    ids = np.empty((X.shape[0], k), dtype=np.int32)
+    scores = np.empty((X.shape[0], k), dtype=np.float32)
+    rows, queries = bounded_scores_reaching(
+        X.indptr, X.indices, X.data, P.indptr, P.indices, P.data, X.indptr, X.indices,
+        X.data, slots, bounds, np.float32(stop_share), cut, own, ids, scores,
+    )  # fmt: skip
+    return P, ids, scores, rows, queries
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@exact_cases
+def test_exact_search_is_the_best_k_ties_to_the_smaller_row_with_or_without_bounds(
+    n_rows, n_features, levels, k, stop_share, seed
+):
+    X = tied_rows(n_rows, n_features, levels, seed)
+    P, ids, scores, _, _ = bounded_search(X, k, stop_share, np.zeros(0, dtype=np.float32))
+    plain_ids = np.empty_like(ids)
+    plain_scores = np.empty_like(scores)
+    own = np.arange(n_rows, dtype=np.int64)
+    rows_top_k(
+        X.indptr, X.indices, X.data, P.indptr, P.indices, P.data, n_rows, own,
+        np.ones(0, np.bool_), False, plain_ids, plain_scores,
+    )  # fmt: skip
+    for i in range(0, n_rows, max(1, n_rows // 25)):
+        expected_ids, expected_scores = top_k_reference(X, P, i, k, i)
+        assert plain_ids[i].tolist() == expected_ids.tolist()
+        assert ids[i].tolist() == expected_ids.tolist()
+        # Bit for bit: the bounded search adds the same products in the same order.
+        assert scores[i].tobytes() == expected_scores.astype(np.float32).tobytes()
+        assert plain_scores[i].tobytes() == scores[i].tobytes()
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@exact_cases
+def test_rows_reaching_their_cut_are_every_positive_score_at_or_above_it(
+    n_rows, n_features, levels, k, stop_share, seed
+):
+    X = tied_rows(n_rows, n_features, levels, seed)
+    rng = np.random.default_rng(seed)
+    cut = rng.choice(np.array([-1.0, 0.2, 0.5, 0.9, np.inf], dtype=np.float32), size=n_rows)
+    P, _, _, rows, queries = bounded_search(X, k, stop_share, cut)
+    found = sorted(zip(queries.tolist(), rows.tolist(), strict=True))
+    expected = []
+    for i in range(n_rows):
+        scores = partial_scores_reference(X, P, i)
+        reached = np.flatnonzero((scores != 0) & (scores >= cut))
+        expected += [(i, int(j)) for j in reached if j != i]
+    assert found == expected
