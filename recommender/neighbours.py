@@ -325,9 +325,9 @@ class CosineNeighbours:
         scores = np.zeros((self.n_rows_, k), dtype=np.float32)
         # Arrays go to the task as arguments, not inside `self`, so that under a Dask
         # backend joblib ships each large matrix to the workers once, not per task.
-        params, postings = self.get_params(), self.postings_
+        params, postings, bounds = self.get_params(), self.postings_, self._term_bounds()
         tasks = (
-            delayed(_exact_task)(params, postings, X, k, start, stop)
+            delayed(_exact_task)(params, postings, bounds, X, k, start, stop)
             for start, stop in self.blocks()
         )
         for start, stop, (ids, values) in _unordered(self.n_jobs)(tasks):
@@ -657,10 +657,11 @@ def _offer_both_ways(heaps, indices, scores, start, stop, candidates, candidate_
                     candidate_scores)  # fmt: skip
 
 
-def _exact_task(params, postings, X, k, start, stop):
+def _exact_task(params, postings, bounds, X, k, start, stop):
     """One block of the exact :meth:`CosineNeighbours.all_kneighbors`, in any worker:
     ``(start, stop, (indices, scores))``."""
-    search = CosineNeighbours(**params).set_postings(postings)
+    search = CosineNeighbours(**params).fit(X)
+    search._postings, search._bounds = postings, bounds
     return start, stop, search.rows_kneighbors(X, k, start, stop)
 
 

@@ -20,10 +20,14 @@ def cluster():
         yield cluster
 
 
-def test_dask_build_equals_local_build(cluster, tmp_path):
+@pytest.mark.parametrize("method", ["pruned", "exact"])
+def test_dask_build_equals_local_build(cluster, tmp_path, method):
     sources = [SAMPLE / "ctg-studies-sample.json.zip", SAMPLE / "seed-cluster"]
-    local = build_index(sources, tmp_path / "local", k=20, n_jobs=2).path
-    remote = build_index(sources, tmp_path / "dask", k=20, scheduler=cluster.scheduler_address).path
+    settings = {"k": 20, "neighbour_method": method}
+    local = build_index(sources, tmp_path / "local", n_jobs=2, **settings).path
+    remote = build_index(
+        sources, tmp_path / "dask", scheduler=cluster.scheduler_address, **settings
+    ).path
     for name in ("neighbours.indices.npy", "neighbours.scores.npy", "vectors.data.npy", "ids.npy"):
         np.testing.assert_array_equal(np.load(local / name), np.load(remote / name), err_msg=name)
     assert json.loads((local / "vocabulary.json").read_text()) == json.loads(
