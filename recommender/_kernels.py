@@ -98,6 +98,26 @@ def rows_top_k(
 
 
 @njit(nogil=True, cache=True)
+def count_columns(indptr, indices, start, stop, counts):
+    """Add to ``counts`` how many entries rows ``start..stop`` have in each column."""
+    for p in range(indptr[start], indptr[stop]):
+        counts[indices[p]] += 1
+
+
+@njit(nogil=True, cache=True)
+def scatter_rows(indptr, indices, data, start, stop, next_slot, out_rows, out_data):
+    """Write rows ``start..stop`` into a transpose: entry (i, c) goes to position
+    ``next_slot[c]`` of ``out_rows`` (as i) and ``out_data``, which then moves on."""
+    for i in range(start, stop):
+        for p in range(indptr[i], indptr[i + 1]):
+            column = indices[p]
+            slot = next_slot[column]
+            out_rows[slot] = i
+            out_data[slot] = data[p]
+            next_slot[column] = slot + 1
+
+
+@njit(nogil=True, cache=True)
 def fill_term_bounds(t_indptr, t_indices, t_data, terms, bounds, start, stop):
     """``bounds[u, b]``: the largest weight of term ``terms[u]`` in block ``b`` of
     SCORE_BLOCK rows (0 where absent), for ``u`` in ``start..stop``."""

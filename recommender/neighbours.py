@@ -49,6 +49,7 @@ random rows); ``docs/benchmarks.md`` has the trade-off and the scaling measured.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -64,6 +65,7 @@ from recommender._kernels import (
     bounded_scores_reaching,
     bounded_top_k,
     champion_postings,
+    count_columns,
     drop_marked,
     fill_term_bounds,
     mark_mutual_pairs,
@@ -74,9 +76,11 @@ from recommender._kernels import (
     rows_candidates,
     rows_top_k,
     scan_top_k,
+    scatter_rows,
     sort_candidates,
     truncate_postings,
 )
+from recommender.processes import worker_count
 
 NO_NEIGHBOUR = -1
 # Held while a search makes its postings or bounds on first use, so that threads
@@ -102,6 +106,41 @@ def as_float32_csr(X: sp.spmatrix) -> sp.csr_matrix:
     if not X.has_sorted_indices:
         X.sort_indices()
     return X
+
+
+def transposed(X: sp.csr_matrix, n_jobs: int = -1) -> sp.csr_matrix:
+    """``X.T`` as CSR (what ``X.T.tocsr()`` gives, same dtypes), made on threads.
+
+    Each thread counts, then writes, the entries of its own range of rows; a
+    column's entries from an earlier range go first, so each keeps row order.
+    About 1.7x scipy's single-threaded conversion on 2 cores (105 million entries).
+    """
+    n_rows, n_columns = X.shape
+    threads = worker_count(n_jobs)
+    cuts = np.searchsorted(X.indptr, np.linspace(0, X.nnz, threads + 1)[1:-1])
+    ends = [0, *cuts.tolist(), n_rows]
+    parts = list(itertools.pairwise(ends))
+    counts = np.zeros((len(parts), n_columns), dtype=np.int64)
+    work = (
+        delayed(count_columns)(X.indptr, X.indices, a, b, counts[t])
+        for t, (a, b) in enumerate(parts)
+    )
+    Parallel(n_jobs=threads, backend="threading")(work)
+    indptr = np.zeros(n_columns + 1, dtype=np.int64)
+    np.cumsum(counts.sum(axis=0), out=indptr[1:])
+    starts = indptr[:-1] + np.cumsum(counts, axis=0) - counts
+    small = max(X.nnz, n_rows, n_columns) <= np.iinfo(np.int32).max
+    index_dtype = np.int32 if small else np.int64  # as scipy chooses
+    rows = np.empty(X.nnz, dtype=index_dtype)
+    data = np.empty(X.nnz, dtype=X.dtype)
+    work = (
+        delayed(scatter_rows)(X.indptr, X.indices, X.data, a, b, starts[t], rows, data)
+        for t, (a, b) in enumerate(parts)
+    )
+    Parallel(n_jobs=threads, backend="threading")(work)
+    return sp.csr_matrix(
+        (data, rows, indptr.astype(index_dtype)), shape=(n_columns, n_rows), copy=False
+    )
 
 
 class CosineNeighbours:
@@ -196,7 +235,7 @@ class CosineNeighbours:
         """``X.T`` as CSR, shape (n_features, n_rows_), float32; made on first use."""
         with _MAKING:
             if self._postings is None:
-                self._postings = self._rows.T.tocsr()
+                self._postings = transposed(self._rows, self.n_jobs)
         return self._postings
 
     def kneighbors(

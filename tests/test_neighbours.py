@@ -4,7 +4,7 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from recommender._kernels import rows_candidates, scan_top_k, truncate_postings
-from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours
+from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours, transposed
 
 
 def random_rows(n_rows, n_features, density, seed):
@@ -310,3 +310,19 @@ def test_pruned_lists_equal_scoring_every_pair_from_both_sides():
     ref_ids = np.argsort(-ref, axis=1, kind="stable")[:, :k]
     np.testing.assert_array_equal(ids, ref_ids)
     np.testing.assert_allclose(scores, np.take_along_axis(exact, ref_ids, axis=1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2, 3])
+@pytest.mark.parametrize("shape", [(0, 5), (1, 1), (7, 3), (300, 40)])
+def test_transposed_is_scipys_transpose(n_jobs, shape):
+    X = sp.random(*shape, density=0.2, random_state=3, dtype=np.float32, format="csr")
+    keep = np.ones((shape[0], 1), dtype=np.float32)
+    keep[2::5] = 0  # some empty rows
+    X = sp.csr_matrix(X.multiply(keep))
+    X.eliminate_zeros()
+    expected = X.T.tocsr()
+    got = transposed(X, n_jobs)
+    assert got.shape == expected.shape
+    for name in ("indptr", "indices", "data"):
+        assert getattr(got, name).dtype == getattr(expected, name).dtype, name
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
