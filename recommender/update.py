@@ -504,17 +504,18 @@ def update_neighbours(
     kept = np.flatnonzero(old_to_new >= 0)
     stable_old = kept[~is_fresh[old_to_new[kept]]]
     stable = old_to_new[stable_old]
-    members = _renumber(np.asarray(old_indices[stable_old]), old_to_new)
     indices = np.full((n, k), NO_NEIGHBOUR, dtype=np.int32)
     scores = np.zeros((n, k), dtype=np.float32)
-    indices[stable], scores[stable] = members, np.asarray(old_scores[stable_old])
-
+    dirty = np.empty(len(stable), dtype=bool)  # lost a member, or holds a rewritten one
+    lists = (np.asarray(old_indices), np.asarray(old_scores), old_to_new, is_fresh)
+    tasks = (
+        delayed(_carry_lists)(*lists, stable_old, stable, indices, scores, dirty, a, b)
+        for a, b in _blocks(len(stable), search.n_jobs, _COPY_BLOCK)
+    )
+    Parallel(n_jobs=search.n_jobs, prefer="threads")(tasks)
     kth = scores[stable, k - 1]
-    lost = (np.asarray(old_indices[stable_old]) >= 0) & (members < 0)  # removed members
-    rewritten = (members >= 0) & is_fresh[np.maximum(members, 0)]
-    dirty = (lost | rewritten).any(axis=1)
     merged, merged_ids, merged_scores, fresh_ids, fresh_scores = _merge(
-        X, search, fresh, stable, members, kth, dirty
+        X, search, fresh, stable, indices, kth, dirty
     )
     old_kth = kth[np.searchsorted(stable, merged)]
     # Every trial outside the old list scored at most the old k-th, so the merge is
@@ -542,34 +543,43 @@ def _merge(
     search: CosineNeighbours,
     fresh: np.ndarray,
     stable: np.ndarray,
-    members: np.ndarray,
+    lists: np.ndarray,
     kth: np.ndarray,
     dirty: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Re-score the stable rows that gain a newcomer or lost or changed a member.
 
-    Returns those rows (sorted) and the best ``k`` of their old members that are
-    still there (changed ones scored anew) and newcomers that reach the old k-th;
-    then the fresh rows' own exact lists.
+    ``lists`` holds the stable rows' carried lists (in new row numbers). Returns
+    those rows (sorted) and the best ``k`` of their old members that are still there
+    (changed ones scored anew) and newcomers that reach the old k-th; then the fresh
+    rows' own exact lists.
     """
     threshold = np.full(X.shape[0], np.inf, dtype=np.float32)
     threshold[stable] = kth
-    k = members.shape[1]
+    k = lists.shape[1]
     rows, cands, fresh_ids, fresh_scores = _entering(X, search, fresh, threshold, k)
     targets = np.union1d(rows, stable[dirty])
-    at = np.searchsorted(stable, targets)
     rows = np.concatenate([rows, np.repeat(targets, k)])
-    cands = np.concatenate([cands, members[at].ravel()])
+    cands = np.concatenate([cands, lists[targets].ravel()])
     return (targets, *_rescore(X, targets, rows, cands, k, search.n_jobs), fresh_ids, fresh_scores)
 
 
-def _renumber(old_lists: np.ndarray, old_to_new: np.ndarray) -> np.ndarray:
-    """Old row numbers in lists as new ones; -1 for padding and removed rows."""
-    if np.array_equal(old_to_new, np.arange(len(old_to_new))):
-        # Nothing removed and new ids all after the old ones, as new registrations are.
-        return np.array(old_lists, dtype=np.int32)
-    valid = old_lists >= 0
-    return np.where(valid, old_to_new[np.maximum(old_lists, 0)], NO_NEIGHBOUR).astype(np.int32)
+@njit(nogil=True, cache=True)
+def _carry_lists(old_indices, old_scores, old_to_new, is_fresh, stable_old, stable,
+                 indices, scores, dirty, start, stop):  # fmt: skip
+    """Copy stable rows ``start..stop``'s old lists to their new rows, members in new
+    row numbers (removed ones -1, their scores kept), and mark a list ``dirty`` when
+    it lost a member or holds one whose vector is new. One pass over the lists."""
+    for r in range(start, stop):
+        source, target = stable_old[r], stable[r]
+        changed = False
+        for c in range(old_indices.shape[1]):
+            old = old_indices[source, c]
+            new = old_to_new[old] if old >= 0 else NO_NEIGHBOUR
+            indices[target, c] = new
+            scores[target, c] = old_scores[source, c]
+            changed |= (old >= 0 and new < 0) or (new >= 0 and is_fresh[new])
+        dirty[r] = changed
 
 
 def _entering(
