@@ -233,9 +233,10 @@ class CosineNeighbours:
     @property
     def postings_(self) -> sp.csr_matrix:
         """``X.T`` as CSR, shape (n_features, n_rows_), float32; made on first use."""
-        with _MAKING:
-            if self._postings is None:
-                self._postings = transposed(self._rows, self.n_jobs)
+        if self._postings is None:
+            with _MAKING:
+                if self._postings is None:
+                    self._postings = transposed(self._rows, self.n_jobs)
         return self._postings
 
     def kneighbors(
@@ -267,18 +268,7 @@ class CosineNeighbours:
         scores : ndarray of shape (n_queries, k), dtype float32
             Cosine similarities; 0 where padded.
         """
-        self._check_k(k)
-        Q = as_float32_csr(Q)
-        if Q.shape[1] != self.postings_.shape[0]:
-            raise ValueError(
-                f"queries have {Q.shape[1]} features, the index has {self.postings_.shape[0]}"
-            )
-        n_queries = Q.shape[0]
-        if exclude is None:
-            exclude = np.full(n_queries, NO_NEIGHBOUR, dtype=np.int64)
-        exclude = np.asarray(exclude, dtype=np.int64)
-        if exclude.shape != (n_queries,):
-            raise ValueError(f"exclude must have shape ({n_queries},), got {exclude.shape}")
+        Q, exclude = self._check_queries(Q, k, exclude)
         use_allowed = allowed is not None
         if allowed is None:
             allowed = np.ones(0, dtype=np.bool_)
@@ -312,11 +302,14 @@ class CosineNeighbours:
             Each indexed row reached, and which query row reached it (position in
             ``Q``); a pair for each positive score at or above the row's cut.
         """
-        self._check_k(k)
+        Q, exclude = self._check_queries(Q, k, exclude)
         bounds = self._term_bounds()
         if bounds is None:
-            raise ValueError("kneighbors_reaching needs a search fitted on the rows")
-        Q = as_float32_csr(Q)
+            raise ValueError(
+                "kneighbors_reaching needs a search fitted on rows of non-negative weights"
+            )
+        if Q.nnz and Q.data.min() < 0:
+            raise ValueError("kneighbors_reaching needs non-negative query weights")
         cut = np.asarray(cut, dtype=np.float32)
         if cut.shape != (self.n_rows_,):
             raise ValueError(f"cut must have shape ({self.n_rows_},), got {cut.shape}")
@@ -325,8 +318,7 @@ class CosineNeighbours:
         P, X = self.postings_, self._rows
         rows, queries = bounded_scores_reaching(
             Q.indptr, Q.indices, Q.data, P.indptr, P.indices, P.data,
-            X.indptr, X.indices, X.data, *bounds, BOUNDED_STOP, cut,
-            np.asarray(exclude, dtype=np.int64), ids, scores,
+            X.indptr, X.indices, X.data, *bounds, BOUNDED_STOP, cut, exclude, ids, scores,
         )  # fmt: skip
         return ids, scores, rows, queries
 
@@ -590,16 +582,20 @@ class CosineNeighbours:
 
     def _term_bounds(self) -> tuple[np.ndarray, np.ndarray] | None:
         """``(slots, bounds)`` for the bounded kernels, made on first use; None when
-        the rows are not at hand (a loaded index: its searches read every posting).
+        the rows are not at hand (a loaded index: its searches read every posting) or
+        some weight is negative (a bound is a largest weight: it needs none).
         """
         if getattr(self, "_rows", None) is None:
             return None
-        with _MAKING:
-            if getattr(self, "_bounds", None) is None:
-                self._bounds = self._make_term_bounds()
-        return self._bounds
+        if getattr(self, "_bounds", None) is None:
+            with _MAKING:
+                if self._bounds is None:
+                    self._bounds = self._make_term_bounds()
+        return self._bounds or None
 
-    def _make_term_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+    def _make_term_bounds(self) -> tuple[np.ndarray, np.ndarray] | tuple[()]:
+        if self._rows.nnz and self._rows.data.min() < 0:
+            return ()
         P = self.postings_
         terms = np.flatnonzero(np.diff(P.indptr) > BOUNDED_DF * self.n_rows_)
         slots = np.full(P.shape[0], NO_NEIGHBOUR, dtype=np.int32)
@@ -616,6 +612,22 @@ class CosineNeighbours:
         self._rare_postings = rare
         return self
 
+    def _check_queries(
+        self, Q: sp.spmatrix, k: int, exclude: np.ndarray | None
+    ) -> tuple[sp.csr_matrix, np.ndarray]:
+        self._check_k(k)
+        Q = as_float32_csr(Q)
+        if Q.shape[1] != self.postings_.shape[0]:
+            raise ValueError(
+                f"queries have {Q.shape[1]} features, the index has {self.postings_.shape[0]}"
+            )
+        if exclude is None:
+            exclude = np.full(Q.shape[0], NO_NEIGHBOUR, dtype=np.int64)
+        exclude = np.asarray(exclude, dtype=np.int64)
+        if exclude.shape != (Q.shape[0],):
+            raise ValueError(f"exclude must have shape ({Q.shape[0]},), got {exclude.shape}")
+        return Q, exclude
+
     def _check_rows(self, X: sp.spmatrix, k: int) -> sp.csr_matrix:
         self._check_k(k)
         X = as_float32_csr(X)
@@ -629,7 +641,8 @@ class CosineNeighbours:
         out_scores = np.empty((n_queries, k), dtype=np.float32)
         P = self.postings_
         bounds = None if use_allowed else self._term_bounds()
-        if bounds is not None:
+        weights = data[indptr[0] : indptr[-1]]  # the queries' (a block of rows' own)
+        if bounds is not None and (len(weights) == 0 or weights.min() >= 0):
             X = self._rows
             bounded_top_k(
                 indptr, indices, data, P.indptr, P.indices, P.data,

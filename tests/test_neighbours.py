@@ -326,3 +326,48 @@ def test_transposed_is_scipys_transpose(n_jobs, shape):
     for name in ("indptr", "indices", "data"):
         assert getattr(got, name).dtype == getattr(expected, name).dtype, name
         np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
+
+
+def test_kneighbors_reaching_gives_the_lists_and_every_row_reached():
+    X = random_rows(400, 30, 0.15, 5)
+    search = CosineNeighbours(method="exact", n_jobs=2).fit(X)
+    queries = np.array([0, 7, 99, 398])
+    cut = np.random.default_rng(0).choice(np.array([0.1, 0.3, np.inf], np.float32), 400)
+    ids, scores, rows, which = search.kneighbors_reaching(X[queries], 6, cut, exclude=queries)
+    expected_ids, expected_scores = search.kneighbors(X[queries], 6, exclude=queries)
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_array_equal(scores, expected_scores)
+    dense = (X[queries] @ X.T).toarray()
+    dense[np.arange(4), queries] = 0
+    reached = sorted(zip(*np.nonzero((dense > 0) & (dense >= cut - 1e-6)), strict=True))
+    assert sorted(zip(which.tolist(), rows.tolist(), strict=True)) == [
+        (int(q), int(j)) for q, j in reached
+    ]
+
+
+def test_kneighbors_reaching_refuses_what_it_cannot_search():
+    X = random_rows(50, 10, 0.3, 2)
+    search = CosineNeighbours(method="exact").fit(X)
+    with pytest.raises(ValueError, match="cut must have shape"):
+        search.kneighbors_reaching(X[:2], 3, np.zeros(49, np.float32), exclude=np.arange(2))
+    with pytest.raises(ValueError, match="features"):
+        search.kneighbors_reaching(X[:2, :9], 3, np.zeros(50, np.float32), exclude=np.arange(2))
+    with pytest.raises(ValueError, match="non-negative query"):
+        search.kneighbors_reaching(-X[:2], 3, np.zeros(50, np.float32), exclude=np.arange(2))
+    loaded = CosineNeighbours(method="exact").set_postings(X.T.tocsr())
+    with pytest.raises(ValueError, match="fitted on rows"):
+        loaded.kneighbors_reaching(X[:2], 3, np.zeros(50, np.float32), exclude=np.arange(2))
+
+
+def test_negative_query_weights_are_searched_reading_every_posting():
+    # A bound is a largest weight: times a negative query weight it bounds nothing.
+    # Column 0 is rare (rows 0-2), column 1 in every row (so it has bounds).
+    X = np.zeros((300, 2), dtype=np.float32)
+    X[:, 1] = 1.0
+    X[0] = [1.0, 1.0]  # scores 1 - 0.9 = 0.1
+    X[1] = [0.6, 0.0]  # 0.6: the best
+    X[2] = [0.5, 0.1]  # 0.41
+    query = sp.csr_matrix(np.array([[1.0, -0.9]], dtype=np.float32))
+    ids, scores = CosineNeighbours(method="exact").fit(sp.csr_matrix(X)).kneighbors(query, 2)
+    assert ids.tolist() == [[1, 2]]
+    np.testing.assert_allclose(scores, [[0.6, 0.41]], rtol=1e-6)
