@@ -157,14 +157,16 @@ def bounded_scores_reaching(
     other terms; score its best 2k rows by that partial score exactly, whose k-th
     score is a floor the final k-th reaches; accumulate frequent terms, rarest
     first, until what the rest could add to any row, by the bounds, is below
-    ``stop_share`` of that floor. A row can then reach the floor (or its cut) only
-    if its partial score plus its block's bound does; only those rows are scored
+    ``stop_share`` of that floor (or of the block's lowest cut, when lower). A row
+    can then reach the floor (or its cut) only if its partial score plus its
+    block's bound does; only those rows are scored
     exactly (``_dot_rows``: the same products added in the same order as
     rows_top_k), and the best k kept, ties to the smaller row. A query row with
     fewer than k positive scores among its probes accumulates every term instead.
+    Every weight must be non-negative (a largest weight bounds nothing otherwise).
 
     Why: on a large index a query's postings are mostly a few frequent words' (at
-    600,000 rows, words in over 2% of rows hold 88% of them), and each adds little.
+    600,000 rows, words in over 2% of rows hold 96% of them), and each adds little.
     """
     n_rows, k = x_indptr.shape[0] - 1, out_ids.shape[1]
     postings = (t_indptr, t_indices, t_data)
