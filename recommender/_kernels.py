@@ -527,22 +527,13 @@ def rescore_top_k(
     Best first, ties to the smaller row id, -1 / 0 for padding.
     """
     dense = np.zeros(n_features, dtype=np.float32)
-    n_candidates = candidates.shape[1]
-    k = out_ids.shape[1]
-    scores = np.zeros(n_candidates, dtype=np.float32)
+    scores = np.zeros(candidates.shape[1], dtype=np.float32)
     for i in range(q_indptr.shape[0] - 1):
         # Candidates in row order read the matrix in memory order (fewer cache misses),
         # and a stable sort on score then breaks ties to the smaller row.
         rows = np.sort(candidates[i])
         _dot_rows(q_indptr, q_indices, q_data, x_indptr, x_indices, x_data, i, rows, dense, scores)
-        order = np.argsort(-scores, kind="mergesort")
-        for r in range(k):
-            if r < n_candidates and scores[order[r]] > 0.0:
-                out_ids[i, r] = rows[order[r]]
-                out_scores[i, r] = scores[order[r]]
-            else:
-                out_ids[i, r] = -1
-                out_scores[i, r] = 0.0
+        _best_of(rows, scores, out_ids[i], out_scores[i])
 
 
 @njit(nogil=True, cache=True)
