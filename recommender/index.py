@@ -55,7 +55,7 @@ from recommender.index_checks import (
     records_problems,
     vocabulary_problems,
 )
-from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours
+from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours, transposed
 from recommender.record_segments import (
     MAX_DEAD_SHARE,
     MAX_SEGMENTS,
@@ -449,10 +449,6 @@ def save_index(
     return final
 
 
-def _transpose(vectors: sp.csr_matrix) -> sp.csr_matrix:
-    return vectors.T.tocsr()
-
-
 def _write_parts(out: VersionWriter, records, vectorizer, vectors, neighbour_indices,
                  neighbour_scores, report, base_rows, postings):  # fmt: skip
     base = out.base
@@ -463,7 +459,7 @@ def _write_parts(out: VersionWriter, records, vectorizer, vectors, neighbour_ind
         # scipy transposes without the GIL: while the records are coded and the
         # vectors written (0.4 s of the registry corpus's save).
         transposing = (
-            None if same_vectors or postings is not None else helper.submit(_transpose, vectors)
+            None if same_vectors or postings is not None else helper.submit(transposed, vectors)
         )
         ids, facets = _ids_and_facets(records, base)
         if len(ids) and not np.all(ids[1:] > ids[:-1]):
