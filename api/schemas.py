@@ -10,8 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from recommender.defaults import DEFAULT_RESULTS
-from recommender.facets import REGISTRY_VALUES
+from recommender.core import DEFAULT_RESULTS, REGISTRY_VALUES
 
 # ``Literal[tuple]`` expands to one literal per value: the enumerations stay defined
 # once, in the engine.
@@ -20,7 +19,6 @@ Phase = Literal[REGISTRY_VALUES["phase"]]  # type: ignore[valid-type]
 StudyType = Literal[REGISTRY_VALUES["study_type"]]  # type: ignore[valid-type]
 
 MAX_K = 100
-DEFAULT_K = DEFAULT_RESULTS
 MAX_TEXT = 20_000
 MAX_ITEM = 1_000
 MAX_ITEMS = 200
@@ -116,7 +114,7 @@ class SimilarQuery(BaseModel):
     interventions: list[str] = Field(
         default=[], max_length=MAX_ITEMS, description="Intervention names."
     )
-    k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K, description="Number of results.")
+    k: int = Field(default=DEFAULT_RESULTS, ge=1, le=MAX_K, description="Number of results.")
     status: list[Status] = Field(default=[], description="Keep only these statuses.")
     phase: list[Phase] = Field(default=[], description="Keep trials in any of these phases.")
     study_type: list[StudyType] = Field(default=[], description="Keep only these study types.")

@@ -47,7 +47,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from api.launch import ServerProcess
+from api.server import ServerProcess
 from recommender.index import TrialIndex
 
 # (method, path, JSON body or None); sampled once per run from random trials.

@@ -58,7 +58,7 @@ def plain_pipeline(zip_path: Path, k: int, jobs: int, *, weak: bool = False) -> 
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sparse_dot_topn import sp_matmul_topn
 
-    from recommender.baselines import plain_tfidf
+    from recommender.evaluation.baselines import plain_tfidf
 
     seconds = {}
     with Timer() as t, zipfile.ZipFile(zip_path) as archive:
@@ -128,7 +128,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "index"
-        command = [sys.executable, "-m", "recommender.cli", "build", "--quiet", "--out", str(out),
+        command = [sys.executable, "-m", "recommender", "build", "--quiet", "--out", str(out),
                    "-k", str(args.k), "--jobs", str(args.jobs)]  # fmt: skip
         command += [f"--source={s}" for s in sources]
         if args.scheduler:

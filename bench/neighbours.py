@@ -101,7 +101,7 @@ def child(args: argparse.Namespace) -> None:
 
 def plain_vectors(index: Path):
     """The plain TF-IDF matrix of the index's records (the baseline's own vectors)."""
-    from recommender.baselines import concatenated_text, plain_tfidf
+    from recommender.evaluation.baselines import concatenated_text, plain_tfidf
     from recommender.index import TrialIndex
 
     records = TrialIndex.load(index, verify=False).records

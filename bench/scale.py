@@ -54,7 +54,7 @@ def tree_peak(command: list[str], *, with_self: bool) -> tuple[float, float]:
 def build(corpus: Path, scheduler: str | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "index"
-        command = [sys.executable, "-m", "recommender.cli", "build", "--quiet",
+        command = [sys.executable, "-m", "recommender", "build", "--quiet",
                    "--source", str(corpus), "--out", str(out), "--jobs", "2"]  # fmt: skip
         if scheduler:
             command += ["--scheduler", scheduler]

@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 from recommender.index import TrialIndex
-from recommender.update import update_index
+from recommender.pipelines.update import update_index
 
 
 def changed_studies(registry: Path, n: int, seed: int) -> list[dict]:

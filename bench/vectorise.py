@@ -7,9 +7,9 @@ Reads the records once (not timed), then times in this process, one after the ot
 
 - ``FieldGroupVectorizer(n_jobs=jobs).fit_transform``: the default field groups (BM25
   weights, phrases and n-grams, abbreviations), terms counted by the compiled pass of
-  ``recommender.terms`` in chunks on ``jobs`` threads;
+  ``recommender.text.tokenizer`` in chunks on ``jobs`` threads;
 - the baseline: ``TfidfVectorizer(sublinear_tf=True, min_df=2, stop_words="english")``
-  (``recommender.baselines.plain_tfidf``), float32, one process, over the plain
+  (``recommender.evaluation.baselines.plain_tfidf``), float32, one process, over the plain
   baselines' concatenated text (titles, summaries, conditions, keywords, intervention
   names); with ``--weak-baseline`` also scikit-learn's default ``TfidfVectorizer`` over
   the same text, as a second, labelled row.
@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from bench.common import Timer, print_table, write_result
-from recommender.baselines import concatenated_text, plain_tfidf
+from recommender.evaluation.baselines import concatenated_text, plain_tfidf
 from recommender.ingest import read_records
 from recommender.text import FieldGroupVectorizer
 

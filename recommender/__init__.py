@@ -1,0 +1,1 @@
+"""Similar clinical trials: the engine (see ``docs/architecture.md`` for its packages)."""

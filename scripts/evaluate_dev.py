@@ -27,7 +27,20 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from recommender.baselines import (
+from recommender.core import TrialRecord
+from recommender.evaluation import (
+    EvaluationResult,
+    LabelSet,
+    MeshRule,
+    Ranker,
+    build_dev_labels,
+    evaluate,
+    load_labels,
+    meta_path,
+    metric_names,
+    parse_ks,
+)
+from recommender.evaluation.baselines import (
     MESH_FIELDS,
     BM25Ranker,
     default_fields,
@@ -35,18 +48,7 @@ from recommender.baselines import (
     tfidf_ranker,
     without_fields,
 )
-from recommender.evaluate import (
-    EvaluationResult,
-    LabelSet,
-    Ranker,
-    evaluate,
-    load_labels,
-    metric_names,
-    parse_ks,
-)
 from recommender.ingest import read_records
-from recommender.labels import MeshRule, build_dev_labels, meta_path
-from recommender.records import TrialRecord
 from recommender.text import DEFAULT_FIELD_GROUPS, FieldGroup
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ import argparse
 import os
 from pathlib import Path
 
-from recommender.comparison import compare_systems, paired_differences
+from recommender.evaluation.comparison import compare_systems, paired_differences
 from recommender.ingest import read_records
 
 REPO = Path(__file__).resolve().parents[1]

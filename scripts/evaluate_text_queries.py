@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.evaluate import load_labels, paired_bootstrap, query_metrics
+from recommender.core import TrialRecord
+from recommender.evaluation import load_labels, paired_bootstrap, query_metrics
 from recommender.ingest import read_records
 from recommender.neighbours import CosineNeighbours
-from recommender.records import TrialRecord
 from recommender.text import FieldGroupVectorizer
 
 REPO = Path(__file__).resolve().parents[1]

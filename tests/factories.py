@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from recommender.build import build_index
+from recommender.pipelines import build_index
 
 
 def study_json(

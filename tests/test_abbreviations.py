@@ -3,20 +3,17 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender import record_texts
-from recommender.abbreviations import (
+from recommender.core import RecordStore, TrialRecord, write_records
+from recommender.text import AbbreviationTable, learn_abbreviations, record_texts
+from recommender.text.abbreviations import (
     _LAST_CLAUSE_BREAK,
-    AbbreviationTable,
     _best_long_form_by_character,
     best_long_form,
     choose_long_forms,
     count_definitions,
     find_definitions,
-    learn_abbreviations,
     merge_definitions,
 )
-from recommender.records import TrialRecord
-from recommender.store import RecordStore, write_records
 
 
 def test_schwartz_hearst_finds_the_shortest_long_form():

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import ADMIN_TOKEN_ENV, INDEX_ENV, WATCH_ENV, create_app
-from api.schemas import DEFAULT_K
-from recommender.index import DamagedIndexError, TrialIndex
-from recommender.versions import Staging
+from api.app import create_app
+from api.settings import ADMIN_TOKEN_ENV, INDEX_ENV, WATCH_ENV
+from recommender.core import DEFAULT_RESULTS
+from recommender.index import DamagedIndexError, Staging, TrialIndex
 from tests.factories import build_tiny_index
 
 TOKEN = "test-admin-token"
@@ -150,7 +150,7 @@ def test_filters_apply_before_ranking(
     # With one stored neighbour per trial, any filter that drops it must fall back
     # to an exact search among the allowed trials, not return a short list.
     index = short_list_client.app.state.holder.index
-    k = params.get("k", DEFAULT_K)
+    k = params.get("k", DEFAULT_RESULTS)
     filters = {f: params[f] for f in ("status", "phase", "study_type") if f in params}
     expected = exact_ranking(index, nct_id, index.facets.allowed(filters), k)
     response = short_list_client.get(f"/similar/{nct_id}", params=params)

@@ -21,8 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.app import FRAME_ANCESTORS_ENV
-from api.launch import LOOPBACK, ServerProcess
+from api.server import ServerProcess
+from api.server.launch import LOOPBACK
+from api.settings import FRAME_ANCESTORS_ENV
 from tests.test_api import shared_tiny_index
 
 pytestmark = pytest.mark.server

@@ -13,13 +13,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from api import page
 from api.app import create_app
-from api.display import decode_display
-from api.fastpath import plain_k, plain_page_lookup
-from api.prepared import build_tag, prepare
+from api.asgi.fastpath import plain_k, plain_page_lookup
+from api.html import page
 from api.schemas import SimilarResponse
-from api.service import similar_to_trial_payload
+from api.service import build_tag, decode_display, prepare, similar_to_trial_payload
 from recommender.index import TrialIndex
 from tests.test_api import shared_tiny_index
 

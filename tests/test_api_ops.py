@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api import page
-from api.app import CORS_ENV, REQUEST_LOG_ENV, create_app
-from api.schemas import DEFAULT_K, SimilarQuery
-from api.telemetry import REQUEST_LOGGER
+from api.app import create_app
+from api.asgi.telemetry import REQUEST_LOGGER
+from api.html import page
+from api.schemas import SimilarQuery
+from api.settings import CORS_ENV, REQUEST_LOG_ENV
 from recommender.cli import make_parser
-from recommender.defaults import DEFAULT_RESULTS
+from recommender.core import DEFAULT_RESULTS
 from tests.test_api import shared_tiny_index
 
 ORIGIN = "https://trials.example.org"
@@ -58,11 +59,11 @@ WARM_UP_PROBE = """
 import sys
 from fastapi.testclient import TestClient
 from api.app import create_app
-from recommender import _kernels, explain
+from recommender.neighbours import _heap_kernels, explain
 
 app = create_app(sys.argv[1])
 compiled = lambda: {f.__name__: len(f.signatures) for f in (explain.explain_kernel,
-                    _kernels.rows_top_k)}
+                    _heap_kernels.rows_top_k)}
 print(compiled())
 with TestClient(app):
     print(compiled())
@@ -203,7 +204,7 @@ def test_serve_takes_repeated_cors_origins() -> None:
 
 
 def test_default_k_is_ten_everywhere(tiny_index: Path) -> None:
-    assert DEFAULT_RESULTS == DEFAULT_K == 10
+    assert DEFAULT_RESULTS == 10
     assert SimilarQuery().k == 10
     assert page.page_k("not a number") == 10
     assert make_parser().parse_args(["similar", "NCT00000001"]).k == 10

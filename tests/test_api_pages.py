@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import FRAME_ANCESTORS_ENV, create_app
-from api.page import result_items
+from api.app import create_app
+from api.html.page import result_items
+from api.settings import FRAME_ANCESTORS_ENV
 from tests.test_api import shared_tiny_index
 
 REGISTRY_STUDY = re.compile(r"https://clinicaltrials\.gov/study/NCT\d{8}")

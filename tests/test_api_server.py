@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.launch import LOOPBACK, ServerProcess
+from api.server import ServerProcess
+from api.server.launch import LOOPBACK
 from tests.test_api import shared_tiny_index
 
 pytestmark = pytest.mark.server

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from recommender.baselines import (
+from recommender.core import Intervention, TrialRecord
+from recommender.evaluation import TextQuerySet, evaluate_text
+from recommender.evaluation.baselines import (
     PLAIN_FIELDS,
     BM25Ranker,
     concatenated_text,
     field_group_ranker,
     tfidf_ranker,
 )
-from recommender.evaluate import TextQuerySet, evaluate_text
-from recommender.records import Intervention, TrialRecord
 from recommender.text import DEFAULT_FIELD_GROUPS
 
 

@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from recommender import build as build_module
-from recommender.build import NoTermsError, build_index
+from recommender.core import RecordStore
 from recommender.index import TrialIndex
 from recommender.ingest import read_records
-from recommender.store import RecordStore
+from recommender.pipelines import NoTermsError, build_index
+from recommender.pipelines import build as build_module
 from recommender.text import DEFAULT_FIELD_GROUPS
 from tests.factories import TINY_STUDIES, write_studies
 
@@ -43,8 +43,8 @@ def test_a_failed_build_leaves_no_spool_behind(tmp_path):
 
 
 def test_records_on_disk_vectorise_as_records_in_memory(tmp_path):
-    from recommender.records import TrialRecord
-    from recommender.spool import spool_records
+    from recommender.core import TrialRecord
+    from recommender.ingest import spool_records
     from recommender.text import FieldGroupVectorizer
 
     records = [

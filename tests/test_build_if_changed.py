@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from recommender.cli import EXIT_OK, main
-from recommender.freshness_check import check_index
 from recommender.ingest import ReadLimits
+from recommender.pipelines import check_index
 from tests.factories import TINY_STUDIES, write_studies
 
 REPO = Path(__file__).resolve().parents[1]

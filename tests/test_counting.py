@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
-from recommender.counting import count_chunk, frequent_columns, merge_counts, spell_terms
-from recommender.terms import ItemAnalyzer, count_new_terms, encode_texts
+from recommender.text import ItemAnalyzer
+from recommender.text._tokenizer_compiled import count_new_terms, encode_texts
+from recommender.text.counting import count_chunk, frequent_columns, merge_counts, spell_terms
 
 DOCS = [
     ["Acute-on-chronic liver failure", "Stem cells for the liver"],

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.build import build_index
+from recommender.pipelines import build_index
 
 distributed = pytest.importorskip("dask.distributed")
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"

@@ -9,8 +9,8 @@ import pytest
 import scipy.sparse as sp
 
 from recommender.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from recommender.evaluate import (
-    DRAFT_ID,
+from recommender.core import DRAFT_ID, TrialRecord
+from recommender.evaluation import (
     IndexRanker,
     LabelFormatError,
     LabelSet,
@@ -29,7 +29,6 @@ from recommender.evaluate import (
     restrict_to_index,
 )
 from recommender.index import TrialIndex
-from recommender.records import TrialRecord
 from tests.factories import build_tiny_index
 
 LOG2_3 = math.log2(3)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from recommender.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from recommender.export import ExportError, export_related
 from recommender.index import TrialIndex
+from recommender.pipelines import ExportError, export_related
 from tests.factories import build_tiny_index
 
 
@@ -102,7 +102,7 @@ def test_interrupted_export_leaves_the_old_file_and_no_temporary(tiny_index, tmp
         yield "NCT00000001,1,NCT00000002,0.5\n", 1
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("recommender.export.iter_blocks", fail_midway)
+    monkeypatch.setattr("recommender.pipelines.export.iter_blocks", fail_midway)
     with pytest.raises(KeyboardInterrupt):
         export_related(tiny_index, out, "csv")
     assert out.read_text() == "the previous export\n"
@@ -111,7 +111,7 @@ def test_interrupted_export_leaves_the_old_file_and_no_temporary(tiny_index, tmp
 
 def test_rows_skip_missing_neighbours_and_rank_the_rest(tiny_index):
     """A trial with fewer related trials than k: NO_NEIGHBOUR slots are not rows."""
-    from recommender.export import iter_blocks
+    from recommender.pipelines.export import iter_blocks
 
     text = "".join(t for t, _ in iter_blocks(tiny_index, "csv", 5))
     per_trial = {}
@@ -129,7 +129,7 @@ def test_rows_read_from_the_file_equal_rows_of_arrays_in_memory(tiny_index):
     """The export reads a memory-mapped index with pread; any other array by slicing."""
     import copy
 
-    from recommender.export import iter_blocks
+    from recommender.pipelines.export import iter_blocks
 
     assert isinstance(tiny_index.neighbour_indices, np.memmap)
     in_memory = copy.copy(tiny_index)

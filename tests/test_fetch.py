@@ -20,23 +20,21 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
-from recommender.build import build_index
 from recommender.cli import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, main
-from recommender.fetch import (
+from recommender.ingest import (
     DEFAULT_PAGE_SIZE,
     STATE_FILE,
     FetchError,
     FetchQuery,
     FetchUsageError,
-    RegistryClient,
-    check_page,
-    fetch_studies,
     parse_day,
+    read_records,
     read_state,
-    retry_after_seconds,
     snapshot_problem,
 )
-from recommender.ingest import read_records
+from recommender.ingest.registry import RegistryClient, fetch_studies, retry_after_seconds
+from recommender.ingest.registry.client import check_page
+from recommender.pipelines import build_index
 from tests.factories import study_json
 
 DATA_TIMESTAMP = "2025-01-15T09:00:05"
@@ -456,7 +454,7 @@ def test_pages_default_to_200_studies(registry, tmp_path):
 
 
 def test_a_page_too_large_for_build_is_named(registry, tmp_path, monkeypatch):
-    monkeypatch.setattr("recommender.fetch.DEFAULT_MAX_FILE_BYTES", 500)
+    monkeypatch.setattr("recommender.ingest.registry.download.DEFAULT_MAX_FILE_BYTES", 500)
     lines: list[str] = []
     fetch_studies(tmp_path / "d", FetchQuery(page_size=4), client_for(registry, FakeTime()),
                   log=lines.append)  # fmt: skip

@@ -6,9 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
-from recommender.build import build_index
+from recommender.core import InvalidNctIdError
 from recommender.index import META_FILE, DamagedIndexError, NotInIndexError, TrialIndex
-from recommender.records import InvalidNctIdError
+from recommender.pipelines import build_index
 from tests.factories import build_tiny_index, write_studies
 
 
@@ -119,7 +119,7 @@ def test_interrupted_build_leaves_the_old_index(tiny_index_path, tmp_path, monke
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("recommender.index._HashingFile.write", crash)  # mid-save
+    monkeypatch.setattr("recommender.index.writer._HashingFile.write", crash)  # mid-save
     with pytest.raises(KeyboardInterrupt):
         build_index([source], out, k=2, n_jobs=1)
     assert (out / META_FILE).read_bytes() == before
@@ -153,14 +153,14 @@ def test_an_out_that_is_not_an_index_is_refused_before_reading(tmp_path, monkeyp
     def no_reading(*args, **kwargs):
         raise AssertionError("read before checking --out")
 
-    monkeypatch.setattr("recommender.build.iter_records", no_reading)
+    monkeypatch.setattr("recommender.pipelines.build.iter_records", no_reading)
     with pytest.raises(FileExistsError, match="not an index"):
         build_index([tmp_path], out, k=2, n_jobs=1)
 
 
 def test_a_read_only_lines_file_is_linked_and_a_writable_one_copied(tiny_index_path, tmp_path):
+    from recommender.core import RecordStore, write_records
     from recommender.index import save_index
-    from recommender.store import RecordStore, write_records
 
     index = TrialIndex.load(tiny_index_path)
     writable = tmp_path / "writable"

@@ -1,7 +1,7 @@
 """The index on disk survives kills, stale leftovers and damage (issue #13).
 
 Crashes are real: a forked copy of this process builds with ``$RECOMMENDER_FAULT_AT``
-naming a point (see :mod:`recommender.faults`) and dies there by SIGKILL, leaving
+naming a point (see :mod:`recommender.infra.faults`) and dies there by SIGKILL, leaving
 exactly what a ``kill -9`` leaves. The parent then checks that the served path loads
 a complete index and that the next build removes whatever the dead one left.
 """
@@ -22,11 +22,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender import versions
-from recommender.faults import FAULT_ENV
-from recommender.index import META_FILE, DamagedIndexError, TrialIndex, sha256_file
-from recommender.index_checks import REQUIRED_FILES
-from recommender.versions import Staging, versions_folder
+from recommender.index import (
+    META_FILE,
+    DamagedIndexError,
+    Staging,
+    TrialIndex,
+    owners,
+    sha256_file,
+    versions,
+    versions_folder,
+)
+from recommender.index.checks import REQUIRED_FILES
+from recommender.infra import FAULT_ENV
 from tests.factories import build_tiny_index
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -145,7 +152,7 @@ def test_a_reused_pid_does_not_keep_a_dead_writers_folder(tmp_path, plain_index)
         "pid": 1,
         "start": -1,
         "host": os.uname().nodename,
-        "boot_id": versions._boot_id(),
+        "boot_id": owners.boot_id(),
     }
     staging.with_name(".tmp-1-1.owner").write_text(json.dumps(facts))
     _build(tmp_path, out, k=2)
@@ -353,7 +360,7 @@ def test_a_neighbour_out_of_range_is_refused_by_the_cli_without_a_traceback(
 @pytest.fixture
 def updated_copy(tmp_path, plain_index) -> Path:
     """A tiny index updated once: its records in two segments, as a plain folder."""
-    from recommender.update import update_index
+    from recommender.pipelines.update import update_index
     from tests.factories import TINY_STUDIES, write_studies
 
     served = _served(tmp_path, plain_index)
@@ -383,7 +390,7 @@ def test_serve_hands_its_workers_the_served_path_not_the_version(
 ):
     import uvicorn
 
-    from api.app import INDEX_ENV
+    from api.settings import INDEX_ENV
     from recommender.cli import main
 
     out = _served(tmp_path, plain_index)
@@ -395,7 +402,7 @@ def test_serve_hands_its_workers_the_served_path_not_the_version(
 
 
 def test_an_index_of_format_2_is_read_and_updated_into_format_3(tmp_path, plain_index):
-    from recommender.update import update_index
+    from recommender.pipelines.update import update_index
     from tests.factories import TINY_STUDIES, write_studies
 
     out = _served(tmp_path, plain_index)

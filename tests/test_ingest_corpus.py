@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
+from recommender.core import Intervention, TrialRecord
 from recommender.ingest import SkippedItem, SourceSummary, read_records
 from recommender.ingest.ctgov_json import parse_study
-from recommender.records import Intervention, TrialRecord
 
 pytestmark = pytest.mark.corpus
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from recommender.core import ArmGroup, Intervention, TrialRecord
 from recommender.ingest import NotAStudyError, RecordError, SourceError
 from recommender.ingest.api_v2 import decode_study
 from recommender.ingest.ctgov_json import (
@@ -20,7 +21,6 @@ from recommender.ingest.ctgov_json import (
     parse_document,
     parse_study,
 )
-from recommender.records import ArmGroup, Intervention, TrialRecord
 
 FULL_STUDY = {
     "protocolSection": {

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from recommender.cli import EXIT_OK, main
+from recommender.core import Intervention, TrialRecord
 from recommender.ingest import ReadLimits, read_records
 from recommender.ingest.limits import cap_texts, format_size, parse_size
-from recommender.records import Intervention, TrialRecord
 from tests.factories import study_json, write_studies
 
 MIB = 1024 * 1024

@@ -12,13 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.ingest import IngestReport, RecordError, iter_records, parallel
+from recommender.core import RecordLine
+from recommender.ingest import IngestReport, RecordError, iter_records, parallel, spool_records
+from recommender.ingest.containers import _read_directly, read_member
 from recommender.ingest.ctgov_json import iter_json_dir, iter_json_zip, iter_jsonl
 from recommender.ingest.ctgov_xml import iter_xml_zip
-from recommender.ingest.errors import _read_directly, read_member
 from recommender.ingest.limits import ReadLimits
-from recommender.spool import spool_records
-from recommender.store import RecordLine
 from tests.test_ingest_json import FULL_STUDY, study
 from tests.test_ingest_xml import FULL_XML
 

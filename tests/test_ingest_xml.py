@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from recommender.core import ArmGroup, Intervention, TrialRecord
 from recommender.ingest import NotAStudyError, RecordError, SourceError
 from recommender.ingest.ctgov_xml import (
     iter_xml_dir,
@@ -18,7 +19,6 @@ from recommender.ingest.ctgov_xml import (
     to_phases,
     type_label,
 )
-from recommender.records import ArmGroup, Intervention, TrialRecord
 
 FULL_XML = """<?xml version="1.0" encoding="UTF-8"?>
 <clinical_study>

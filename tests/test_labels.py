@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from recommender.cli import EXIT_OK, main
-from recommender.evaluate import load_labels
-from recommender.labels import MeshRule, build_dev_labels, meta_path, write_labels
-from recommender.records import TrialRecord
+from recommender.core import TrialRecord
+from recommender.evaluation import MeshRule, build_dev_labels, load_labels, meta_path, write_labels
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "data" / "dev-labels" / "mesh-dev.json"

@@ -6,7 +6,8 @@ import numpy as np
 import psutil
 import pytest
 
-from recommender.memory import _malloc_trim, release_free_memory
+from recommender.infra import release_free_memory
+from recommender.infra.memory import _malloc_trim
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")

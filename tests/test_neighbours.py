@@ -3,8 +3,11 @@ import pytest
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
-from recommender._kernels import rows_candidates, scan_top_k, truncate_postings
 from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours, transposed
+from recommender.neighbours._all_pairs import drop_mutual_pairs
+from recommender.neighbours._heap_kernels import scan_top_k
+from recommender.neighbours._postings_kernels import truncate_postings
+from recommender.neighbours._scoring_kernels import rows_candidates
 
 
 def random_rows(n_rows, n_features, density, seed):
@@ -274,7 +277,7 @@ def test_a_pair_both_rows_propose_is_kept_once_by_the_row_with_more_terms():
     search = CosineNeighbours(frequent_df=0.05, candidates=30, block_size=64).fit(X)
     before = np.concatenate([search.block_candidates(X, 10, a, b)[0] for a, b in search.blocks()])
     after = before.copy()
-    search._drop_mutual_pairs(after, X)
+    drop_mutual_pairs(search, after, X)
     found = {(min(i, j), max(i, j)) for i, j in zip(*_pairs(before), strict=True)}
     rows, others = _pairs(after)
     kept = sorted((min(i, j), max(i, j)) for i, j in zip(rows, others, strict=True))

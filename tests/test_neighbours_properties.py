@@ -8,13 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.preprocessing import normalize
 
-from recommender._kernels import (
-    _heaviest_positions,
-    bounded_scores_reaching,
-    rows_candidates,
-    rows_top_k,
-)
 from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours
+from recommender.neighbours._heap_kernels import rows_top_k
+from recommender.neighbours._postings_kernels import _heaviest_positions
+from recommender.neighbours._scoring_kernels import bounded_scores_reaching, rows_candidates
 from tests.test_neighbours import brute_force
 
 

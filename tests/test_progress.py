@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from recommender.build import build_index
-from recommender.progress import PlainProgress, progress
+from recommender.infra import PlainProgress, progress
+from recommender.pipelines import build_index
 from tests.factories import write_studies
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.build import build_index
 from recommender.index import TrialIndex
+from recommender.pipelines import build_index
 
 REPO = Path(__file__).resolve().parents[1]
 QUERY = "NCT05940610"

@@ -5,10 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from recommender.ingest import IngestReport, iter_records, read_records
-from recommender.records import ArmGroup, Intervention, TrialRecord
-from recommender.spool import UNSORTED_FILE, spool_records
-from recommender.store import decode_record, encode_record
+from recommender.core import ArmGroup, Intervention, TrialRecord, decode_record, encode_record
+from recommender.ingest import IngestReport, iter_records, read_records, spool_records
+from recommender.ingest.spool import UNSORTED_FILE
 from tests.factories import write_studies
 
 
@@ -75,7 +74,7 @@ def test_sorting_copies_lines_with_bounded_reads_not_a_map(tmp_path, monkeypatch
         return real_mmap(fd, *args, **kwargs)
 
     monkeypatch.setattr(mmap, "mmap", no_map_of_the_unsorted_file)
-    monkeypatch.setattr("recommender.spool._COPY_BYTES", 7)  # many pieces per line
+    monkeypatch.setattr("recommender.ingest.spool._COPY_BYTES", 7)  # many pieces per line
     records = [TrialRecord(f"NCT0000000{i}", brief_title="t" * i) for i in (5, 2, 3, 9, 1)]
     store, replaced = spool_records(records, tmp_path)
     assert list(store) == sorted(records, key=lambda r: r.nct_id) and replaced == 0
@@ -97,7 +96,7 @@ def test_a_pass_over_a_few_fields_decodes_only_those(tmp_path):
 def test_copied_bytes_are_the_same_however_they_are_copied(tmp_path, monkeypatch, kernel_copy):
     import os
 
-    from recommender import spool
+    from recommender.ingest import spool
 
     source = tmp_path / "source"
     source.write_bytes(bytes(range(256)) * 1000)

@@ -6,15 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.counting import frequent_columns, merge_counts, spell_terms
-from recommender.terms import (
-    ItemAnalyzer,
+from recommender.text import ItemAnalyzer
+from recommender.text._tokenizer_compiled import (
     TermTable,
     count_known_terms,
     count_new_terms,
     encode_texts,
     term_hashes,
 )
+from recommender.text.counting import frequent_columns, merge_counts, spell_terms
 
 ANALYZERS = [
     ItemAnalyzer(),
@@ -114,6 +114,6 @@ def test_random_texts_give_the_python_definitions_counts(docs, analyzer, cut):
 def test_the_stop_words_are_scikit_learns():
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS as SKLEARN_STOP_WORDS
 
-    from recommender.stop_words import ENGLISH_STOP_WORDS
+    from recommender.text import ENGLISH_STOP_WORDS
 
     assert ENGLISH_STOP_WORDS == SKLEARN_STOP_WORDS

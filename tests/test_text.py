@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.sparse.linalg import norm as sparse_norm
 
-from recommender.records import Intervention, TrialRecord
+from recommender.core import Intervention, TrialRecord
 from recommender.text import DEFAULT_FIELD_GROUPS, FieldGroup, FieldGroupVectorizer, ItemAnalyzer
 
 
@@ -135,7 +135,7 @@ def test_parallel_chunks_give_the_same_vectors_as_one_process():
 
 def test_a_single_group_is_bm25_over_scikit_learn_counts():
     """Written out from the BM25 formula over CountVectorizer counts, independently of
-    recommender.weighting: smoothed IDF, saturation k1, length normalisation b, rows
+    recommender.text.weighting: smoothed IDF, saturation k1, length normalisation b, rows
     divided by norm ** p * pivot ** (1 - p), twice (group, then whole row)."""
     from sklearn.feature_extraction.text import CountVectorizer
 

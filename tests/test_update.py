@@ -16,18 +16,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommender.build import build_index
 from recommender.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from recommender.fetch import DEFAULT_BASE_URL, STATE_FILE, FetchQuery, FetchState
 from recommender.index import META_FILE, TrialIndex
-from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours
+from recommender.ingest import STATE_FILE, FetchQuery, FetchState
+from recommender.ingest.registry import DEFAULT_BASE_URL
+from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours, update_neighbours
+from recommender.pipelines import build_index
+from recommender.pipelines.update import DriftThresholds, UpdateInputError, update_index
 from recommender.text import DEFAULT_FIELD_GROUPS
-from recommender.update import (
-    DriftThresholds,
-    UpdateInputError,
-    update_index,
-    update_neighbours,
-)
 from tests.factories import study_json, write_studies
 
 GROUPS = [replace(g, min_df=1, max_df=1.0) for g in DEFAULT_FIELD_GROUPS]
@@ -410,7 +406,7 @@ def test_update_links_unchanged_files_instead_of_rewriting_them(tmp_path):
 def test_record_segments_are_compacted_when_too_many(tmp_path, monkeypatch):
     scenario = Scenario(9)
     base_path = scenario.build(tmp_path, k=4)
-    monkeypatch.setattr("recommender.index.MAX_SEGMENTS", 2)
+    monkeypatch.setattr("recommender.index.writer.MAX_SEGMENTS", 2)
     first, second = scenario.changed[:3], scenario.changed[3:6]
     update_index(base_path, [write_studies(tmp_path / "one", first)], n_jobs=1)
     assert TrialIndex.load(base_path).meta["counts"]["record_segments"] == 2

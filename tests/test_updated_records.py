@@ -6,10 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.facets import Facets
-from recommender.records import TrialRecord
-from recommender.store import RecordStore, encode_record, write_records
-from recommender.updated_records import UpdatedRecords, merge_ids
+from recommender.core import Facets, RecordStore, TrialRecord, encode_record, write_records
+from recommender.index import UpdatedRecords
+from recommender.index.updated_records import merge_ids
 
 STATUSES = [None, "RECRUITING", "COMPLETED", "TERMINATED", "WITHDRAWN"]
 PHASES = [(), ("PHASE1",), ("PHASE1", "PHASE2"), ("PHASE3",), ("NA",), ("EARLY_PHASE1",)]

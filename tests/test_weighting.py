@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommender.weighting import bm25_weights, pivot_normalise, row_norms
+from recommender.text import bm25_weights, pivot_normalise, row_norms
 
 
 def counts_matrix(seed: int) -> sp.csr_matrix:

@@ -1,85 +1,46 @@
-"""Read ClinicalTrials.gov registry files into :class:`~recommender.records.TrialRecord` s.
+"""Registry data in: the registry's own formats read into :class:`TrialRecord` s
+(:func:`read_records`, :func:`iter_records`; the formats in
+:mod:`recommender.ingest.formats`), and download folders of its API v2
+(:mod:`recommender.ingest.downloads`; the client in :mod:`recommender.ingest.registry`,
+imported from there: it needs the HTTP client)."""
 
-Entry points:
-
-* :func:`read_records` reads several sources in order and keeps one record per NCT
-  id, the one read last (so a hand-curated folder listed last overrides the bulk
-  download);
-* :func:`iter_source` streams the records of one source;
-* :func:`detect_format` says how a path will be read.
-
-Formats, by path:
-
-==================  =============================================================
-``json-zip``        zip of API v2 ``*.json`` files (``ctg-studies.json.zip``)
-``xml-zip``         zip of legacy ``*.xml`` records (``AllPublicXML.zip``)
-``json-dir``        folder of ``*.json`` files, searched recursively
-``xml-dir``         folder of ``*.xml`` files, searched recursively
-``json+xml-dir``    folder holding both: both are read, JSON first
-``json+xml-zip``    zip holding both: both are read, JSON first
-``jsonl``           ``.jsonl`` / ``.ndjson``, one study per line
-``json``            one ``.json`` file
-``xml``             one ``.xml`` file
-==================  =============================================================
-
-A JSON document (file, member, line) may hold a study, an API response page
-``{"studies": [...]}`` or a list of studies. In folders and zips only ``.json`` and
-``.xml`` files are looked at: other files (``README.md``, ``*.page.txt``) are not
-registry data by name and are passed over without a report. A ``.json`` or
-``.xml`` file that is plainly not a study (a label file such as
-``expected_related.json``: a JSON object without any of a study's sections, or an
-XML root other than ``<clinical_study>``, in a file not named ``NCT<8 digits>``) is
-listed in ``IngestReport.ignored``: nothing was lost. Every other file that does not
-yield a study *is* reported as skipped, as is every bad line, member or record: a
-:class:`SkippedItem` with its name and a one-line reason. Nothing is passed over
-silently and one bad item never stops a read. Only a source that cannot be read at
-all raises :class:`SourceError`.
-"""
-
-from __future__ import annotations
-
-import contextlib
-import os
-import zipfile
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-
-from recommender.ingest.ctgov_json import (
-    JSON_SUFFIX,
-    JSONL_SUFFIXES,
-    iter_json_dir,
-    iter_json_file,
-    iter_json_zip,
-    iter_jsonl,
-    parse_study,
-)
-from recommender.ingest.ctgov_xml import (
-    XML_SUFFIX,
-    iter_xml_dir,
-    iter_xml_file,
-    iter_xml_zip,
-    parse_study_xml,
+from recommender.ingest.ctgov_json import parse_study
+from recommender.ingest.ctgov_xml import parse_study_xml
+from recommender.ingest.downloads import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    STATE_FILE,
+    FetchQuery,
+    FetchState,
+    parse_day,
+    read_state,
+    snapshot_problem,
 )
 from recommender.ingest.errors import (
+    FetchError,
+    FetchUsageError,
     NotAStudyError,
-    Outcome,
     RecordError,
     SourceError,
-    one_line,
-    open_zip,
-    zip_members,
 )
+from recommender.ingest.formats import FORMATS, KINDS, PARALLEL_FORMATS, detect_format
 from recommender.ingest.limits import DEFAULT_LIMITS, ReadLimits
-from recommender.ingest.parallel import FORMATS as PARALLEL_FORMATS
-from recommender.ingest.parallel import Prepared, parallel_outcomes, prepare, read_runs, several
-from recommender.processes import worker_count
-from recommender.progress import progress as show_progress
-from recommender.records import TrialRecord
-from recommender.store import RecordLine
+from recommender.ingest.report import IngestReport, SkippedItem, SourceSummary
+from recommender.ingest.sources import iter_records, iter_source, read_records
+from recommender.ingest.spool import spool_records
 
 __all__ = [
+    "DEFAULT_LIMITS",
+    "DEFAULT_PAGE_SIZE",
     "FORMATS",
+    "KINDS",
+    "MAX_PAGE_SIZE",
+    "PARALLEL_FORMATS",
+    "STATE_FILE",
+    "FetchError",
+    "FetchQuery",
+    "FetchState",
+    "FetchUsageError",
     "IngestReport",
     "NotAStudyError",
     "ReadLimits",
@@ -88,366 +49,13 @@ __all__ = [
     "SourceError",
     "SourceSummary",
     "detect_format",
+    "iter_records",
     "iter_source",
+    "parse_day",
     "parse_study",
     "parse_study_xml",
     "read_records",
+    "read_state",
+    "snapshot_problem",
+    "spool_records",
 ]
-
-PathLike = str | os.PathLike[str]
-# What a reader is given: a path, or a zip already open.
-Readable = PathLike | zipfile.ZipFile | None
-Reader = Callable[[PathLike, ReadLimits], Iterator[Outcome]]
-
-# Format name -> readers run in turn over the same path.
-_READERS: dict[str, tuple[Reader, ...]] = {
-    "json-zip": (iter_json_zip,),
-    "xml-zip": (iter_xml_zip,),
-    "json+xml-zip": (iter_json_zip, iter_xml_zip),
-    "json-dir": (iter_json_dir,),
-    "xml-dir": (iter_xml_dir,),
-    "json+xml-dir": (iter_json_dir, iter_xml_dir),
-    "jsonl": (iter_jsonl,),
-    "json": (iter_json_file,),
-    "xml": (iter_xml_file,),
-}
-FORMATS = tuple(_READERS)
-
-
-@dataclass(frozen=True)
-class SkippedItem:
-    """One item of a source that gave no record, and why.
-
-    ``item`` is the zip member or file name relative to the source (with
-    ``[3]`` / ``:studies[3]`` for an entry of a list or page), or ``"line 17"``.
-    """
-
-    source: str
-    item: str
-    reason: str
-
-
-@dataclass
-class SourceSummary:
-    """What one source gave: records ``read`` (before de-duplication), ``skipped`` items
-    and ``ignored`` files that are not studies."""
-
-    path: str
-    format: str
-    read: int = 0
-    skipped: int = 0
-    ignored: int = 0
-
-
-@dataclass
-class IngestReport:
-    """What a read did: per-source counts, every skipped item, and de-duplication.
-
-    ``skipped`` lists items that should have been studies and were not readable
-    (or were over ``limits.max_file_bytes``); ``ignored`` lists files of a folder
-    or zip that are plainly not studies (label files, notes), which lose nothing;
-    ``truncated`` lists studies kept with a text cut to ``limits.max_text_chars``.
-    ``replaced`` counts records overwritten by a later one with the same NCT id;
-    ``studies`` is the number of unique records kept (set by :func:`read_records`).
-    """
-
-    sources: list[SourceSummary] = field(default_factory=list)
-    skipped: list[SkippedItem] = field(default_factory=list)
-    ignored: list[SkippedItem] = field(default_factory=list)
-    truncated: list[SkippedItem] = field(default_factory=list)
-    limits: ReadLimits = DEFAULT_LIMITS
-    replaced: int = 0
-    studies: int = 0
-
-    def summary(self, max_skipped: int = 5) -> str:
-        """A short human-readable account: one line per source, totals, first skips."""
-        lines = [
-            f"{s.read:,} read, {s.skipped:,} skipped"
-            + (f", {s.ignored:,} ignored" if s.ignored else "")
-            + f": {s.path} ({s.format})"
-            for s in self.sources
-        ]
-        lines.append(
-            f"{self.studies:,} studies kept; {self.replaced:,} replaced by a later record "
-            f"with the same id; {len(self.skipped):,} skipped; "
-            f"{len(self.ignored):,} ignored (not studies); "
-            f"{len(self.truncated):,} with a text cut to {self.limits.max_text_chars:,} characters"
-        )
-        for ignored in self.ignored[:max_skipped]:
-            lines.append(f"  ignored {ignored.item} in {ignored.source}: {ignored.reason}")
-        for cut in self.truncated[:max_skipped]:
-            lines.append(f"  cut {cut.item} in {cut.source}: {cut.reason}")
-        for skip in self.skipped[:max_skipped]:
-            lines.append(f"  skipped {skip.item} in {skip.source}: {skip.reason}")
-        if len(self.skipped) > max_skipped:
-            lines.append(f"  ... and {len(self.skipped) - max_skipped:,} more skipped items")
-        return "\n".join(lines)
-
-
-# --- format detection ------------------------------------------------------------------
-
-
-def _has_files(root: Path, suffix: str) -> bool:
-    """Whether any file under ``root`` (recursively) ends in ``suffix``, any case."""
-    return any(p.suffix.lower() == suffix and p.is_file() for p in root.rglob("*"))
-
-
-def _combined(has_json: bool, has_xml: bool, kind: str, source: Path) -> str:
-    """``json-<kind>``, ``xml-<kind>`` or ``json+xml-<kind>``; SourceError if neither."""
-    if not (has_json or has_xml):
-        what = "members" if kind == "zip" else "files"
-        raise SourceError(f"{source}: {kind} holds no .json or .xml {what}")
-    prefix = "json+xml" if has_json and has_xml else "json" if has_json else "xml"
-    return f"{prefix}-{kind}"
-
-
-def _zip_format(source: Path, archive: zipfile.ZipFile | None = None) -> str:
-    """The format of a zip, from the suffixes of its members."""
-    with open_zip(archive or source) as archive:
-        has_json = next(zip_members(archive, JSON_SUFFIX), None) is not None
-        has_xml = next(zip_members(archive, XML_SUFFIX), None) is not None
-    return _combined(has_json, has_xml, "zip", source)
-
-
-def detect_format(path: PathLike) -> str:
-    """Say how ``path`` will be read: one of :data:`FORMATS`.
-
-    Folders and zips are classified by the suffixes of the files they hold, single
-    files by their own suffix (any case).
-
-    Parameters
-    ----------
-    path
-        A registry file or folder.
-
-    Returns
-    -------
-    str
-        ``"json-zip"``, ``"xml-zip"``, ``"json+xml-zip"``, ``"json-dir"``,
-        ``"xml-dir"``, ``"json+xml-dir"``, ``"jsonl"``, ``"json"`` or ``"xml"``.
-
-    Raises
-    ------
-    SourceError
-        If the path does not exist, a zip is corrupt, a folder or zip holds no
-        ``.json``/``.xml`` files, or the suffix is not one of the above.
-    """
-    source = Path(path)
-    if source.is_dir():
-        has_json, has_xml = _has_files(source, JSON_SUFFIX), _has_files(source, XML_SUFFIX)
-        return _combined(has_json, has_xml, "dir", source)
-    if not source.exists():
-        raise SourceError(f"{source}: no such file or folder")
-    suffix = source.suffix.lower()
-    if suffix == ".zip":
-        return _zip_format(source)
-    if suffix in JSONL_SUFFIXES:
-        return "jsonl"
-    if suffix in (JSON_SUFFIX, XML_SUFFIX):
-        return suffix[1:]
-    raise SourceError(
-        f"{source}: unknown registry format; expected a .zip or folder of .json/.xml "
-        "studies, or a .json, .jsonl, .ndjson or .xml file"
-    )
-
-
-# --- reading ------------------------------------------------------------------------------
-
-
-def _expected_items(path: Readable, fmt: str) -> int | None:
-    """How many items a source will roughly yield, for the progress bar's total."""
-    suffixes = tuple(f".{kind}" for kind in fmt.rsplit("-", 1)[0].split("+"))  # json+xml-dir
-    if fmt.endswith("-zip"):
-        with open_zip(path) as archive:
-            return sum(sum(1 for _ in zip_members(archive, s)) for s in suffixes)
-    if fmt.endswith("-dir"):
-        files = (p for p in Path(path).rglob("*") if p.suffix.lower() in suffixes)
-        return sum(1 for p in files if p.is_file())
-    return None
-
-
-def _outcomes(
-    path: PathLike,
-    readable: Readable,
-    fmt: str,
-    limits: ReadLimits,
-    progress: bool,
-    n_jobs: int,
-    spool: PathLike | None = None,
-) -> Iterator[Prepared]:
-    """Every outcome of a source, prepared (see :func:`~recommender.ingest.parallel.prepare`)
-    and counted on stderr when ``progress`` (a bar on a terminal); read by ``n_jobs``
-    processes when the source is large enough to share out."""
-    runs = None
-    if n_jobs > 1 and fmt in PARALLEL_FORMATS:
-        archive = readable if isinstance(readable, zipfile.ZipFile) else None
-        runs = several(read_runs(path, fmt, limits, archive, spool))
-    if runs is not None:
-        outcomes = parallel_outcomes(path, runs, n_jobs)
-    else:
-        outcomes = (
-            prepare(outcome, limits)
-            for reader in _READERS[fmt]
-            for outcome in reader(readable, limits)
-        )
-    if not progress:
-        return outcomes
-    total = _expected_items(readable, fmt)
-    return iter(show_progress(outcomes, total=total, desc=Path(path).name, unit="items"))
-
-
-def _read_source(
-    path: PathLike,
-    fmt: str,
-    report: IngestReport,
-    progress: bool,
-    readable: Readable = None,
-    n_jobs: int = 1,
-    spool: PathLike | None = None,
-) -> Iterator[TrialRecord | RecordLine]:
-    """Yield a source's records, recording its summary and skips in ``report``.
-
-    ``readable`` is the source's zip already open, if it is one (else ``path``).
-    """
-    summary = SourceSummary(path=str(path), format=fmt)
-    report.sources.append(summary)
-    limits = report.limits
-    outcomes = _outcomes(path, readable or path, fmt, limits, progress, n_jobs, spool)
-    for item, result, cut in outcomes:
-        if isinstance(result, NotAStudyError):
-            summary.ignored += 1
-            report.ignored.append(SkippedItem(str(path), item, one_line(result)))
-        elif isinstance(result, RecordError):
-            summary.skipped += 1
-            report.skipped.append(SkippedItem(str(path), item, one_line(result)))
-        else:
-            summary.read += 1
-            if cut:
-                reason = (
-                    f"{result.nct_id}: cut to {limits.max_text_chars:,} characters "
-                    f"(--max-text-chars): {', '.join(cut)}"
-                )
-                report.truncated.append(SkippedItem(str(path), item, one_line(reason)))
-            yield result
-
-
-def iter_source(
-    path: PathLike, report: IngestReport, *, progress: bool = False
-) -> Iterator[TrialRecord]:
-    """Stream the records of one source, in source order, duplicates included.
-
-    Parameters
-    ----------
-    path
-        A registry file or folder (see :func:`detect_format`).
-    report
-        Receives this source's :class:`SourceSummary` and its :class:`SkippedItem` s;
-        its ``limits`` are the ones applied.
-    progress
-        Show progress on stderr: a bar on a terminal, plain lines otherwise.
-
-    Yields
-    ------
-    TrialRecord
-        Each readable study; unreadable items are appended to ``report.skipped``.
-
-    Raises
-    ------
-    SourceError
-        If the source cannot be read at all (see :func:`detect_format`).
-    """
-    yield from _read_source(path, detect_format(path), report, progress)
-
-
-def read_records(
-    sources: Sequence[PathLike] | PathLike,
-    *,
-    progress: bool = False,
-    limits: ReadLimits = DEFAULT_LIMITS,
-    n_jobs: int = 1,
-) -> tuple[list[TrialRecord], IngestReport]:
-    """Read registry sources in order into one record per NCT id.
-
-    Parameters
-    ----------
-    sources
-        Files or folders (see :func:`detect_format`), read in the given order; a
-        single path is accepted too.
-    progress
-        Show progress per source on stderr: a bar on a terminal, plain lines otherwise.
-    limits
-        Largest study file and longest text (see :class:`ReadLimits`): a larger
-        file is skipped unread, a longer text cut; both are listed in the report.
-    n_jobs
-        Processes reading a zip, folder or JSON-lines source side by side (-1: one per
-        core); the result is the same as with one.
-
-    Returns
-    -------
-    records : list of TrialRecord
-        One record per NCT id, the one read last (across and within sources),
-        sorted by NCT id.
-    report : IngestReport
-        Per-source counts, every skipped, ignored and cut item with its reason,
-        the number of records ``replaced`` by a later one and of ``studies`` kept.
-
-    Raises
-    ------
-    SourceError
-        If any source cannot be read at all; every source is checked before any
-        is read, so a typo in the last one fails fast.
-    """
-    report = IngestReport(limits=limits)
-    kept: dict[str, TrialRecord] = {}
-    for record in iter_records(sources, report, progress=progress, n_jobs=n_jobs):
-        if record.nct_id in kept:
-            report.replaced += 1
-        kept[record.nct_id] = record
-    report.studies = len(kept)
-    return sorted(kept.values(), key=lambda record: record.nct_id), report
-
-
-def iter_records(
-    sources: Sequence[PathLike] | PathLike,
-    report: IngestReport,
-    *,
-    progress: bool = False,
-    n_jobs: int = 1,
-    spool: PathLike | None = None,
-) -> Iterator[TrialRecord | RecordLine]:
-    """Every readable record of ``sources`` in read order, duplicates included.
-
-    What :func:`read_records` reads, one record at a time (a build streams them to
-    disk, :func:`recommender.spool.spool_records`). Per-source counts and skipped
-    items are added to ``report`` as reading goes, under ``report.limits``;
-    ``replaced`` and ``studies`` are left to the caller, which decides which copy of
-    a trial it keeps. ``n_jobs`` processes (-1: one per core) read each zip, folder
-    or JSON-lines source large enough to share out, with the same result as one
-    (:mod:`recommender.ingest.parallel`). With ``spool`` (a folder, for
-    :func:`~recommender.spool.spool_records`), those processes write the records
-    they read there, and these come as :class:`~recommender.store.RecordLine`
-    (where each line is) instead of TrialRecords; the others are TrialRecords.
-
-    Raises
-    ------
-    SourceError
-        Before the first record, if any source cannot be read at all.
-    """
-    if isinstance(sources, str | os.PathLike):
-        sources = [sources]
-    with contextlib.ExitStack() as open_archives:
-        # Every source is checked before any is read; a zip stays open from its
-        # check to its reading, so its directory is read once.
-        opened = [_open_source(source, open_archives) for source in sources]
-        workers = worker_count(n_jobs)
-        for source, (fmt, readable) in zip(sources, opened, strict=True):
-            yield from _read_source(source, fmt, report, progress, readable, workers, spool)
-
-
-def _open_source(source: PathLike, stack: contextlib.ExitStack) -> tuple[str, Readable]:
-    """A source's format, and its zip opened on ``stack`` if it is one."""
-    path = Path(source)
-    if path.suffix.lower() == ".zip" and path.is_file():
-        archive = stack.enter_context(open_zip(path))
-        return _zip_format(path, archive), archive
-    return detect_format(path), None

@@ -1,7 +1,7 @@
 """The part of an API v2 study the recommender reads, as typed msgspec structs.
 
 :func:`decode_study` turns the bytes of one study straight into a
-:class:`~recommender.records.TrialRecord`: msgspec decodes only the fields declared
+:class:`~recommender.core.records.TrialRecord`: msgspec decodes only the fields declared
 here (skipping the rest of the document, results and all, without building it) and
 checks their JSON types while it goes. It is the fast path of
 :func:`recommender.ingest.ctgov_json.parse_document`; anything it does not accept
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import msgspec
 
-from recommender.records import (
+from recommender.core import (
     ArmGroup,
     Intervention,
     InvalidNctIdError,

@@ -24,20 +24,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from recommender.ingest.api_v2 import decode_study
-from recommender.ingest.errors import (
-    NotAStudyError,
-    Outcome,
-    RecordError,
-    SourceError,
-    named_as_study,
-    one_line,
-    open_zip,
-    read_member,
-    zip_members,
-)
-from recommender.ingest.limits import DEFAULT_LIMITS, ReadLimits, size_refusal
-from recommender.records import (
+from recommender.core import (
     ArmGroup,
     Intervention,
     InvalidNctIdError,
@@ -45,6 +32,17 @@ from recommender.records import (
     collapse_whitespace,
     validate_nct_id,
 )
+from recommender.ingest.api_v2 import decode_study
+from recommender.ingest.containers import (
+    list_files,
+    named_as_study,
+    open_zip,
+    read_file,
+    read_member,
+    zip_members,
+)
+from recommender.ingest.errors import NotAStudyError, Outcome, RecordError, SourceError, one_line
+from recommender.ingest.limits import DEFAULT_LIMITS, ReadLimits, size_refusal
 
 JSON_SUFFIX = ".json"
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -351,33 +349,6 @@ def member_outcomes(
         yield info.filename, raw
     else:
         yield from parse_document(raw, info.filename, whole_file=True)
-
-
-def list_files(root: Path, suffix: str) -> list[Path]:
-    """Files under ``root`` (recursively) ending in ``suffix`` (any case), sorted by path.
-
-    Sorted so that "last one read wins" means the same on every file system.
-    """
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() == suffix and p.is_file())
-
-
-def read_file(path: Path, max_bytes: int) -> bytes | RecordError:
-    """A file's bytes, or the :class:`RecordError` saying why they are not read.
-
-    A file over ``max_bytes`` is refused by its size, unread; reading stops at
-    ``max_bytes + 1`` bytes all the same, for a file that grows meanwhile.
-    """
-    try:
-        reason = size_refusal(path.stat().st_size, max_bytes, "file")
-        if reason:
-            return RecordError(reason)
-        with path.open("rb") as handle:
-            data = handle.read(max_bytes + 1)
-    except OSError as err:
-        return RecordError(f"unreadable file: {one_line(err)}")
-    if len(data) > max_bytes:
-        return RecordError(size_refusal(len(data), max_bytes, "file"))
-    return data
 
 
 def iter_json_dir(

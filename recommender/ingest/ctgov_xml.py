@@ -26,20 +26,7 @@ from os import PathLike
 from pathlib import Path
 from xml.parsers import expat
 
-from recommender.ingest.ctgov_json import list_files, read_file
-from recommender.ingest.errors import (
-    NotAStudyError,
-    Outcome,
-    RecordError,
-    SourceError,
-    named_as_study,
-    one_line,
-    open_zip,
-    read_member,
-    zip_members,
-)
-from recommender.ingest.limits import DEFAULT_LIMITS, ReadLimits, size_refusal
-from recommender.records import (
+from recommender.core import (
     ArmGroup,
     Intervention,
     InvalidNctIdError,
@@ -47,6 +34,16 @@ from recommender.records import (
     collapse_whitespace,
     validate_nct_id,
 )
+from recommender.ingest.containers import (
+    list_files,
+    named_as_study,
+    open_zip,
+    read_file,
+    read_member,
+    zip_members,
+)
+from recommender.ingest.errors import NotAStudyError, Outcome, RecordError, SourceError, one_line
+from recommender.ingest.limits import DEFAULT_LIMITS, ReadLimits, size_refusal
 
 XML_SUFFIX = ".xml"
 ROOT_TAG = "clinical_study"

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from recommender.records import TrialRecord
+from recommender.core import TrialRecord
 
 _ENCODER = msgspec.json.Encoder()
 

@@ -8,13 +8,13 @@ or lines), each read by a worker process with the serial readers' own per-item c
 there too. Records come back as the JSON lines an index stores (decoding one is a few
 microseconds, several times cheaper than unpickling the object), or, for a build,
 are written by the workers into its spool folder, one file per worker, and come back
-as where they are (:class:`~recommender.store.RecordLine`): no record then passes
+as where they are (:class:`~recommender.core.store.RecordLine`): no record then passes
 through this process at all. They are yielded in source order: the outcomes, and the
 report made from them, are those of the serial read (tested).
 
 A zip's members go to the workers with the runs: a worker reads them from the file
 directly and never reads the zip's directory again. The workers are an
-:class:`~recommender.processes.OrderedPool`.
+:class:`~recommender.infra.processes.OrderedPool`.
 """
 
 from __future__ import annotations
@@ -28,28 +28,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from recommender.ingest import ctgov_json, ctgov_xml
-from recommender.ingest.errors import Outcome, RecordError, open_zip, zip_members
+from recommender.core import RecordLine, TrialRecord, decode_record, encode_record
+from recommender.infra import OrderedPool
+from recommender.ingest import ctgov_json
+from recommender.ingest.containers import list_files, open_zip, zip_members
+from recommender.ingest.errors import Outcome, RecordError
+from recommender.ingest.formats import KINDS, PARALLEL_FORMATS
 from recommender.ingest.limits import ReadLimits, cap_texts
-from recommender.processes import OrderedPool
-from recommender.records import TrialRecord
-from recommender.store import RecordLine, decode_record, encode_record
 
 # Items per run: large enough that a run's messages cost little beside its reading.
 RUN_ITEMS = 1000
 RUN_BYTES = 4 << 20  # bytes of JSON lines per run
 _BLOCK = 1 << 20  # bytes read at a time when cutting JSON lines into runs
 
-# Per kind of file: its suffix, and how one zip member and one folder file are read.
-_KINDS = {
-    "json": (ctgov_json.JSON_SUFFIX, ctgov_json.member_outcomes, ctgov_json.file_outcomes),
-    "xml": (ctgov_xml.XML_SUFFIX, ctgov_xml.member_outcomes, ctgov_xml.file_outcomes),
-}
-# Zips and folders are named by the kinds they hold, read in this order ("json+xml-zip").
-FORMATS = (
-    *(f"{kinds}-{where}" for where in ("zip", "dir") for kinds in ("json", "xml", "json+xml")),
-    "jsonl",
-)
 
 # One outcome as a read keeps it: the item, its record with long texts cut (or why
 # there is none), and what was cut.
@@ -77,14 +68,17 @@ def read_runs(
     archive: zipfile.ZipFile | None = None,
     spool: str | os.PathLike | None = None,
 ) -> Iterator[Run]:
-    """The runs a source of one of :data:`FORMATS` is read in, in source order.
+    """The runs a source is read in, in source order (a format of
+    :data:`~recommender.ingest.formats.PARALLEL_FORMATS`).
 
     ``archive`` is the source's zip already open, if it is one (its directory is
     then not read again here). With ``spool`` (a folder), the workers write the
     records' lines there (see :func:`parallel_outcomes`).
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"{fmt!r} sources are read by one process; expected one of {FORMATS}")
+    if fmt not in PARALLEL_FORMATS:
+        raise ValueError(
+            f"{fmt!r} sources are read by one process; expected one of {PARALLEL_FORMATS}"
+        )
     spool = None if spool is None else str(spool)
     path = Path(path)
     if fmt == "jsonl":
@@ -92,7 +86,7 @@ def read_runs(
             yield _read_lines, (path, limits, spool, start, stop, first_line)
         return
     kinds, container = fmt.rsplit("-", 1)
-    readers = [_KINDS[kind] for kind in kinds.split("+")]
+    readers = [KINDS[kind] for kind in kinds.split("+")]
     if container == "zip":
         # The members go with each run, so a worker never reads the zip's directory;
         # as plain tuples, which pickle ten times faster than ZipInfo objects.
@@ -107,7 +101,7 @@ def read_runs(
                 yield _read_members, (path, run, read_member, limits, spool)
     else:
         for suffix, _, read_file in readers:
-            files = ctgov_json.list_files(path, suffix)
+            files = list_files(path, suffix)
             for start in range(0, len(files), RUN_ITEMS):
                 run = files[start : start + RUN_ITEMS]
                 yield _read_files, (path, run, read_file, limits, spool)
@@ -126,7 +120,7 @@ def parallel_outcomes(
 
     The same outcomes, in the same order, as the format's serial reader, each as
     :func:`prepare` makes it; but when the runs were made with a spool folder, each
-    record as the :class:`~recommender.store.RecordLine` saying where its worker
+    record as the :class:`~recommender.core.store.RecordLine` saying where its worker
     wrote it.
 
     Raises
@@ -217,7 +211,7 @@ def _zip_file(path: Path) -> _ZipFileLater:
 
 
 class _ZipFileLater:
-    """What :func:`~recommender.ingest.errors.read_member` needs of a ZipFile: the open
+    """What :func:`~recommender.ingest.containers.read_member` needs of a ZipFile: the open
     file, and ``open`` for the rare member it leaves to zipfile (encrypted, bzip2),
     which makes the ZipFile then; reading its directory takes a second at registry
     size."""

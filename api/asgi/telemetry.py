@@ -1,0 +1,184 @@
+"""What operators watch: Prometheus metrics and one JSON log line per request.
+
+:class:`RequestTelemetry` is plain ASGI middleware, outermost, so it times everything
+the app does. Requests are labelled by *route template* (``/similar/{nct_id}``), not
+by raw path, so the number of series stays fixed whatever ids are asked for. The
+index's facts (studies, size, build time) are read from the serving index when
+scraped, so they follow reloads at no cost per request.
+
+Each worker process keeps its own metrics (``--workers 2`` means two sets; scrape
+each, or run one worker per container, as is usual).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+import msgspec
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.service import LoadedIndex
+
+REQUEST_LOGGER = "api.requests"
+UNMATCHED = "<unmatched>"
+# The client address of warm-up requests (api.server.warmup): neither logged nor counted.
+WARM_UP_CLIENT = ("warm-up", 0)
+_encode_json = msgspec.json.Encoder().encode
+# Seconds: the lookup answers in about a millisecond, a text search in tens.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class ServiceMetrics:
+    """The service's Prometheus metrics, in a registry of their own (one per app).
+
+    Parameters
+    ----------
+    serving : callable
+        Returns the :class:`LoadedIndex` serving now; read at each scrape.
+    """
+
+    def __init__(self, serving: Callable[[], LoadedIndex]) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "recommender_requests",
+            "HTTP requests answered, by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "recommender_request_duration_seconds",
+            "Time from request to the last byte of the response, by route template.",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(IndexCollector(serving))
+        self._counters: dict[tuple[str, str, int], Counter] = {}
+        self._histograms: dict[tuple[str, str], Histogram] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one request and its duration (label children cached: ``labels()``
+        takes a lock and builds a key each time)."""
+        counter = self._counters.get((method, route, status))
+        if counter is None:
+            counter = self._counters[method, route, status] = self.requests.labels(
+                method, route, str(status)
+            )
+        histogram = self._histograms.get((method, route))
+        if histogram is None:
+            histogram = self._histograms[method, route] = self.latency.labels(method, route)
+        counter.inc()
+        histogram.observe(seconds)
+
+    def exposition(self) -> bytes:
+        """The metrics in Prometheus' text format."""
+        return generate_latest(self.registry)
+
+
+class IndexCollector(Collector):
+    """Gauges of the serving index, read when scraped."""
+
+    def __init__(self, serving: Callable[[], LoadedIndex]) -> None:
+        self.serving = serving
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        loaded = self.serving()
+        index = loaded.index
+        yield GaugeMetricFamily(
+            "recommender_index_studies", "Studies in the serving index.", value=len(index)
+        )
+        yield GaugeMetricFamily(
+            "recommender_index_bytes",
+            "Size of the serving index's files on disk.",
+            value=loaded.bytes_on_disk,
+        )
+        built = _timestamp(index.built_at)
+        if built is not None:
+            yield GaugeMetricFamily(
+                "recommender_index_built_timestamp_seconds",
+                "When the serving index was built (Unix time).",
+                value=built,
+            )
+        seconds = index.meta.get("seconds")
+        if isinstance(seconds, dict) and seconds:
+            yield GaugeMetricFamily(
+                "recommender_index_build_duration_seconds",
+                "How long the serving index took to build (its stages added up).",
+                value=sum(float(s) for s in seconds.values()),
+            )
+        loaded_at = _timestamp(loaded.loaded_at)
+        if loaded_at is not None:
+            yield GaugeMetricFamily(
+                "recommender_index_loaded_timestamp_seconds",
+                "When this process loaded the serving index (Unix time).",
+                value=loaded_at,
+            )
+
+
+def _timestamp(iso: str) -> float | None:
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+class RequestTelemetry:
+    """ASGI middleware: each HTTP request counted, timed and (optionally) logged.
+
+    Parameters
+    ----------
+    app : ASGI app
+    metrics : ServiceMetrics, optional
+        Where requests are counted; None counts nothing.
+    log_requests : bool, default True
+        One JSON line per request on the ``api.requests`` logger, at INFO:
+        ``{"method", "route", "path", "status", "duration_ms", "client"}``.
+    """
+
+    def __init__(
+        self, app: ASGIApp, metrics: ServiceMetrics | None = None, log_requests: bool = True
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.log_requests = log_requests
+        self.logger = logging.getLogger(REQUEST_LOGGER)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("client") == WARM_UP_CLIENT:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app fails before answering
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self._record(scope, status, time.perf_counter() - started)
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        route = getattr(scope.get("route"), "path", None) or UNMATCHED
+        if self.metrics is not None:
+            self.metrics.observe(scope["method"], route, status, seconds)
+        if self.log_requests and self.logger.isEnabledFor(logging.INFO):
+            client = scope.get("client")
+            line = {
+                "method": scope["method"],
+                "route": route,
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+                "client": client[0] if client else None,
+            }
+            self.logger.info(_encode_json(line).decode())

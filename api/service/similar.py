@@ -1,0 +1,169 @@
+"""What the routes do, without HTTP: answer a query from one :class:`TrialIndex`.
+
+Both the JSON API and the HTML page call these, so they can not drift apart. Errors
+are the engine's exceptions (``InvalidNctIdError``, ``NotInIndexError``,
+``UnknownFacetValueError``) plus :class:`EmptyQueryError`; ``api.app`` maps them to
+status codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from api.schemas import SimilarQuery, SimilarResponse
+from api.service.display import DisplayRecord
+from api.service.prepared import PreparedIndex, prepare
+from recommender.core import DRAFT_ID, Intervention, TrialRecord
+from recommender.index import TrialIndex
+
+WHY_TERMS = 3
+DECIMALS = 6
+TITLE_FROM_TEXT = 120
+
+
+class EmptyQueryError(ValueError):
+    """A posted query gave no word that the index knows, so nothing can be ranked."""
+
+
+def facet_filters(
+    status: Sequence[str] = (), phase: Sequence[str] = (), study_type: Sequence[str] = ()
+) -> dict[str, list[str]]:
+    """The filter mapping :meth:`Facets.allowed` takes, from the request's lists."""
+    return {"status": list(status), "phase": list(phase), "study_type": list(study_type)}
+
+
+def similar_to_trial(
+    index: TrialIndex, nct_id: str, k: int, filters: dict[str, list[str]]
+) -> SimilarResponse:
+    """The ``k`` indexed trials most like the indexed trial ``nct_id``.
+
+    Filters are applied before ranking (see :meth:`TrialIndex.similar`).
+    """
+    return SimilarResponse.model_validate(similar_to_trial_payload(index, nct_id, k, filters))
+
+
+def answered_from_stored_lists(index: TrialIndex, k: int, filters: dict[str, list[str]]) -> bool:
+    """Whether :func:`similar_to_trial` is a lookup in the precomputed lists (tens of
+    microseconds), not a search: no filter, and ``k`` no more than the lists hold."""
+    return k <= index.neighbour_indices.shape[1] and not any(filters.values())
+
+
+def similar_to_trial_payload(
+    index: TrialIndex, nct_id: str, k: int, filters: dict[str, list[str]]
+) -> dict[str, Any]:
+    """:func:`similar_to_trial` as a JSON-ready dict, for the routes that encode it
+    themselves (no model is built and validated per result)."""
+    position = index.position(nct_id)
+    prepared = prepare(index)
+    record = prepared.display(position)
+    if answered_from_stored_lists(index, k, filters):
+        positions, scores = prepared.stored_neighbours(position, k)
+    else:
+        allowed = index.facets.allowed(filters)
+        neighbours = index.similar(record.nct_id, k, allowed=allowed)
+        positions, scores = [n.position for n in neighbours], [n.score for n in neighbours]
+    query_indices, query_data = prepared.explainer_.query_row(position)
+    return _payload(
+        prepared, record.nct_id, record.title, query_indices, query_data, positions, scores
+    )
+
+
+def similar_to_query(index: TrialIndex, query: SimilarQuery) -> SimilarResponse:
+    """The ``query.k`` indexed trials most like a posted text or partial trial.
+
+    Raises
+    ------
+    EmptyQueryError
+        When the query has no words, or none that the index has seen.
+    """
+    return SimilarResponse.model_validate(similar_to_query_payload(index, query))
+
+
+def similar_to_query_payload(index: TrialIndex, query: SimilarQuery) -> dict[str, Any]:
+    """:func:`similar_to_query` as a JSON-ready dict."""
+    vector = index.vectorize(query_record(query), text=query.text)
+    if vector.nnz == 0:
+        raise EmptyQueryError(_empty_query_message(query))
+    allowed = index.facets.allowed(facet_filters(query.status, query.phase, query.study_type))
+    neighbours = index.similar_to_vector(vector, query.k, allowed=allowed)
+    vector.sum_duplicates()  # explanations match each column once
+    return _payload(
+        prepare(index),
+        None,
+        query_title(query),
+        vector.indices,
+        vector.data,
+        [n.position for n in neighbours],
+        [n.score for n in neighbours],
+    )
+
+
+def query_record(query: SimilarQuery) -> TrialRecord:
+    """A :class:`TrialRecord` holding the query's fields (its free text is read apart)."""
+    return TrialRecord(
+        DRAFT_ID,
+        brief_title=query.title or "",
+        official_title=query.official_title or "",
+        acronym=query.acronym or "",
+        brief_summary=query.summary or "",
+        detailed_description=query.description or "",
+        conditions=tuple(query.conditions),
+        keywords=tuple(query.keywords),
+        interventions=tuple(Intervention(name=name) for name in query.interventions if name),
+    )
+
+
+def query_title(query: SimilarQuery) -> str:
+    """The title to show for a posted query: its title, else the start of its text."""
+    if query.title:
+        return query.title
+    text = " ".join((query.text or query.summary or "").split())
+    if len(text) > TITLE_FROM_TEXT:
+        return text[: TITLE_FROM_TEXT - 1].rstrip() + "\u2026"
+    return text
+
+
+def _empty_query_message(query: SimilarQuery) -> str:
+    fields = query.model_dump(exclude={"k", "status", "phase", "study_type"})
+    if not any(fields.values()):
+        return "give 'text' or at least one trial field (title, conditions, interventions, ...)"
+    return "none of the words of this query occur in the index: nothing to compare it with"
+
+
+def _payload(
+    prepared: PreparedIndex,
+    nct_id: str | None,
+    title: str,
+    query_indices: np.ndarray,
+    query_data: np.ndarray,
+    positions: list[int],
+    scores: list[float],
+) -> dict[str, Any]:
+    """A :class:`SimilarResponse` as a dict (same keys), for results ranked best first."""
+    whys = prepared.explainer_.explain_results(
+        query_indices, query_data, np.asarray(positions, dtype=np.int64), WHY_TERMS, DECIMALS
+    )
+    # float32 scores printed as float64 show noise digits (0.5109974145889282).
+    rounded = np.round(np.asarray(scores, dtype=np.float64), DECIMALS).tolist()
+    results = [
+        _result(prepared.display(position), rank, score, why)
+        for rank, (position, score, why) in enumerate(zip(positions, rounded, whys, strict=True), 1)
+    ]
+    return {"nct_id": nct_id, "title": title, "results": results, "index": prepared.index_info_}
+
+
+def _result(record: DisplayRecord, rank: int, score: float, why: list[dict]) -> dict[str, Any]:
+    return {
+        "rank": rank,
+        "nct_id": record.nct_id,
+        "title": record.title,
+        "score": score,
+        "conditions": record.conditions,
+        "interventions": record.intervention_names,
+        "phases": record.phases,
+        "status": record.overall_status,
+        "why": why,
+    }

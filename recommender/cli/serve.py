@@ -1,0 +1,105 @@
+"""``recommender serve``: the index over HTTP (the only command that imports ``api``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from recommender.cli._common import EXIT_OK, positive_int, seconds
+from recommender.core import DEFAULT_INDEX
+from recommender.index import TrialIndex
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser("serve", help="serve the index over HTTP")
+    serve.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="index folder")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=positive_int, default=1)
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let pages from ORIGIN (e.g. https://example.org, or *) call the API from a "
+        "browser; repeat for several (default: none, no CORS headers)",
+    )
+    serve.add_argument(
+        "--no-request-log",
+        action="store_true",
+        help="no JSON line per request on stdout",
+    )
+    _add_server_limits(serve)
+
+
+def _add_server_limits(serve: argparse.ArgumentParser) -> None:
+    from api.server import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT
+
+    limits = serve.add_argument_group("limits on clients (per worker)")
+    limits.add_argument(
+        "--header-timeout",
+        type=seconds,
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="SECONDS",
+        help="a request's headers must arrive within this time, else 408 and close (%(default)s)",
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=seconds,
+        default=DEFAULT_BODY_TIMEOUT,
+        metavar="SECONDS",
+        help="its body within this time after the headers, else 408 and close (%(default)s)",
+    )
+    limits.add_argument(
+        "--keep-alive",
+        type=positive_int,
+        default=5,
+        metavar="SECONDS",
+        help="close a kept-alive connection idle this long between requests (%(default)s)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=positive_int,
+        default=500,
+        metavar="N",
+        help="open connections served at once; a request beyond them gets 503 (%(default)s)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import functools
+    import os
+
+    import uvicorn
+
+    from api.server import TimedH11Protocol, serve_log_config, use_tcp_nodelay_sockets
+    from api.settings import CORS_ENV, INDEX_ENV, REQUEST_LOG_ENV
+
+    TrialIndex.load(args.index)  # fail here, with a clear message, not in a worker
+    # The app factory runs in each worker: its settings travel in the environment.
+    # Absolute, not resolved: the served path is a symlink that a rebuild repoints,
+    # and the workers must reload from it, not from the version it names today.
+    os.environ[INDEX_ENV] = str(args.index.absolute())
+    if args.cors_origin:
+        os.environ[CORS_ENV] = ",".join(args.cors_origin)
+    if args.no_request_log:
+        os.environ[REQUEST_LOG_ENV] = "off"
+    use_tcp_nodelay_sockets()
+    protocol = functools.partial(
+        TimedH11Protocol, header_timeout=args.header_timeout, body_timeout=args.body_timeout
+    )
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        http=protocol,  # type: ignore[arg-type]  # uvicorn calls it like a protocol class
+        timeout_keep_alive=args.keep_alive,
+        # The app logs one JSON line per request (api.asgi.telemetry) instead of uvicorn.
+        access_log=False,
+        log_config=serve_log_config(),
+        # Uvicorn counts the connection asking too: with N open, the Nth is refused.
+        limit_concurrency=args.max_connections + 1,
+    )
+    return EXIT_OK

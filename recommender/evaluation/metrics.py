@@ -1,0 +1,116 @@
+"""Ranking metrics of one query, and the paired bootstrap that compares two systems.
+
+Metric definitions, per query, averaged over queries (macro average):
+
+* ``precision@k`` = relevant results in the top k / k (k, not the number of
+  results returned, is the denominator, as in ``trec_eval``);
+* ``recall@k`` = relevant results in the top k / relevant judged trials;
+* ``ndcg@k`` = DCG@k / IDCG@k with DCG@k = sum over ranks i <= k of
+  grade_i / log2(i + 1) (linear gain; binary labels have gain 1) and IDCG@k the DCG
+  of the judged trials sorted by grade, best first;
+* ``hit@k`` = 1 if any of the top k is relevant, else 0 (hit rate);
+* ``mrr@K`` = 1 / rank of the first relevant result within the top K = max(ks),
+  0 if none (reciprocal rank);
+* ``coverage`` = share of the evaluated queries whose id is in the index (1 for
+  free-text queries, which need no id).
+
+A query with no relevant judgement has no recall or nDCG; it is left out and
+counted in ``skipped``. A query that is *not in the index* stays in: every metric
+is 0 for it (the user asking about it gets nothing), so coverage lowers the other
+numbers instead of flattering them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    pass
+
+
+DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
+
+
+def dcg(gains: Sequence[float]) -> float:
+    """Discounted cumulative gain: ``sum(gains[i] / log2(i + 2))`` over 0-based ranks."""
+    gains = np.asarray(gains, dtype=np.float64)
+    return float(np.sum(gains / np.log2(np.arange(2, len(gains) + 2))))
+
+
+def query_metrics(
+    ranking: Sequence[str], judged: Mapping[str, int], ks: Sequence[int] = DEFAULT_KS
+) -> dict[str, float]:
+    """Every metric of one query's ranking.
+
+    Parameters
+    ----------
+    ranking : sequence of str
+        Result ids, best first; only the first ``max(ks)`` are read.
+    judged : mapping of str to int
+        Grades of the judged candidates; unjudged results have grade 0.
+    ks : sequence of int
+        Cut-offs.
+
+    Returns
+    -------
+    dict of str to float
+        ``precision@k``, ``recall@k``, ``ndcg@k``, ``hit@k`` per k and ``mrr@K``.
+
+    Raises
+    ------
+    ValueError
+        When ``judged`` has no relevant candidate (recall and nDCG are undefined).
+    """
+    depth = max(ks)
+    grades = np.array([judged.get(r, 0) for r in ranking[:depth]], dtype=np.float64)
+    grades = np.pad(grades, (0, depth - len(grades)))  # a short list scores 0 below
+    ideal = sorted((g for g in judged.values() if g > 0), reverse=True)
+    if not ideal:
+        raise ValueError("no relevant judgement: recall and nDCG are undefined")
+    relevant = grades > 0
+    hits = np.cumsum(relevant)
+    out: dict[str, float] = {}
+    for k in ks:
+        out[f"precision@{k}"] = hits[k - 1] / k
+        out[f"recall@{k}"] = hits[k - 1] / len(ideal)
+        out[f"ndcg@{k}"] = dcg(grades[:k]) / dcg(ideal[:k])
+        out[f"hit@{k}"] = float(hits[k - 1] > 0)
+    first = np.flatnonzero(relevant)
+    out[f"mrr@{depth}"] = 1.0 / (first[0] + 1) if len(first) else 0.0
+    return {name: float(value) for name, value in out.items()}
+
+
+def metric_names(ks: Sequence[int] = DEFAULT_KS) -> list[str]:
+    """Metric keys in report order: each family over every k, then MRR and coverage."""
+    names = [f"{m}@{k}" for m in ("ndcg", "precision", "recall", "hit") for k in ks]
+    return [*names, f"mrr@{max(ks)}", "coverage"]
+
+
+def paired_bootstrap(
+    a: Mapping[str, Mapping[str, float]],
+    b: Mapping[str, Mapping[str, float]],
+    metric: str,
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Mean difference ``b - a`` of one metric over shared queries, with a 95% interval.
+
+    Resamples queries with replacement, so a tuning change is kept only when the
+    interval says more than query noise.
+
+    Returns
+    -------
+    (mean, low, high) : tuple of float
+    """
+    shared = sorted(set(a) & set(b))
+    if not shared:
+        raise ValueError("the two results share no query")
+    diff = np.array([b[q][metric] - a[q][metric] for q in shared])
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (n_resamples, len(diff)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(diff.mean()), float(low), float(high)

@@ -1,0 +1,48 @@
+"""The on-disk index: a folder of arrays and JSON per version, written atomically
+(:func:`save_index`), loaded memory-mapped and verified (:class:`TrialIndex`), with
+versions behind one served symlink (:mod:`recommender.index.versions`)."""
+
+from recommender.index.errors import DamagedIndexError, NotInIndexError, TrialIndexError
+from recommender.index.format import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    read_meta,
+    sha256_file,
+    verify_index,
+)
+from recommender.index.loaded import Neighbour, TrialIndex
+from recommender.index.save import save_index
+from recommender.index.updated_records import UpdatedRecords
+from recommender.index.versions import (
+    META_FILE,
+    Staging,
+    check_replaceable,
+    hold_version,
+    remove_stale,
+    resolve_index_folder,
+    versions_folder,
+)
+from recommender.index.writer import VersionWriter
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "META_FILE",
+    "DamagedIndexError",
+    "Neighbour",
+    "NotInIndexError",
+    "Staging",
+    "TrialIndex",
+    "TrialIndexError",
+    "UpdatedRecords",
+    "VersionWriter",
+    "check_replaceable",
+    "hold_version",
+    "read_meta",
+    "remove_stale",
+    "resolve_index_folder",
+    "save_index",
+    "sha256_file",
+    "verify_index",
+    "versions_folder",
+]

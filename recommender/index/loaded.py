@@ -1,0 +1,381 @@
+"""The on-disk index: a folder of arrays and JSON, saved atomically, verified on load.
+
+Layout of one version (format version 3; version 2 is read too)::
+
+    meta.json                  format, build parameters, sources, counts, file hashes
+    ids.npy                    (n,) <U11      NCT ids, sorted
+    vectors.{indptr,indices,data}.npy          CSR (n, n_features) float32, pivot-normalised rows
+    postings.{indptr,indices,data}.npy         CSR (n_features, n) float32, = vectors.T
+    neighbours.indices.npy     (n, k) int32   precomputed top-k, -1 padded
+    neighbours.scores.npy      (n, k) float32
+    vocabulary.json            {group: [term, ...]} in column order
+    idf.npy                    (n_features,) float32
+    facet.{status,study_type,phase}.npy        (n,) uint32 codes (labels in meta.json)
+    records.jsonl, records.offsets.npy         the records, for display
+    records.<s>.jsonl, records.spans.npy       after an update: records added since
+                                               (see :mod:`recommender.index.segments`)
+    build_report.json          what was read, skipped (with reasons) and replaced
+
+Which files an index must have is defined by the format
+(:mod:`recommender.index.checks`), not by its ``meta.json``. Versions live in
+folders behind the served path, a symlink swapped by one rename
+(:mod:`recommender.index.versions`); a version's files are never written again.
+
+No pickle anywhere: every array loads with ``allow_pickle=False`` and memory-mapped,
+so several server workers share one copy in the page cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import scipy.sparse as sp
+
+from recommender.core import (
+    FACET_FIELDS,
+    RECORDS_FILE,
+    RECORDS_OFFSETS_FILE,
+    Facets,
+    RecordStore,
+    TrialRecord,
+    validate_nct_id,
+)
+from recommender.index.checks import (
+    csr_problems,
+    facet_problems,
+    ids_problems,
+    neighbour_problems,
+    record_segments,
+    records_problems,
+    vocabulary_problems,
+)
+from recommender.index.errors import DamagedIndexError, NotInIndexError
+from recommender.index.format import raise_if_damaged, verify_index
+from recommender.index.segments import SPANS_FILE, SegmentedRecords, segment_files, spans_problems
+from recommender.index.versions import META_FILE, hold_version, resolve_index_folder
+from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours
+from recommender.text import FieldGroupVectorizer
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """One recommended trial."""
+
+    rank: int
+    position: int
+    nct_id: str
+    score: float
+
+
+def _load_array(folder: Path, name: str, mmap: bool) -> np.ndarray:
+    try:
+        return np.load(folder / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DamagedIndexError(f"{folder / name}.npy is unreadable: {exc}") from None
+
+
+def _load_csr(folder: Path, name: str, shape: tuple[int, int], nnz: int) -> sp.csr_matrix:
+    parts = {
+        p: _load_array(folder, f"{name}.{p}", mmap=True) for p in ("indptr", "indices", "data")
+    }
+    raise_if_damaged(csr_problems(name, parts, shape, nnz), folder)
+    try:
+        # The constructor's own checks are O(1) for these mmapped arrays bar indptr;
+        # column indices are covered by the hash only (checking them reads every page).
+        return sp.csr_matrix(
+            (parts["data"], parts["indices"], parts["indptr"]), shape=shape, copy=False
+        )
+    except ValueError as exc:
+        raise DamagedIndexError(f"{name} matrix in {folder} is inconsistent: {exc}") from None
+
+
+class _ReportsDamage:
+    """Turns a record that cannot be decoded into a :class:`DamagedIndexError`."""
+
+    def __getitem__(self, position):
+        try:
+            return super().__getitem__(position)
+        except (ValueError, msgspec.DecodeError) as exc:
+            raise self._damaged(position, exc) from None
+
+    def partial(self, position, decode):
+        try:
+            return super().partial(position, decode)
+        except (ValueError, msgspec.DecodeError) as exc:
+            raise self._damaged(position, exc) from None
+
+    def __iter__(self) -> Iterator[TrialRecord]:
+        try:
+            yield from super().__iter__()
+        except (ValueError, msgspec.DecodeError) as exc:
+            raise self._damaged("in a run", exc) from None
+
+    def _damaged(self, position, exc: Exception) -> DamagedIndexError:
+        return DamagedIndexError(
+            f"record {position} of the index at {self.lines_path.parent} cannot be read "
+            f"({type(exc).__name__}: {exc}); the index is damaged: rebuild it"
+        )
+
+
+class IndexRecords(_ReportsDamage, RecordStore):
+    """The records of a one-segment index."""
+
+
+class SegmentedIndexRecords(_ReportsDamage, SegmentedRecords):
+    """The records of an updated index, in several segments."""
+
+
+def _open_records(folder: Path, meta: dict, n: int) -> RecordStore:
+    """The records, after checking their offsets (and spans) against the files."""
+    n_segments = record_segments(meta)
+    offsets = _load_array(folder, RECORDS_OFFSETS_FILE.removesuffix(".npy"), mmap=True)
+    size = (folder / RECORDS_FILE).stat().st_size
+    m = n if n_segments == 1 else len(offsets) - 1  # rows of segment 0 only
+    raise_if_damaged(records_problems(offsets, m, size), folder)
+    if n_segments == 1:
+        return IndexRecords(folder / RECORDS_FILE, folder / RECORDS_OFFSETS_FILE)
+    spans = _load_array(folder, SPANS_FILE.removesuffix(".npy"), mmap=True)
+    sizes = [(folder / name).stat().st_size for name in segment_files(n_segments)]
+    raise_if_damaged(spans_problems(spans, n, sizes), folder)
+    return SegmentedIndexRecords(folder, n_segments, spans, folder / RECORDS_OFFSETS_FILE)
+
+
+class TrialIndex:
+    """A loaded index: precomputed neighbours, on-the-fly search and explanations.
+
+    Use :meth:`load`; the constructor takes already loaded parts.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        meta: dict,
+        ids: np.ndarray,
+        vectors: sp.csr_matrix,
+        search: CosineNeighbours,
+        neighbour_indices: np.ndarray,
+        neighbour_scores: np.ndarray,
+        vectorizer: FieldGroupVectorizer,
+        facets: Facets,
+        records: RecordStore,
+    ) -> None:
+        self.path = path
+        self.meta = meta
+        self.ids = ids
+        self.vectors = vectors
+        self.search = search
+        self.neighbour_indices = neighbour_indices
+        self.neighbour_scores = neighbour_scores
+        self.vectorizer = vectorizer
+        self.facets = facets
+        self.records = records
+        self.feature_names = np.asarray(vectorizer.feature_names(), dtype=object)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, *, verify: bool = True) -> TrialIndex:
+        """Open the index served at ``folder``, memory-mapping its arrays.
+
+        ``folder`` is resolved once (a symlink to a version, see
+        :mod:`recommender.index.versions`): the object keeps reading that version however
+        the served path changes later, and holds it open so that no writer removes it.
+
+        Parameters
+        ----------
+        folder : path
+        verify : bool, default True
+            Check every file's SHA-256 first (reads the whole index once). Required
+            files, sizes and the structural checks of :mod:`recommender.index.checks`
+            are done either way.
+
+        Raises
+        ------
+        DamagedIndexError
+            Missing, truncated, altered or wrong-version index, with the reason.
+        """
+        resolved = resolve_index_folder(folder)
+        # Held by the index (and any shallow copy of it) for as long as it lives.
+        hold = hold_version(resolved)
+        try:
+            meta = verify_index(resolved, hashes=verify)
+            index = cls._open(resolved, meta)
+        except DamagedIndexError:
+            hold.close()
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            hold.close()
+            raise DamagedIndexError(f"index at {resolved} cannot be opened: {exc}") from None
+        index._hold = hold
+        return index
+
+    @classmethod
+    def _open(cls, folder: Path, meta: dict) -> TrialIndex:
+        counts = meta["counts"]
+        n, d, k = counts["studies"], counts["features"], counts["k"]
+        ids = _load_array(folder, "ids", mmap=False)
+        raise_if_damaged(ids_problems(ids, n), folder)
+        vectors = _load_csr(folder, "vectors", (n, d), counts["nonzeros"])
+        postings = _load_csr(folder, "postings", (d, n), counts["nonzeros"])
+        vocabularies = json.loads((folder / "vocabulary.json").read_text(encoding="utf-8"))
+        idf = _load_array(folder, "idf", mmap=False)
+        raise_if_damaged(
+            vocabulary_problems(vocabularies, meta["vectorizer"]["groups"], idf, d), folder
+        )
+        vectorizer = _vectorizer_from_parts(meta["vectorizer"], vocabularies, idf)
+        facet_codes = {f: _load_array(folder, f"facet.{f}", mmap=False) for f in FACET_FIELDS}
+        raise_if_damaged(facet_problems(facet_codes, meta["facets"], n), folder)
+        neighbour_indices = _load_array(folder, "neighbours.indices", mmap=True)
+        neighbour_scores = _load_array(folder, "neighbours.scores", mmap=True)
+        raise_if_damaged(neighbour_problems(neighbour_indices, neighbour_scores, n, k), folder)
+        records = _open_records(folder, meta, n)
+        if vectorizer.n_features_ != d:
+            raise DamagedIndexError(f"index at {folder}: array shapes disagree with {META_FILE}")
+        return cls(
+            path=folder,
+            meta=meta,
+            ids=ids,
+            vectors=vectors,
+            search=CosineNeighbours().set_postings(postings),
+            neighbour_indices=neighbour_indices,
+            neighbour_scores=neighbour_scores,
+            vectorizer=vectorizer,
+            facets=Facets(labels=meta["facets"], codes=facet_codes),
+            records=records,
+        )
+
+    # -- lookups ---------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, nct_id: object) -> bool:
+        try:
+            self.position(nct_id)
+        except (NotInIndexError, ValueError):
+            return False
+        return True
+
+    @property
+    def built_at(self) -> str:
+        return self.meta.get("built_at", "")
+
+    def position(self, nct_id: object) -> int:
+        """Row of ``nct_id``; raises ``InvalidNctIdError`` or :class:`NotInIndexError`."""
+        nct_id = validate_nct_id(nct_id)
+        pos = int(np.searchsorted(self.ids, nct_id))
+        if pos >= len(self.ids) or self.ids[pos] != nct_id:
+            raise NotInIndexError(
+                f"{nct_id} is not in this index (built from {len(self):,} studies on "
+                f"{self.built_at[:10] or 'an unknown date'})"
+            )
+        return pos
+
+    def record(self, nct_id: str) -> TrialRecord:
+        return self.records[self.position(nct_id)]
+
+    # -- recommendations -------------------------------------------------------------
+
+    def similar(
+        self, nct_id: str, k: int = 5, *, allowed: np.ndarray | None = None
+    ) -> list[Neighbour]:
+        """The ``k`` trials most like an indexed trial, never the trial itself.
+
+        A lookup in the precomputed lists when they hold enough (after ``allowed``,
+        a boolean filter over trials, is applied); otherwise an exact search.
+        """
+        pos = self.position(nct_id)
+        stored_ids = np.asarray(self.neighbour_indices[pos])
+        stored_scores = np.asarray(self.neighbour_scores[pos])
+        keep = stored_ids != NO_NEIGHBOUR
+        if allowed is not None:
+            keep &= allowed[np.maximum(stored_ids, 0)]
+        ids, scores = stored_ids[keep], stored_scores[keep]
+        list_complete = stored_ids[-1] == NO_NEIGHBOUR  # fewer positive scores than k
+        if len(ids) < k and not list_complete:
+            found, found_scores = self.search.kneighbors(
+                self.vectors[pos], k, exclude=np.array([pos]), allowed=allowed
+            )
+            ids, scores = found[0], found_scores[0]
+        return self._neighbours(ids[:k], scores[:k])
+
+    def similar_to_vector(
+        self, query: sp.csr_matrix, k: int = 5, *, allowed: np.ndarray | None = None
+    ) -> list[Neighbour]:
+        """The ``k`` indexed trials closest to a vector from :meth:`vectorize`."""
+        found, scores = self.search.kneighbors(query, k, allowed=allowed)
+        return self._neighbours(found[0], scores[0])
+
+    def vectorize(self, record: TrialRecord, text: str | None = None) -> sp.csr_matrix:
+        """The (1, n_features) vector of a trial that need not be indexed.
+
+        ``text`` is free text about it (a draft's description), read in the free-text
+        group (see :meth:`FieldGroupVectorizer.transform`).
+        """
+        return self.vectorizer.transform([record], None if text is None else [text])
+
+    def _neighbours(self, ids: np.ndarray, scores: np.ndarray) -> list[Neighbour]:
+        return [
+            Neighbour(rank=r + 1, position=int(i), nct_id=str(self.ids[i]), score=float(s))
+            for r, (i, s) in enumerate(zip(ids, scores, strict=True))
+            if i != NO_NEIGHBOUR
+        ]
+
+    def explain(
+        self, query: sp.csr_matrix, position: int, *, n_terms: int = 3
+    ) -> list[dict[str, object]]:
+        """Which field groups and terms made up the score of one result.
+
+        Parameters
+        ----------
+        query : csr_matrix of shape (1, n_features)
+            The query's vector (``self.vectors[pos]`` for an indexed trial).
+        position : int
+            Row of the recommended trial.
+        n_terms : int, default 3
+            Terms listed per field group.
+
+        Returns
+        -------
+        list of dict
+            ``{"field", "score", "terms"}`` per contributing group, largest first;
+            the ``score`` values add up to the score.
+        """
+        query = sp.csr_matrix(query)
+        # Slicing the arrays directly: a scipy row slice costs more than the rest.
+        V = self.vectors
+        start, stop = V.indptr[position], V.indptr[position + 1]
+        row_indices, row_data = V.indices[start:stop], V.data[start:stop]
+        shared, q_at, r_at = np.intersect1d(
+            query.indices, row_indices, assume_unique=True, return_indices=True
+        )
+        contribution = query.data[q_at] * row_data[r_at]
+        groups = self.vectorizer.group_of_column(shared)
+        explained = []
+        for g in np.unique(groups):
+            mine = groups == g
+            order = np.argsort(-contribution[mine], kind="stable")[:n_terms]
+            explained.append(
+                {
+                    "field": self.vectorizer.groups[g].name,
+                    "score": float(contribution[mine].sum()),
+                    "terms": self.feature_names[shared[mine][order]].tolist(),
+                }
+            )
+        explained.sort(key=lambda e: -e["score"])
+        return explained
+
+
+def _vectorizer_from_parts(params: dict, vocabularies: dict, idf: np.ndarray):
+    idfs, start = {}, 0
+    for group in params["groups"]:
+        size = len(vocabularies[group["name"]])
+        idfs[group["name"]] = idf[start : start + size]
+        start += size
+    if start != len(idf):
+        raise DamagedIndexError(f"vocabulary has {start} terms but idf.npy has {len(idf)}")
+    return FieldGroupVectorizer.from_state(params, vocabularies, idfs)

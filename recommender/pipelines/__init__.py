@@ -1,0 +1,20 @@
+"""What the commands run end to end: a full build (:func:`build_index`), the check
+that an index is current (:func:`check_index`), the export of every related list
+(:func:`export_related`); the incremental update is :mod:`recommender.pipelines.update`."""
+
+from recommender.pipelines.build import BuildSummary, NoTermsError, build_index
+from recommender.pipelines.export import ExportError, ExportSummary, export_related
+from recommender.pipelines.freshness import IndexCheck, check_index
+from recommender.pipelines.provenance import describe_source
+
+__all__ = [
+    "BuildSummary",
+    "ExportError",
+    "ExportSummary",
+    "IndexCheck",
+    "NoTermsError",
+    "build_index",
+    "check_index",
+    "describe_source",
+    "export_related",
+]

@@ -1,0 +1,45 @@
+"""Trial records into vectors: the field groups and their weights
+(:mod:`~recommender.text.fields`), what a term is (:mod:`~recommender.text.tokenizer`,
+its compiled twin beside it), abbreviations learned from the corpus, BM25 weighting
+and the vectoriser that puts them together (:class:`FieldGroupVectorizer`)."""
+
+from recommender.text.abbreviations import AbbreviationTable, learn_abbreviations
+from recommender.text.fields import (
+    DEFAULT_FIELD_GROUPS,
+    DEFAULT_NORM_POWER,
+    TEXT_FIELDS,
+    FieldGroup,
+    field_items,
+)
+from recommender.text.stop_words import ENGLISH_STOP_WORDS
+from recommender.text.tokenizer import ItemAnalyzer, words
+from recommender.text.vectorizer import FieldGroupVectorizer, GroupModel
+from recommender.text.weighting import (
+    average_length,
+    bm25_weights,
+    mean_norm,
+    pivot_normalise,
+    row_norms,
+    smooth_idf,
+)
+
+__all__ = [
+    "DEFAULT_FIELD_GROUPS",
+    "DEFAULT_NORM_POWER",
+    "ENGLISH_STOP_WORDS",
+    "TEXT_FIELDS",
+    "AbbreviationTable",
+    "FieldGroup",
+    "FieldGroupVectorizer",
+    "GroupModel",
+    "ItemAnalyzer",
+    "average_length",
+    "bm25_weights",
+    "field_items",
+    "learn_abbreviations",
+    "mean_norm",
+    "pivot_normalise",
+    "row_norms",
+    "smooth_idf",
+    "words",
+]

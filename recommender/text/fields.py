@@ -1,0 +1,178 @@
+"""The field groups a trial is read as, and their weights: what a vector is made of.
+
+Each :class:`FieldGroup` names the record fields it reads and how its terms are
+made and weighted; :data:`DEFAULT_FIELD_GROUPS` is the model every index is built
+with unless told otherwise (its parameters are stored in the index, so a loaded
+index always uses the groups it was built with). To change a weight, a group's
+n-grams or what a free-text query is read into, change it here; the vectoriser
+(:mod:`recommender.text.vectorizer`) does the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from recommender.core import TrialRecord
+
+
+@dataclass(frozen=True)
+class FieldGroup:
+    """How one group of record fields becomes a block of the vector.
+
+    Parameters
+    ----------
+    name : str
+        Name used in explanations and the index metadata (``"conditions"``).
+    fields : tuple of str
+        ``TrialRecord`` attributes read, in order. Intervention and arm lists
+        contribute their names (interventions also their other names).
+    weight : float
+        Share of this group in the combined vector; applied to the group's unit rows.
+    whole_items : bool
+        Also emit each list item as one term (``"acute on chronic liver failure"``),
+        so an exact condition or drug name counts more than its words.
+    ngram_range : tuple of int
+        Word n-gram lengths, never crossing from one item to the next.
+    min_df, max_df : int or float
+        As scikit-learn's ``CountVectorizer``: drop terms too rare to link two trials
+        or too common to tell them apart.
+    k1, b : float
+        BM25 term saturation and length normalisation (``b`` in [0, 1]).
+    norm_power : float
+        Exponent of the pivoted norm each row of the group is divided by: 1 is
+        full (cosine) length normalisation, 0 none.
+    reads_free_text : bool
+        A free-text query (a draft's description) is read into this group. Off for
+        lists, whose n-grams and phrases a patient note or draft should not match
+        as if it were a condition list.
+    expand_abbreviations : bool
+        Add the learned long form of every short form an item uses ("ACLF").
+    prune_frequent : bool
+        Let the neighbour search skip this group's most frequent terms when it looks
+        for candidates (they still count in every score). Right for long free text,
+        whose common words make most of the search's cost and carry little.
+    """
+
+    name: str
+    fields: tuple[str, ...]
+    weight: float = 1.0
+    whole_items: bool = False
+    ngram_range: tuple[int, int] = (1, 1)
+    min_df: int | float = 2
+    max_df: int | float = 0.5
+    k1: float = 4.0
+    b: float = 0.5
+    norm_power: float = 0.5
+    reads_free_text: bool = True
+    expand_abbreviations: bool = False
+    prune_frequent: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = set(self.fields) - set(TrialRecord.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"field group {self.name!r}: unknown record fields {sorted(unknown)}")
+        if not self.weight > 0:
+            raise ValueError(f"field group {self.name!r}: weight must be > 0, got {self.weight}")
+        low, high = self.ngram_range
+        if not 1 <= low <= high:
+            raise ValueError(f"field group {self.name!r}: bad ngram_range {self.ngram_range}")
+        if not (self.k1 >= 0 and 0 <= self.b <= 1 and 0 <= self.norm_power <= 1):
+            raise ValueError(
+                f"field group {self.name!r}: need k1 >= 0 and b, norm_power in [0, 1], "
+                f"got k1={self.k1}, b={self.b}, norm_power={self.norm_power}"
+            )
+
+    def items(self, record: TrialRecord) -> list[str]:
+        """The strings of ``record`` this group reads, one per list item or text."""
+        return field_items(record, self.fields)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "fields": list(self.fields),
+            "weight": self.weight,
+            "whole_items": self.whole_items,
+            "ngram_range": list(self.ngram_range),
+            "min_df": self.min_df,
+            "max_df": self.max_df,
+            "k1": self.k1,
+            "b": self.b,
+            "norm_power": self.norm_power,
+            "reads_free_text": self.reads_free_text,
+            "expand_abbreviations": self.expand_abbreviations,
+            "prune_frequent": self.prune_frequent,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> FieldGroup:
+        values = dict(data)
+        values["fields"] = tuple(values["fields"])
+        values["ngram_range"] = tuple(values["ngram_range"])
+        return cls(**values)
+
+
+def field_items(
+    record: TrialRecord, fields: Sequence[str], *, other_names: bool = True
+) -> list[str]:
+    """The non-empty strings of ``record``'s ``fields``, one per list item or text.
+
+    Interventions give their names (and, with ``other_names``, their other names),
+    arm groups their labels.
+    """
+    items: list[str] = []
+    for name in fields:
+        value = getattr(record, name)
+        if name == "interventions":
+            for intervention in value:
+                items.append(intervention.name)
+                if other_names:
+                    items.extend(intervention.other_names)
+        elif name == "arm_groups":
+            items.extend(arm.label for arm in value)
+        elif isinstance(value, tuple):
+            items.extend(value)
+        elif value:
+            items.append(value)
+    return [item for item in items if item]
+
+
+# Tuned on the development labels of docs/evaluation.md (publication sisters, TREC
+# patient descriptions), with the reference case held exact: one whole-text group
+# carries most of the weight; lists, titles, sponsor and eligibility add to it.
+TEXT_FIELDS: tuple[str, ...] = (
+    "brief_title",
+    "official_title",
+    "brief_summary",
+    "detailed_description",
+    "conditions",
+    "keywords",
+    "interventions",
+)
+
+DEFAULT_FIELD_GROUPS: tuple[FieldGroup, ...] = (
+    FieldGroup(
+        "conditions",
+        ("conditions", "keywords", "condition_mesh_terms"),
+        weight=0.4,
+        whole_items=True,
+        ngram_range=(1, 3),
+        reads_free_text=False,
+        expand_abbreviations=True,
+    ),
+    FieldGroup(
+        "interventions",
+        ("interventions", "intervention_mesh_terms"),
+        weight=0.4,
+        whole_items=True,
+        reads_free_text=False,
+        expand_abbreviations=True,
+    ),
+    FieldGroup("titles", ("brief_title", "official_title", "acronym"), 0.5, ngram_range=(1, 2)),
+    FieldGroup("text", TEXT_FIELDS, weight=1.0, prune_frequent=True),
+    FieldGroup("sponsor", ("lead_sponsor",), 0.3, whole_items=True, reads_free_text=False),
+    FieldGroup("eligibility", ("eligibility_criteria",), weight=0.5, prune_frequent=True),
+)
+
+# Exponent of the pivoted norm of whole rows (see FieldGroupVectorizer).
+DEFAULT_NORM_POWER = 0.6

@@ -1,0 +1,394 @@
+"""Turn trial records into one vector each, built from weighted field groups.
+
+A trial is read as a few *field groups* (what it studies, what it gives, what it is
+called, all it says, who runs it, whom it takes). Each group has its own vocabulary
+and IDF, so a word that is common in summaries but rare in condition lists is
+weighted for where it appears. A group's terms get BM25 weights, its rows are
+divided by a pivoted norm (:mod:`recommender.text.weighting`), scaled by the group's
+weight and laid side by side, and the whole row is pivot-normalised again. The dot
+product of two rows is their score, and it splits exactly into per-group, per-term
+contributions (which is what ``explain`` reports).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+from joblib import Parallel, delayed, effective_n_jobs
+
+from recommender.core import TrialRecord
+from recommender.infra import release_free_memory
+from recommender.text._tokenizer_compiled import (
+    EncodedTexts,
+    HashedCounts,
+    TermTable,
+    count_known_terms,
+)
+from recommender.text.abbreviations import AbbreviationTable
+from recommender.text.counting import count_chunk, frequent_columns, merge_counts, spell_terms
+from recommender.text.fields import DEFAULT_FIELD_GROUPS, DEFAULT_NORM_POWER, FieldGroup
+from recommender.text.record_texts import encode_groups, learn_abbreviations_of
+from recommender.text.tokenizer import ItemAnalyzer
+from recommender.text.weighting import (
+    average_length,
+    bm25_weights,
+    mean_norm,
+    pivot_normalise,
+    smooth_idf,
+)
+
+
+class GroupModel:
+    """One field group's fitted vocabulary and weighting.
+
+    Parameters
+    ----------
+    group : FieldGroup
+    terms : list of str
+        Column terms, sorted.
+    idf : ndarray of shape (len(terms),), dtype float32
+        scikit-learn's smoothed IDF.
+    avg_length : float
+        Mean count of terms per non-empty document (BM25's average length).
+    pivot : float
+        Mean norm of the non-empty BM25 rows (the pivot of the length normalisation).
+    """
+
+    def __init__(
+        self, group: FieldGroup, terms: list[str], idf: np.ndarray, avg_length: float, pivot: float
+    ) -> None:
+        if len(terms) != len(idf):
+            raise ValueError(f"field group {group.name!r}: {len(terms)} terms but {len(idf)} IDFs")
+        self.group = group
+        self.terms = terms
+        self.analyzer = analyzer_for(group)
+        self.idf = np.asarray(idf, dtype=np.float32)
+        self.avg_length = float(avg_length)
+        self.pivot = float(pivot)
+
+    @classmethod
+    def fit(
+        cls, group: FieldGroup, terms: list[str], counts: sp.csr_matrix
+    ) -> tuple[GroupModel, sp.csr_matrix]:
+        """Learn IDF, average length and pivot from pruned counts; return the model
+        and the group's block of shape (n_docs, len(terms)), float32."""
+        idf, avg_length = smooth_idf(counts), average_length(counts)
+        weights = bm25_weights(counts, idf, avg_length, group.k1, group.b)
+        model = cls(group, terms, idf, avg_length, mean_norm(weights))
+        return model, pivot_normalise(weights, model.pivot, group.norm_power)
+
+    def weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        """The group's block for term counts in this vocabulary's columns."""
+        g = self.group
+        weights = bm25_weights(counts, self.idf, self.avg_length, g.k1, g.b)
+        return pivot_normalise(weights, self.pivot, g.norm_power)
+
+    @cached_property
+    def table(self) -> TermTable:
+        """The vocabulary by term hash, built on first use (a few ms per 100k terms)."""
+        return TermTable(self.terms)
+
+    def transform(self, texts: EncodedTexts) -> sp.csr_matrix:
+        """The group's block of ``texts``; terms outside the vocabulary are ignored."""
+        return self.weigh(count_known_terms(texts, self.analyzer, self.table))
+
+    def stats(self) -> dict[str, float]:
+        return {"avg_length": self.avg_length, "pivot": self.pivot}
+
+
+def analyzer_for(group: FieldGroup) -> ItemAnalyzer:
+    return ItemAnalyzer(ngram_range=group.ngram_range, whole_items=group.whole_items)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a while.
+
+    Fitting makes about a million short-lived lists while the records hold millions
+    of long-lived objects, and every full collection walks all of them: about 1.5 s
+    of a 6 s fit on the full corpus. Nothing made here forms a reference cycle, so
+    reference counting frees it all the same.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# Records per counting task: small enough that a chunk's intermediate strings stay
+# small and encoding overlaps counting, large enough that merging is cheap.
+CHUNK_RECORDS = 8192
+
+
+def _chunk_bounds(n_items: int, n_chunks: int) -> list[tuple[int, int]]:
+    edges = np.linspace(0, n_items, max(1, min(n_chunks, n_items)) + 1).astype(int)
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+
+
+class FieldGroupVectorizer:
+    """BM25-weighted field groups of :class:`TrialRecord` objects, as one vector each.
+
+    Each group's texts are encoded once and their terms counted by a compiled pass in
+    parallel chunks (:mod:`recommender.text.tokenizer`, :mod:`recommender.text.counting`; the
+    counts equal scikit-learn's ``CountVectorizer`` with the group's
+    :class:`ItemAnalyzer`, ``min_df`` and ``max_df``), then weighted by
+    :mod:`recommender.text.weighting`.
+
+    Parameters
+    ----------
+    groups : sequence of FieldGroup, default DEFAULT_FIELD_GROUPS
+        The field groups, their weights and vectoriser settings.
+    norm_power : float, default DEFAULT_NORM_POWER
+        Exponent of the pivoted norm whole rows are divided by (1: unit rows, so
+        scores are cosines; 0: no normalisation of whole rows).
+    learn_abbreviations : bool, default True
+        Learn short forms from the records' titles and texts when a group
+        expands them (``FieldGroup.expand_abbreviations``).
+    n_jobs : int, default 1
+        Threads used to count terms (a Dask cluster's workers under joblib's Dask
+        backend), and processes learning abbreviations from records on disk; -1
+        uses every core.
+
+    Attributes
+    ----------
+    models_ : dict of str to GroupModel or None
+        One fitted model per group; None for a group left with no terms.
+    offsets_ : ndarray of shape (n_groups + 1,), dtype int64
+        Group ``i`` owns columns ``offsets_[i]:offsets_[i + 1]`` of the output.
+    n_features_ : int
+        Width of the combined vectors.
+    pivot_ : float
+        Mean norm of the combined rows before their normalisation.
+    abbreviations_ : AbbreviationTable
+        Learned short forms (empty when no group expands them).
+    """
+
+    def __init__(
+        self,
+        groups: Sequence[FieldGroup] = DEFAULT_FIELD_GROUPS,
+        *,
+        norm_power: float = DEFAULT_NORM_POWER,
+        learn_abbreviations: bool = True,
+        n_jobs: int = 1,
+    ) -> None:
+        names = [g.name for g in groups]
+        if not names:
+            raise ValueError("at least one field group is needed")
+        if len(set(names)) != len(names):
+            raise ValueError(f"field group names must be unique, got {names}")
+        if not 0 <= norm_power <= 1:
+            raise ValueError(f"norm_power must be in [0, 1], got {norm_power}")
+        self.groups = tuple(groups)
+        self.norm_power = norm_power
+        self.learn_abbreviations = learn_abbreviations
+        self.n_jobs = n_jobs
+
+    def fit_transform(self, records: Sequence[TrialRecord]) -> sp.csr_matrix:
+        """Learn each group's vocabulary and IDF, and return the combined vectors.
+
+        Parameters
+        ----------
+        records : sequence of TrialRecord, length n_records
+
+        Returns
+        -------
+        X : csr_matrix of shape (n_records, n_features_), dtype float32
+            Pivot-normalised rows (an average record's has norm 1); all-zero for a
+            record with no text in any group.
+        """
+        with _collector_paused():
+            return self._fit_transform(records)
+
+    def _fit_transform(self, records: Sequence[TrialRecord]) -> sp.csr_matrix:
+        self.abbreviations_ = AbbreviationTable(self._abbreviations(records))
+        parts_by_group, texts = self._count_chunks(records)
+        self.models_ = {}
+        blocks = []
+        for i, group in enumerate(self.groups):
+            # Each group's parts and texts are dropped once used: on a large registry
+            # they are most of the memory a build needs.
+            release_free_memory()  # what the last group dropped, before this one merges
+            counted = merge_counts(parts_by_group[i])
+            parts_by_group[i] = []
+            kept = frequent_columns(counted.counts, group.min_df, group.max_df)
+            terms, counts = spell_terms(counted, kept, texts[i])
+            texts[i] = []
+            del counted
+            if not terms:
+                # No record fills this group, or pruning left nothing: the group is
+                # left out of every vector instead of failing the build.
+                self.models_[group.name] = None
+                blocks.append(sp.csr_matrix((len(records), 0), dtype=np.float32))
+                continue
+            self.models_[group.name], block = GroupModel.fit(group, terms, counts)
+            blocks.append(block)
+        self._set_offsets()
+        release_free_memory()
+        combined = self._weighted(blocks)
+        del blocks  # a second copy of every vector, at 600,000 trials most of a GB
+        self.pivot_ = mean_norm(combined)
+        return pivot_normalise(combined, self.pivot_, self.norm_power)
+
+    def _count_chunks(
+        self, records: Sequence[TrialRecord]
+    ) -> tuple[list[list[HashedCounts]], list[list[EncodedTexts]]]:
+        """Each group's term counts and their spellings, chunk by chunk of records."""
+        analyzers = [analyzer_for(g) for g in self.groups]
+
+        def tasks() -> Iterator:
+            # A generator: joblib pulls the next chunk (encoded in Python, holding the
+            # GIL) while the compiled pass, which releases it, counts the last ones;
+            # and only a chunk's worth of intermediate strings exists at a time. A
+            # chunk's text is dropped once counted: only its terms' spellings stay.
+            # (Encoding on worker processes instead gained nothing on 2 cores: this
+            # thread and the counting threads already keep both busy.)
+            n_chunks = max(2 * effective_n_jobs(self.n_jobs), -(-len(records) // CHUNK_RECORDS))
+            for a, b in _chunk_bounds(len(records), n_chunks):
+                encoded = encode_groups(records[a:b], self.groups, self.abbreviations_)
+                for i, group_texts in enumerate(encoded):
+                    yield delayed(count_chunk)(group_texts, analyzers[i])
+
+        counted = Parallel(n_jobs=self.n_jobs, prefer="threads")(tasks())
+        n_groups = len(self.groups)
+        parts = [[part for part, _ in counted[i::n_groups]] for i in range(n_groups)]
+        texts = [[spelled for _, spelled in counted[i::n_groups]] for i in range(n_groups)]
+        return parts, texts
+
+    def _abbreviations(self, records: Sequence[TrialRecord]) -> Mapping[str, str]:
+        if not (self.learn_abbreviations and any(g.expand_abbreviations for g in self.groups)):
+            return {}
+        return learn_abbreviations_of(records, self.n_jobs)
+
+    def fit(self, records: Sequence[TrialRecord]) -> FieldGroupVectorizer:
+        self.fit_transform(records)
+        return self
+
+    def transform(
+        self, records: Sequence[TrialRecord], free_texts: Sequence[str] | None = None
+    ) -> sp.csr_matrix:
+        """Vectorise records with the fitted vocabulary (unknown terms are ignored).
+
+        Parameters
+        ----------
+        records : sequence of TrialRecord, length n_records
+        free_texts : sequence of str, length n_records, optional
+            Free text of each record (a draft trial's description, a patient note,
+            a search), read as one more item of each group with
+            ``reads_free_text`` (by default the whole text, titles and
+            eligibility, not the condition, intervention and sponsor lists, whose
+            phrases a note should not match as if it were a list;
+            ``docs/evaluation.md``).
+
+        Returns
+        -------
+        X : csr_matrix of shape (n_records, n_features_), dtype float32
+        """
+        self._check_fitted()
+        encoded = encode_groups(records, self.groups, self.abbreviations_, free_texts)
+        blocks = [
+            sp.csr_matrix((len(texts), 0), dtype=np.float32)
+            if self.models_[g.name] is None
+            else self.models_[g.name].transform(texts)
+            for g, texts in zip(self.groups, encoded, strict=True)
+        ]
+        return pivot_normalise(self._weighted(blocks), self.pivot_, self.norm_power)
+
+    def _weighted(self, blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
+        for group, block in zip(self.groups, blocks, strict=True):
+            block.data *= np.float32(group.weight)  # the blocks are ours: no copy
+        return sp.hstack(blocks, format="csr", dtype=np.float32)
+
+    def _terms(self, group: FieldGroup) -> list[str]:
+        model = self.models_[group.name]
+        return [] if model is None else model.terms
+
+    def _set_offsets(self) -> None:
+        sizes = [len(self._terms(g)) for g in self.groups]
+        self.offsets_ = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.n_features_ = int(self.offsets_[-1])
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "models_"):
+            raise RuntimeError("FieldGroupVectorizer is not fitted; call fit or from_state first")
+
+    # -- explanations and persistence -------------------------------------------------
+
+    def feature_names(self) -> list[str]:
+        """Every column's term, group by group (length ``n_features_``)."""
+        self._check_fitted()
+        return [term for g in self.groups for term in self._terms(g)]
+
+    def prunable_columns(self) -> np.ndarray:
+        """Boolean mask of shape (n_features_,): columns of ``prune_frequent`` groups."""
+        self._check_fitted()
+        mask = np.zeros(self.n_features_, dtype=bool)
+        for g, start, stop in zip(self.groups, self.offsets_, self.offsets_[1:], strict=False):
+            mask[start:stop] = g.prune_frequent
+        return mask
+
+    def group_of_column(self, columns: np.ndarray) -> np.ndarray:
+        """Index into ``groups`` of each column in ``columns``."""
+        return np.searchsorted(self.offsets_, columns, side="right") - 1
+
+    def get_state(self) -> tuple[dict, dict[str, list[str]], dict[str, np.ndarray]]:
+        """What is needed to rebuild this fitted vectoriser without pickle.
+
+        Returns
+        -------
+        params : dict
+            JSON-ready settings and learned scalars: group settings, each group's
+            average length and pivot, the row pivot, the learned abbreviations.
+        vocabularies : dict of str to list of str
+            Each group's terms in column order.
+        idfs : dict of str to ndarray of shape (n_terms,), dtype float32
+        """
+        self._check_fitted()
+        params = {
+            "groups": [g.to_dict() for g in self.groups],
+            "norm_power": self.norm_power,
+            "pivot": self.pivot_,
+            "group_stats": {
+                name: model.stats() for name, model in self.models_.items() if model is not None
+            },
+            "abbreviations": self.abbreviations_.long_forms,
+        }
+        vocabularies = {g.name: self._terms(g) for g in self.groups}
+        idfs = {
+            g.name: np.zeros(0, np.float32)
+            if self.models_[g.name] is None
+            else self.models_[g.name].idf.astype(np.float32)
+            for g in self.groups
+        }
+        return params, vocabularies, idfs
+
+    @classmethod
+    def from_state(
+        cls,
+        params: Mapping,
+        vocabularies: Mapping[str, Sequence[str]],
+        idfs: Mapping[str, np.ndarray],
+    ) -> FieldGroupVectorizer:
+        """Rebuild a fitted vectoriser from :meth:`get_state` output."""
+        groups = [FieldGroup.from_dict(g) for g in params["groups"]]
+        self = cls(groups, norm_power=params["norm_power"])
+        self.pivot_ = float(params["pivot"])
+        self.abbreviations_ = AbbreviationTable(params["abbreviations"])
+        self.models_ = {}
+        for g in groups:
+            terms = list(vocabularies[g.name])
+            stats = params["group_stats"].get(g.name, {})
+            self.models_[g.name] = (
+                GroupModel(g, terms, idfs[g.name], stats["avg_length"], stats["pivot"])
+                if terms
+                else None
+            )
+        self._set_offsets()
+        return self
