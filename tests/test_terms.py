@@ -22,6 +22,7 @@ ANALYZERS = [
     ItemAnalyzer(ngram_range=(1, 1), whole_items=True),
     ItemAnalyzer(ngram_range=(2, 2)),
     ItemAnalyzer(ngram_range=(1, 2), stop_words=frozenset({"liver", "of"})),
+    ItemAnalyzer(ngram_range=(1, 1), whole_items=True, item_words=False),
 ]
 
 DOCS = [
@@ -52,6 +53,17 @@ def rows_as_dicts(counts, terms):
 def test_compiled_counts_equal_the_python_definition(analyzer):
     found, _ = counted_terms(DOCS, analyzer, [(0, 2), (2, 3), (3, 3), (3, 6)])
     assert found == [dict(Counter(analyzer(doc))) for doc in DOCS]
+
+
+def test_an_item_without_its_words_is_one_term_however_short():
+    sponsor = ANALYZERS[-1]
+    assert sponsor(["Sun Yat-sen University", "Novartis", "  ", "The"]) == [
+        "sun yat sen university",
+        "novartis",
+        "the",
+    ]
+    found, _ = counted_terms([["Sun Yat-sen University", "Novartis"]], sponsor, [(0, 1)])
+    assert found == [{"sun yat sen university": 1, "novartis": 1}]
 
 
 def test_a_stop_word_alone_or_at_an_ngram_edge_is_dropped_but_kept_inside():

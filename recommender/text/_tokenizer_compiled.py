@@ -148,6 +148,7 @@ def _pass_arguments(texts: EncodedTexts, analyzer: ItemAnalyzer) -> tuple:
     longest = int(np.diff(texts.item_ends, prepend=0).max()) if len(texts.item_ends) else 0
     return (
         texts.buffer, texts.item_ends, texts.doc_ends, low, high, analyzer.whole_items,
+        analyzer.item_words,
         stop.slots, stop.keys, longest,
     )  # fmt: skip
 
@@ -213,8 +214,9 @@ def _table_slots(keys):
 
 @njit(nogil=True, cache=True)
 def _item_terms(
-    buffer, start, stop, low, high, whole_items, stop_slots, stop_keys, scratch, out, n
-):
+    buffer, start, stop, low, high, whole_items, item_words, stop_slots, stop_keys, scratch,
+    out, n,
+):  # fmt: skip
     """Hash and span of every term of one item, written to ``out`` from column ``n``;
     returns the new count.
 
@@ -243,11 +245,13 @@ def _item_terms(
         is_stop[w] = stop_slots[_find(stop_slots, stop_keys, word_hashes[w])] != _EMPTY
 
     hashes = out[0].view(np.uint64)
-    if whole_items and n_words > high:
+    if whole_items and n_words and (n_words > high or not item_words):
         hashes[n] = _join_hash(buffer, word_starts, word_ends, word_hashes, 0, n_words)
         out[1, n] = word_starts[0]
         out[2, n] = word_ends[n_words - 1]
         n += 1
+    if not item_words:
+        return n
     for size in range(low, high + 1):
         for first in range(n_words - size + 1):
             last = first + size - 1
@@ -262,8 +266,8 @@ def _item_terms(
 
 @njit(nogil=True, cache=True)
 def _doc_terms(
-    buffer, item_ends, first_item, stop_item, low, high, whole_items, stop_slots, stop_keys,
-    scratch, out,
+    buffer, item_ends, first_item, stop_item, low, high, whole_items, item_words, stop_slots,
+    stop_keys, scratch, out,
 ):  # fmt: skip
     """Every term of items ``first_item:stop_item`` (one document); returns ``out``,
     grown when the document needs more room, and the count."""
@@ -275,7 +279,7 @@ def _doc_terms(
             bigger[:, :n] = out[:, :n]
             out = bigger
         start = item_ends[item - 1] if item else 0
-        n = _item_terms(buffer, start, item_ends[item], low, high, whole_items,
+        n = _item_terms(buffer, start, item_ends[item], low, high, whole_items, item_words,
                         stop_slots, stop_keys, scratch, out, n)  # fmt: skip
     return out, n
 
@@ -307,8 +311,9 @@ def _grow(array, size):
 
 @njit(nogil=True, cache=True)
 def _count_terms(
-    buffer, item_ends, doc_ends, low, high, whole_items, stop_slots, stop_keys, longest
-):
+    buffer, item_ends, doc_ends, low, high, whole_items, item_words, stop_slots, stop_keys,
+    longest,
+):  # fmt: skip
     scratch, out = _work_space(longest, low, high)
     slots = np.full(1 << 12, _EMPTY, dtype=np.int64)
     keys = np.empty(1 << 11, dtype=np.uint64)
@@ -324,7 +329,8 @@ def _count_terms(
     for doc in range(doc_ends.shape[0]):
         first_item = doc_ends[doc - 1] if doc else 0
         out, n = _doc_terms(buffer, item_ends, first_item, doc_ends[doc], low, high,
-                            whole_items, stop_slots, stop_keys, scratch, out)  # fmt: skip
+                            whole_items, item_words, stop_slots, stop_keys, scratch,
+                            out)  # fmt: skip
         hashes = out[0].view(np.uint64)
         for t in range(n):
             s = _find(slots, keys, hashes[t])
@@ -366,8 +372,8 @@ def _count_terms(
 
 @njit(nogil=True, cache=True)
 def _count_known(
-    buffer, item_ends, doc_ends, low, high, whole_items, stop_slots, stop_keys, longest,
-    slots, keys,
+    buffer, item_ends, doc_ends, low, high, whole_items, item_words, stop_slots, stop_keys,
+    longest, slots, keys,
 ):  # fmt: skip
     # Used for a few documents at a time (a query, an update), so nothing here is
     # the vocabulary's size: a document's columns are gathered, sorted and counted.
@@ -379,7 +385,8 @@ def _count_known(
     for doc in range(doc_ends.shape[0]):
         first_item = doc_ends[doc - 1] if doc else 0
         out, n = _doc_terms(buffer, item_ends, first_item, doc_ends[doc], low, high,
-                            whole_items, stop_slots, stop_keys, scratch, out)  # fmt: skip
+                            whole_items, item_words, stop_slots, stop_keys, scratch,
+                            out)  # fmt: skip
         hashes = out[0].view(np.uint64)
         found = np.empty(n, dtype=np.int32)
         n_found = 0

@@ -32,6 +32,10 @@ class FieldGroup:
     whole_items : bool
         Also emit each list item as one term (``"acute on chronic liver failure"``),
         so an exact condition or drug name counts more than its words.
+    item_words : bool
+        Emit the words and n-grams of each item; off (with ``whole_items``), an item
+        is one term only: a name that must match whole or not at all (a sponsor, so
+        that "university" or "sen" never links two trials).
     ngram_range : tuple of int
         Word n-gram lengths, never crossing from one item to the next.
     min_df, max_df : int or float
@@ -58,6 +62,7 @@ class FieldGroup:
     fields: tuple[str, ...]
     weight: float = 1.0
     whole_items: bool = False
+    item_words: bool = True
     ngram_range: tuple[int, int] = (1, 1)
     min_df: int | float = 2
     max_df: int | float = 0.5
@@ -77,6 +82,8 @@ class FieldGroup:
         low, high = self.ngram_range
         if not 1 <= low <= high:
             raise ValueError(f"field group {self.name!r}: bad ngram_range {self.ngram_range}")
+        if not (self.item_words or self.whole_items):
+            raise ValueError(f"field group {self.name!r}: item_words=False needs whole_items")
         if not (self.k1 >= 0 and 0 <= self.b <= 1 and 0 <= self.norm_power <= 1):
             raise ValueError(
                 f"field group {self.name!r}: need k1 >= 0 and b, norm_power in [0, 1], "
@@ -93,6 +100,7 @@ class FieldGroup:
             "fields": list(self.fields),
             "weight": self.weight,
             "whole_items": self.whole_items,
+            "item_words": self.item_words,
             "ngram_range": list(self.ngram_range),
             "min_df": self.min_df,
             "max_df": self.max_df,

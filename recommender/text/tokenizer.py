@@ -42,12 +42,15 @@ class ItemAnalyzer:
     Single words that are stop words are dropped, and so are n-grams that begin or
     end with one, but stop words inside an n-gram or phrase are kept: "acute on
     chronic" stays readable in an explanation instead of becoming "acute chronic".
-    A phrase term is added for an item of more words than the longest n-gram.
+    A phrase term is added for an item of more words than the longest n-gram; with
+    ``item_words`` False an item gives its phrase alone, whatever its length, and no
+    words or n-grams (a sponsor is matched by its whole name, never by "university").
     """
 
     ngram_range: tuple[int, int] = (1, 1)
     whole_items: bool = False
     stop_words: frozenset[str] = field(default=ENGLISH_STOP_WORDS, repr=False)
+    item_words: bool = True
 
     def __call__(self, items: Sequence[str]) -> list[str]:
         low, high = self.ngram_range
@@ -55,8 +58,10 @@ class ItemAnalyzer:
         terms: list[str] = []
         for item in items:
             found = words(item)
-            if self.whole_items and len(found) > high:
+            if self.whole_items and found and (len(found) > high or not self.item_words):
                 terms.append(" ".join(found))
+            if not self.item_words:
+                continue
             if low == 1:
                 terms.extend(w for w in found if w not in stop)
             for n in range(max(low, 2), high + 1):

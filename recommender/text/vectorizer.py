@@ -102,7 +102,9 @@ class GroupModel:
 
 
 def analyzer_for(group: FieldGroup) -> ItemAnalyzer:
-    return ItemAnalyzer(ngram_range=group.ngram_range, whole_items=group.whole_items)
+    return ItemAnalyzer(
+        ngram_range=group.ngram_range, whole_items=group.whole_items, item_words=group.item_words
+    )
 
 
 @contextmanager
