@@ -7,6 +7,10 @@ import sys
 from collections.abc import Callable
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+# The machine, not the input: a full disk, no permission, a read-only file system.
+EXIT_ENVIRONMENT = 3
+# Another build or update is writing that index: run again later, or with --wait.
+EXIT_BUSY = 4
 
 
 class BadInput(Exception):
@@ -67,3 +71,13 @@ def stderr_log(quiet: bool) -> Callable[[str], None]:
             print(line, file=sys.stderr)
 
     return log
+
+
+def add_wait(command: argparse.ArgumentParser) -> None:
+    """``--wait``: wait for another writer of the same index instead of failing (exit 4)."""
+    command.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another build or update is writing this index, wait for it to finish "
+        "(default: fail at once, exit code 4)",
+    )

@@ -2,7 +2,8 @@
 ``run``; this module puts them together.
 
 Exit codes: 0 success, 2 bad usage or bad input (a malformed id, a missing source,
-an unusable index), 1 any other failure.
+an unusable index), 4 another build or update is writing the same index, 1 any other
+failure.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import sys
 from collections.abc import Sequence
 
 from recommender.cli import build, evaluate, export, fetch, labels, serve, similar, update
-from recommender.cli._common import EXIT_BAD_INPUT, EXIT_FAILURE, BadInput
+from recommender.cli._common import EXIT_BAD_INPUT, EXIT_BUSY, EXIT_FAILURE, BadInput
 from recommender.core import InvalidNctIdError
 from recommender.evaluation import LabelFormatError
-from recommender.index import DamagedIndexError, NotInIndexError
+from recommender.index import DamagedIndexError, NotInIndexError, WriterConflictError
 from recommender.ingest import SourceError
 
 # In the order `recommender --help` lists them.
@@ -57,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:
         print(f"recommender {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except WriterConflictError as exc:
+        print(f"recommender {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BUSY
     except KeyboardInterrupt:
         print(f"recommender {args.command}: interrupted", file=sys.stderr)
         return EXIT_FAILURE
