@@ -123,11 +123,11 @@ def test_a_second_build_is_refused_while_the_first_runs(tmp_path, served):
 
 
 def test_the_cli_refuses_with_exit_4_and_one_line(tmp_path, served, new_studies, capsys):
-    from recommender.cli import main
+    from recommender.cli import EXIT_BUSY, main
 
     with WriterLock(served, "build"):
         code = main(["update", "--index", str(served), "--source", str(new_studies), "--quiet"])
-    assert code == 4
+    assert code == EXIT_BUSY == 4
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "is being written by recommender build" in err
     assert NEW_ID not in TrialIndex.load(served)

@@ -209,9 +209,13 @@ class Staging:
             # without one is never ours to remove.
             flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
             self._fd: int | None = os.open(self.owner, flags, 0o644)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            os.write(self._fd, json.dumps(owner_facts()).encode())
-            self.folder.mkdir()
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                os.write(self._fd, json.dumps(owner_facts()).encode())
+                self.folder.mkdir()
+            except BaseException:  # a full disk: leave nothing, hold nothing
+                self.close()
+                raise
 
     def __enter__(self) -> Staging:
         return self

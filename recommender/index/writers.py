@@ -99,12 +99,13 @@ class WriterLock:
         fd = os.open(versions / WRITER_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             self._take(fd)
-            os.ftruncate(fd, 0)
-            facts = {**owner_facts(), "command": self.command, "started": _now()}
-            os.pwrite(fd, json.dumps(facts).encode(), 0)
         except BaseException:
             os.close(fd)
             raise
+        facts = {**owner_facts(), "command": self.command, "started": _now()}
+        with contextlib.suppress(OSError):  # a full disk: only the waiting ones' message
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(facts).encode(), 0)
         self._fd = fd
         _HELD.add(fd)
         with writer_lock(versions):
@@ -144,18 +145,21 @@ class WriterLock:
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         if isinstance(exc, OSError) and self._fd is not None:
-            unchanged = served_version(self.served) == self.expected
-            exc.add_note(
-                f"the index at {self.served} is as it was"
-                if unchanged
-                else f"a new version of the index at {self.served} was served before this"
-            )
+            exc.add_note(self._outcome())
         fd, self._fd = self._fd, None
         if fd is not None:
             _HELD.discard(fd)
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)  # no stale facts for the next one to read
             os.close(fd)
+
+    def _outcome(self) -> str:
+        """What a reader of the served path finds after this writer failed."""
+        if served_version(self.served) != self.expected:
+            return f"a new version of the index at {self.served} was served before this"
+        if self.expected is None:
+            return f"no index was written at {self.served}"
+        return f"the index at {self.served} is as it was"
 
 
 def _holder(fd: int) -> str:

@@ -4,7 +4,7 @@ and task blocks, giving memory back, time stamps, and the fault points tests kil
 from recommender.infra.clock import utc_now
 from recommender.infra.faults import FAULT_ENV, PAUSE_ENV, fault_point
 from recommender.infra.memory import release_free_memory
-from recommender.infra.processes import OrderedPool, worker_count
+from recommender.infra.processes import OrderedPool, WorkerDiedError, worker_count
 from recommender.infra.progress import PlainProgress, is_terminal, progress
 from recommender.infra.tasks import row_blocks
 
@@ -13,6 +13,7 @@ __all__ = [
     "PAUSE_ENV",
     "OrderedPool",
     "PlainProgress",
+    "WorkerDiedError",
     "fault_point",
     "is_terminal",
     "progress",

@@ -42,6 +42,10 @@ _PR_SET_PDEATHSIG = 1
 Task = tuple[Callable[..., Any], tuple]
 
 
+class WorkerDiedError(RuntimeError):
+    """A worker process died (killed, out of memory): the machine, not the input."""
+
+
 def worker_count(n_jobs: int) -> int:
     """Processes for ``n_jobs`` as joblib counts them: -1 is one per core, -2 all but one."""
     # Not joblib's effective_n_jobs: that asks the active backend (a Dask cluster's
@@ -93,7 +97,7 @@ class OrderedPool:
 
         Raises
         ------
-        RuntimeError
+        WorkerDiedError
             If a worker process dies (killed, out of memory).
         """
         pending: deque[Future] = deque()
@@ -108,7 +112,7 @@ class OrderedPool:
         try:
             result = future.result()
         except BrokenProcessPool as err:
-            raise RuntimeError(
+            raise WorkerDiedError(
                 f"{self.who} died ({err}); if memory is short, use fewer processes (--jobs)"
             ) from None
         if not self._delivered:  # the workers started, more tasks and results in flight
