@@ -320,3 +320,42 @@ def test_generated_hostile_files_among_good_ones_never_stop_a_read(tmp_path_fact
         records, report = read_records([source])
         assert {r.nct_id for r in records} >= GOOD_IDS
         assert all(item.reason for item in report.skipped + report.ignored)
+
+
+_XML_INSERTS = st.sampled_from(
+    [b"<a>" * 20_000, b"&#xD800;", b"&#0;", b"&bogus;", b"<!DOCTYPE x [<!ENTITY e 'x'>]>",
+     b"\xff\xfe", b"<![CDATA[", b"</clinical_study>", b"<nct_id>NCT1</nct_id>"]
+)  # fmt: skip
+
+
+@st.composite
+def hostile_xml(draw) -> bytes:
+    """A real legacy XML record with bytes cut out, or something hostile put in."""
+    from tests.test_ingest_xml import FULL_XML
+
+    raw = FULL_XML.encode()
+    start = draw(st.integers(0, len(raw)))
+    stop = draw(st.integers(start, min(len(raw), start + 200)))
+    middle = draw(st.one_of(_XML_INSERTS, st.binary(max_size=32), st.just(b"")))
+    return raw[:start] + middle + raw[stop:]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(docs=st.lists(st.one_of(hostile_documents(), hostile_xml()), min_size=1, max_size=4))
+def test_generated_hostile_members_of_a_zip_never_stop_a_read(tmp_path_factory, docs):
+    from tests.test_ingest_xml import FULL_XML
+
+    path = tmp_path_factory.mktemp("fuzz-zip") / "studies.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for i, raw in enumerate(docs):
+            archive.writestr(
+                f"hostile-{i}.{'xml' if raw.lstrip().startswith(b'<') else 'json'}", raw
+            )
+        for s in GOOD:
+            nct_id = s["protocolSection"]["identificationModule"]["nctId"]
+            archive.writestr(f"{nct_id}.json", json.dumps(s))
+        archive.writestr("NCT01234567.xml", FULL_XML)
+    records, report = read_records([path])
+    assert {r.nct_id for r in records} >= GOOD_IDS | {"NCT01234567"}
+    assert all(item.reason for item in report.skipped + report.ignored)
+    assert all(encode_record(r) for r in records)
