@@ -205,3 +205,11 @@ def test_the_lock_names_its_holder_and_is_free_again_after(served):
         assert lock.expected == versions.served_version(served)
     with WriterLock(served, "build"):
         pass  # taken again: released on leaving
+
+
+def test_an_update_of_a_missing_index_creates_nothing(tmp_path, new_studies):
+    from recommender.index import DamagedIndexError
+
+    with pytest.raises(DamagedIndexError, match="no index at"):
+        _update(tmp_path / "typo" / "index", new_studies)
+    assert not (tmp_path / "typo").exists()

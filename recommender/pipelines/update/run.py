@@ -38,7 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.index import TrialIndex, WriterLock, save_index
+from recommender.index import (
+    TrialIndex,
+    WriterLock,
+    read_meta,
+    resolve_index_folder,
+    save_index,
+)
 from recommender.infra import utc_now
 from recommender.ingest import IngestReport, read_records, snapshot_problem
 from recommender.neighbours import CosineNeighbours, update_neighbours
@@ -167,6 +173,8 @@ def update_index(
     if snapshot:
         _check_snapshot(sources)
     run = _Run(list(sources), thresholds, n_jobs, log or (lambda _line: None))
+    # No index there (a mistyped --index): said before the lock makes a folder beside it.
+    read_meta(resolve_index_folder(index))
     target = Path(out) if out is not None else Path(index)
     # Taken before the index is read: what it reads is what it replaces.
     with WriterLock(target, "update", wait=wait, log=run.say) as writer:
