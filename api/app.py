@@ -14,9 +14,16 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
-from api.asgi import BodySizeLimitMiddleware, RequestTelemetry, ServiceMetrics, caching
+from api.asgi import (
+    BodySizeLimitMiddleware,
+    RequestTelemetry,
+    SecurityHeaders,
+    ServiceMetrics,
+    caching,
+)
 from api.asgi.fastpath import PAGE_PATH, SimilarLookupFastPath
 from api.asgi.fastpath import ROUTE as FAST_ROUTE
+from api.asgi.security import DEFAULT_PAGE_FRAME_ANCESTORS
 from api.errors import add_error_handlers
 from api.html import page
 from api.routes import ROUTERS, route_at
@@ -32,6 +39,7 @@ def create_app(
     watch_seconds: float | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     embed_frame_ancestors: str | None = None,
+    page_frame_ancestors: str | None = None,
     cache_seconds: int | None = None,
     cors_origins: Sequence[str] | None = None,
     log_requests: bool | None = None,
@@ -58,6 +66,11 @@ def create_app(
         Which sites may frame ``/embed/{nct_id}`` (CSP ``frame-ancestors`` sources,
         such as ``"https://registry.example"``); else
         ``$RECOMMENDER_EMBED_FRAME_ANCESTORS``; else ``"*"``, any site.
+    page_frame_ancestors : str, optional
+        Which sites may frame the other HTML pages (``/``, a trial's page, the API
+        docs, error pages): CSP ``frame-ancestors`` sources; else
+        ``$RECOMMENDER_PAGE_FRAME_ANCESTORS``; else ``"'self'"``, this site only.
+        Every response also says ``X-Content-Type-Options: nosniff``.
     cache_seconds : int, optional
         ``Cache-Control: max-age`` of the answers of ``GET /similar/{id}``,
         ``GET /trials/{id}``, ``GET /trials/{id}/page`` and ``GET /embed/{id}``; else
@@ -87,10 +100,14 @@ def create_app(
         reload_token=reload_token,
         watch_seconds=watch_seconds,
         embed_frame_ancestors=embed_frame_ancestors,
+        page_frame_ancestors=page_frame_ancestors,
         cache_seconds=cache_seconds,
         cors_origins=None if cors_origins is None else tuple(cors_origins),
         log_requests=log_requests,
         max_body_bytes=max_body_bytes,
+    )
+    page_frames = page.frame_ancestors_policy(
+        settings.page_frame_ancestors, default=DEFAULT_PAGE_FRAME_ANCESTORS
     )
     holder = IndexHolder(settings.index_path)
 
@@ -136,4 +153,12 @@ def create_app(
         RequestTelemetry, metrics=app.state.metrics, log_requests=settings.log_requests
     )
     add_error_handlers(app)
+    _around_everything(app, SecurityHeaders, frame_ancestors=page_frames)
     return app
+
+
+def _around_everything(app: FastAPI, middleware: type, **options: object) -> None:
+    """Put ``middleware`` around the whole app, Starlette's error middleware included
+    (which ``add_middleware`` does not reach), so that a 500 carries its headers too."""
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: middleware(build(), **options)  # type: ignore[method-assign]

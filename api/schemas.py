@@ -141,12 +141,19 @@ class Ready(BaseModel):
 
 
 class ReloadOut(BaseModel):
-    """Result of a successful reload."""
+    """Result of a successful reload, in the one worker process that took the request."""
 
     reloaded: bool
     built_at: str
     studies: int
     previous_built_at: str
+    worker_pid: int = Field(description="The worker process that reloaded.")
+    reached: Literal["this worker only"] = Field(
+        default="this worker only",
+        description="A reload reaches the one worker process that took the request. With "
+        "`--workers N` the others swap the new index in when their watch sees it "
+        "(`RECOMMENDER_WATCH_SECONDS`), or when a reload reaches them.",
+    )
 
 
 class InterventionOut(BaseModel):

@@ -20,6 +20,7 @@ INDEX_ENV = "RECOMMENDER_INDEX"
 ADMIN_TOKEN_ENV = "RECOMMENDER_ADMIN_TOKEN"
 WATCH_ENV = "RECOMMENDER_WATCH_SECONDS"
 FRAME_ANCESTORS_ENV = "RECOMMENDER_EMBED_FRAME_ANCESTORS"
+PAGE_FRAME_ANCESTORS_ENV = "RECOMMENDER_PAGE_FRAME_ANCESTORS"
 CORS_ENV = "RECOMMENDER_CORS_ORIGINS"
 REQUEST_LOG_ENV = "RECOMMENDER_REQUEST_LOG"
 CACHE_SECONDS_ENV = "RECOMMENDER_CACHE_SECONDS"
@@ -43,6 +44,9 @@ class Settings:
         ``$RECOMMENDER_WATCH_SECONDS``; 0 (the default) is off.
     embed_frame_ancestors : str or None
         ``$RECOMMENDER_EMBED_FRAME_ANCESTORS``; None means any site.
+    page_frame_ancestors : str or None
+        ``$RECOMMENDER_PAGE_FRAME_ANCESTORS``: who may frame the other HTML pages;
+        None means this site only (``'self'``).
     cache_seconds : int
         ``$RECOMMENDER_CACHE_SECONDS``, else 300.
     cors_origins : tuple of str
@@ -57,6 +61,7 @@ class Settings:
     reload_token: str | None = None
     watch_seconds: float = 0.0
     embed_frame_ancestors: str | None = None
+    page_frame_ancestors: str | None = None
     cache_seconds: int = DEFAULT_CACHE_SECONDS
     cors_origins: tuple[str, ...] = ()
     log_requests: bool = True
@@ -78,6 +83,7 @@ class Settings:
             reload_token=env.get(ADMIN_TOKEN_ENV) or None,
             watch_seconds=_seconds(env, WATCH_ENV),
             embed_frame_ancestors=env.get(FRAME_ANCESTORS_ENV),
+            page_frame_ancestors=env.get(PAGE_FRAME_ANCESTORS_ENV),
             cache_seconds=_whole_seconds(env, CACHE_SECONDS_ENV, DEFAULT_CACHE_SECONDS),
             cors_origins=tuple(o.strip() for o in origins if o.strip()),
             log_requests=env.get(REQUEST_LOG_ENV, "").strip().lower() not in _OFF,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import pytest
@@ -39,7 +40,9 @@ def test_a_failed_build_leaves_no_spool_behind(tmp_path):
     source = write_studies(tmp_path / "one", TINY_STUDIES[:1])
     with pytest.raises(NoTermsError):
         build_index([source], tmp_path / "index", k=2, n_jobs=1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".index.versions", "one"]
+    # Only the writers' lock files, taken before the read: no records, no version.
+    assert sorted(os.listdir(tmp_path / ".index.versions")) == [".lock", ".writer"]
 
 
 def test_records_on_disk_vectorise_as_records_in_memory(tmp_path):

@@ -290,9 +290,10 @@ def embed_headers(frame_ancestors: str) -> dict[str, str]:
     return {"Content-Security-Policy": f"{_EMBED_POLICY}; frame-ancestors {frame_ancestors}"}
 
 
-def frame_ancestors_policy(sources: str | None) -> str:
-    """The CSP ``frame-ancestors`` sources for the box: ``"*"``, ``"'self'
-    https://registry.example"``, ``"'none'"``...; spaces are normalised.
+def frame_ancestors_policy(sources: str | None, default: str = DEFAULT_FRAME_ANCESTORS) -> str:
+    """The CSP ``frame-ancestors`` sources for the box (or, with another ``default``,
+    the pages): ``"*"``, ``"'self' https://registry.example"``, ``"'none'"``...; spaces
+    are normalised; ``default`` when ``sources`` is None.
 
     Raises
     ------
@@ -300,7 +301,7 @@ def frame_ancestors_policy(sources: str | None) -> str:
         For an empty value, or one that would break out of the header (``;``, ``,``,
         control or non-ASCII characters).
     """
-    parts = (DEFAULT_FRAME_ANCESTORS if sources is None else sources).split()
+    parts = (default if sources is None else sources).split()
     if not parts or not all(_CSP_SOURCE.fullmatch(p) and not set(p) & set(";,") for p in parts):
         raise ValueError(
             f"frame ancestors must be CSP sources separated by spaces, such as '*' or "

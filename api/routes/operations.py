@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import os
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -85,7 +86,8 @@ def reload_index(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ReloadOut:
     """Loads and verifies the new index fully, then swaps one reference: requests in
-    flight finish on the old index. Reaches one worker process only."""
+    flight finish on the old index. Reaches one worker process only, the one named in
+    the answer (`worker_pid`, `reached`)."""
     _check_admin(request.app.state.reload_token, credentials)
     holder: IndexHolder = request.app.state.holder
     serving = holder.current.index.built_at
@@ -100,6 +102,7 @@ def reload_index(
         built_at=fresh.index.built_at,
         studies=len(fresh.index),
         previous_built_at=previous.index.built_at,
+        worker_pid=os.getpid(),
     )
 
 

@@ -7,7 +7,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from recommender.cli._common import EXIT_OK, checked, jobs, positive_int, stderr_log
+from recommender.cli._common import EXIT_OK, add_wait, checked, jobs, positive_int, stderr_log
 from recommender.core import DEFAULT_INDEX, STORED_NEIGHBOURS
 from recommender.ingest import ReadLimits
 from recommender.pipelines import BuildSummary, build_index
@@ -47,6 +47,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="do nothing when the index at --out was built from the same sources (sizes, "
         "SHA-256) with the same parameters; rebuild, saying why, otherwise",
     )
+    add_wait(build)
 
 
 def _add_read_limits(build: argparse.ArgumentParser) -> None:
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         neighbour_method=method,
         limits=limits,
+        wait=args.wait,
     )
     print(format_build_summary(summary))
     return EXIT_OK

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from recommender.cli._common import EXIT_OK, BadInput, checked, jobs, share, stderr_log
+from recommender.cli._common import (
+    EXIT_OK,
+    BadInput,
+    add_wait,
+    checked,
+    jobs,
+    share,
+    stderr_log,
+)
 from recommender.core import DEFAULT_INDEX
 
 
@@ -49,6 +57,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="advise a rebuild above this extra share of unknown words",
     )
     update.add_argument("--quiet", action="store_true", help="no progress")
+    add_wait(update)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
             n_jobs=args.jobs,
             progress=not args.quiet,
             log=stderr_log(args.quiet),
+            wait=args.wait,
         )
     except UpdateInputError as exc:
         raise BadInput(str(exc)) from None

@@ -2,7 +2,14 @@
 (:func:`save_index`), loaded memory-mapped and verified (:class:`TrialIndex`), with
 versions behind one served symlink (:mod:`recommender.index.versions`)."""
 
-from recommender.index.errors import DamagedIndexError, NotInIndexError, TrialIndexError
+from recommender.index.errors import (
+    DamagedIndexError,
+    IndexBusyError,
+    IndexChangedError,
+    NotInIndexError,
+    TrialIndexError,
+    WriterConflictError,
+)
 from recommender.index.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -20,15 +27,19 @@ from recommender.index.versions import (
     hold_version,
     remove_stale,
     resolve_index_folder,
+    served_version,
     versions_folder,
 )
 from recommender.index.writer import VersionWriter
+from recommender.index.writers import WriterLock
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "META_FILE",
     "DamagedIndexError",
+    "IndexBusyError",
+    "IndexChangedError",
     "Neighbour",
     "NotInIndexError",
     "Staging",
@@ -36,12 +47,15 @@ __all__ = [
     "TrialIndexError",
     "UpdatedRecords",
     "VersionWriter",
+    "WriterConflictError",
+    "WriterLock",
     "check_replaceable",
     "hold_version",
     "read_meta",
     "remove_stale",
     "resolve_index_folder",
     "save_index",
+    "served_version",
     "sha256_file",
     "verify_index",
     "versions_folder",

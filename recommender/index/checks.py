@@ -6,8 +6,10 @@ file. Each check returns a list of problems, in words, for one
 :class:`~recommender.index.DamagedIndexError` naming them all.
 
 The structural checks cost O(n) on the small arrays (ids, row pointers, record
-offsets, facet codes) and O(n k) on the neighbour lists; the large arrays (columns and
-values of the vectors and postings) are checked by shape and SHA-256 only.
+offsets, facet codes) and O(n k) on the neighbour lists. Of the large arrays, the
+columns of the vectors and the postings are range-checked (:func:`range_problems`,
+in compiled code on every core: the kernels index with them, so one bad value would
+be a read out of bounds); their values are checked by shape, type and SHA-256.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from recommender.core import FACET_FIELDS, RECORDS_FILE, RECORDS_OFFSETS_FILE
+from recommender.index._checks_compiled import first_outside
 from recommender.index.segments import SPANS_FILE, segment_files
 from recommender.index.versions import META_FILE
 from recommender.neighbours import NO_NEIGHBOUR
@@ -125,6 +128,41 @@ def csr_problems(name: str, parts: Mapping[str, np.ndarray], shape: tuple[int, i
     if data.dtype != np.float32:
         problems.append(f"{name}.data is {data.dtype}, expected float32")
     return problems
+
+
+# Entries each thread checks at a time: a few ms of memory reading, so that threads
+# share a large array evenly and a small one costs one call.
+RANGE_RUN = 1 << 22
+
+
+def range_problems(file: str, values: np.ndarray, upper: int, what: str) -> list[str]:
+    """The first of ``values`` outside ``[0, upper)``, as a problem naming ``file``.
+
+    Parameters
+    ----------
+    file : str
+        The file the values come from, for the message.
+    values : ndarray of shape (m,), integer
+        Column indices (of the vectors: terms; of the postings: trials), perhaps
+        memory-mapped.
+    upper : int
+        The number of columns.
+    what : str
+        What a value names ("column", "row"), for the message.
+    """
+    values = np.asarray(values)  # a plain view of a memmap: what numba reads
+    starts = range(0, len(values), RANGE_RUN)
+    runs = [(a, min(a + RANGE_RUN, len(values))) for a in starts]
+    if len(runs) > 1:
+        workers = min(len(runs), os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            found = list(pool.map(lambda run: first_outside(values, *run, upper), runs))
+    else:
+        found = [first_outside(values, *run, upper) for run in runs]
+    bad = next((int(f) for f in found if f >= 0), -1)
+    if bad < 0:
+        return []
+    return [f"{file} holds {what} {int(values[bad]):,} at position {bad:,}, outside [0, {upper:,})"]
 
 
 def ids_problems(ids: np.ndarray, n: int) -> list[str]:

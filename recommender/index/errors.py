@@ -16,3 +16,15 @@ class NotInIndexError(KeyError, TrialIndexError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class WriterConflictError(TrialIndexError):
+    """Another writer is working on this index, or worked on it meanwhile."""
+
+
+class IndexBusyError(WriterConflictError):
+    """Another build or update holds the index's writer lock."""
+
+
+class IndexChangedError(WriterConflictError):
+    """The index served changed while this writer ran: serving its version would lose that."""

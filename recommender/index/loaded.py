@@ -51,6 +51,7 @@ from recommender.index.checks import (
     facet_problems,
     ids_problems,
     neighbour_problems,
+    range_problems,
     record_segments,
     records_problems,
     vocabulary_problems,
@@ -80,14 +81,19 @@ def _load_array(folder: Path, name: str, mmap: bool) -> np.ndarray:
         raise DamagedIndexError(f"{folder / name}.npy is unreadable: {exc}") from None
 
 
-def _load_csr(folder: Path, name: str, shape: tuple[int, int], nnz: int) -> sp.csr_matrix:
+def _load_csr(
+    folder: Path, name: str, shape: tuple[int, int], nnz: int, what: str
+) -> sp.csr_matrix:
     parts = {
         p: _load_array(folder, f"{name}.{p}", mmap=True) for p in ("indptr", "indices", "data")
     }
     raise_if_damaged(csr_problems(name, parts, shape, nnz), folder)
+    # The kernels index with the columns: one out of range would crash the process, so
+    # they are checked, hash or no hash (an altered file with a rewritten hash).
+    columns = range_problems(f"{name}.indices.npy", parts["indices"], shape[1], what)
+    raise_if_damaged(columns, folder)
     try:
-        # The constructor's own checks are O(1) for these mmapped arrays bar indptr;
-        # column indices are covered by the hash only (checking them reads every page).
+        # The constructor's own checks are O(1) for these mmapped arrays bar indptr.
         return sp.csr_matrix(
             (parts["data"], parts["indices"], parts["indptr"]), shape=shape, copy=False
         )
@@ -219,8 +225,8 @@ class TrialIndex:
         n, d, k = counts["studies"], counts["features"], counts["k"]
         ids = _load_array(folder, "ids", mmap=False)
         raise_if_damaged(ids_problems(ids, n), folder)
-        vectors = _load_csr(folder, "vectors", (n, d), counts["nonzeros"])
-        postings = _load_csr(folder, "postings", (d, n), counts["nonzeros"])
+        vectors = _load_csr(folder, "vectors", (n, d), counts["nonzeros"], "column")
+        postings = _load_csr(folder, "postings", (d, n), counts["nonzeros"], "row")
         vocabularies = json.loads((folder / "vocabulary.json").read_text(encoding="utf-8"))
         idf = _load_array(folder, "idf", mmap=False)
         raise_if_damaged(

@@ -8,7 +8,7 @@ are written by a :class:`~recommender.index.writer.VersionWriter` into a staging
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -60,6 +60,7 @@ def save_index(
     base: TrialIndex | None = None,
     base_rows: np.ndarray | None = None,
     postings: sp.csr_matrix | None = None,
+    guard: Callable[[], None] | None = None,
 ) -> Path:
     """Write a complete index as a new version and serve it at ``folder`` atomically.
 
@@ -93,6 +94,10 @@ def save_index(
     postings : csr_matrix of shape (n_features, n), optional
         ``vectors.T`` as CSR, when the caller has made it already (an update
         searches with it); made here otherwise.
+    guard : callable, optional
+        Called just before the new version is served, under the writer lock; raises
+        to refuse it (a writer whose index changed meanwhile, see
+        :mod:`recommender.index.writers`).
 
     Returns
     -------
@@ -100,7 +105,7 @@ def save_index(
         The served path.
     """
     final = Path(folder)
-    with Staging(final) as staging:
+    with Staging(final, guard) as staging:
         writer = VersionWriter(staging.folder, base)
         full_meta = _write_parts(
             writer, records, vectorizer, vectors, neighbour_indices, neighbour_scores, report,

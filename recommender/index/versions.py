@@ -40,6 +40,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,6 +110,21 @@ def _version_folders(versions: Path) -> list[Path]:
     ]
 
 
+def served_version(served: Path) -> str | None:
+    """Which version a reader of ``served`` loads now: its folder and the inode of its
+    ``meta.json`` (a plain folder replaced by another has another); None when none.
+
+    What a writer compares before swapping its own version in (see
+    :mod:`recommender.index.writers`).
+    """
+    folder = resolve_index_folder(served)
+    try:
+        inode = (folder / META_FILE).stat().st_ino
+    except OSError:
+        return None
+    return f"{os.path.realpath(folder)}#{inode}"
+
+
 def check_replaceable(served: Path) -> None:
     """Raise ``FileExistsError`` when ``served`` exists and is neither an index nor empty."""
     if served.is_symlink() or not served.exists():
@@ -167,6 +183,9 @@ class Staging:
     ----------
     served : path
         The served path (symlink, old-layout folder, or nothing yet).
+    guard : callable, optional
+        Called under the writer lock just before the version is named and served;
+        raises to refuse (:meth:`~recommender.index.writers.WriterLock.check_unchanged`).
 
     Attributes
     ----------
@@ -174,8 +193,9 @@ class Staging:
         Where to write the new version's files.
     """
 
-    def __init__(self, served: str | os.PathLike) -> None:
+    def __init__(self, served: str | os.PathLike, guard: Callable[[], None] | None = None) -> None:
         self.served = Path(served)
+        self.guard = guard
         check_replaceable(self.served)
         self.versions = versions_folder(self.served)
         self.versions.mkdir(parents=True, exist_ok=True)
@@ -189,9 +209,13 @@ class Staging:
             # without one is never ours to remove.
             flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
             self._fd: int | None = os.open(self.owner, flags, 0o644)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            os.write(self._fd, json.dumps(owner_facts()).encode())
-            self.folder.mkdir()
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                os.write(self._fd, json.dumps(owner_facts()).encode())
+                self.folder.mkdir()
+            except BaseException:  # a full disk: leave nothing, hold nothing
+                self.close()
+                raise
 
     def __enter__(self) -> Staging:
         return self
@@ -221,6 +245,8 @@ class Staging:
         # either way; after a power loss, see docs/index-guarantees.md.
         _fsync_dir(self.folder)
         with writer_lock(self.versions):
+            if self.guard is not None:
+                self.guard()
             version = self.versions / _version_name()
             fault_point("before-rename-version")
             os.rename(self.folder, version)

@@ -153,7 +153,9 @@ def decode_study(raw: bytes) -> TrialRecord | None:
     """
     try:
         study = _DECODER.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        # RecursionError: nesting too deep for the decoder, even inside a field it
+        # skips; the dict-walking parser then names the problem (or reads it).
         return None
     protocol = study.protocolSection
     if protocol is None:  # a page, a list, a label file, a broken study: not ours

@@ -32,6 +32,10 @@ ZIP_MEMBER_ERRORS = (
     OSError,
     NotImplementedError,
     RuntimeError,
+    # A header whose fields make no sense (a negative offset, a size past any file).
+    ValueError,
+    OverflowError,
+    struct.error,
 )
 
 #: A file named for a trial (``NCT01234567.json``) is meant to be a study, so one

@@ -30,6 +30,7 @@ from recommender.core import (
     InvalidNctIdError,
     TrialRecord,
     collapse_whitespace,
+    encode_record,
     validate_nct_id,
 )
 from recommender.ingest.api_v2 import decode_study
@@ -41,10 +42,22 @@ from recommender.ingest.containers import (
     read_member,
     zip_members,
 )
-from recommender.ingest.errors import NotAStudyError, Outcome, RecordError, SourceError, one_line
+from recommender.ingest.errors import (
+    NotAStudyError,
+    Outcome,
+    RecordError,
+    SourceError,
+    not_unicode,
+    one_line,
+    unexpected,
+)
 from recommender.ingest.limits import DEFAULT_LIMITS, ReadLimits, size_refusal
 
 JSON_SUFFIX = ".json"
+#: Entries of one document (a list, a page) skipped one by one in the report; past
+#: this many, the rest are counted in one more item. A 16 MiB file of ``[0,0,...]``
+#: would otherwise be eight million skipped items held in memory and in the report.
+MAX_SKIPS_LISTED = 100
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 _KIND_NAMES = {dict: "an object", list: "a list", str: "a string"}
@@ -308,17 +321,43 @@ def parse_document(raw: bytes | str, name: str, *, whole_file: bool = False) -> 
         return
     try:
         document = json.loads(raw)
-    except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
+    except RecursionError:
+        yield name, RecordError("invalid JSON: nested too deeply to read")
+        return
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
         yield name, RecordError(f"invalid JSON: {one_line(err)}")
         return
     if whole_file and plainly_not_a_study(document) and not named_as_study(name):
         yield name, NotAStudyError(str(_not_a_study(document)))
         return
+    skipped = 0
     for item, candidate in split_document(document, name):
-        try:
-            yield item, parse_study(candidate)
-        except RecordError as err:
-            yield item, err
+        result = _study_or_reason(candidate)
+        if isinstance(result, RecordError):
+            skipped += 1
+            if skipped > MAX_SKIPS_LISTED:
+                continue
+        yield item, result
+    if skipped > MAX_SKIPS_LISTED:
+        more = f"{skipped - MAX_SKIPS_LISTED:,} more entries that are not readable studies"
+        yield name, RecordError(f"{more} (the first {MAX_SKIPS_LISTED} are listed)")
+
+
+def _study_or_reason(candidate: object) -> TrialRecord | RecordError:
+    """:func:`parse_study` of one candidate, or why it is skipped; never raises."""
+    try:
+        record = parse_study(candidate)
+    except RecordError as err:
+        return err
+    except Exception as err:  # one malformed study never stops a read
+        return unexpected(err)
+    try:
+        encode_record(record)
+    except UnicodeEncodeError:
+        # json reads an unpaired "\ud800" escape into a str that no UTF-8 file (the
+        # spool, the index) can hold; msgspec, the fast path, refuses it itself.
+        return not_unicode(record)
+    return record
 
 
 def iter_json_zip(

@@ -42,7 +42,14 @@ from recommender.ingest.containers import (
     read_member,
     zip_members,
 )
-from recommender.ingest.errors import NotAStudyError, Outcome, RecordError, SourceError, one_line
+from recommender.ingest.errors import (
+    NotAStudyError,
+    Outcome,
+    RecordError,
+    SourceError,
+    one_line,
+    unexpected,
+)
 from recommender.ingest.limits import DEFAULT_LIMITS, ReadLimits, size_refusal
 
 XML_SUFFIX = ".xml"
@@ -304,6 +311,8 @@ def _outcome(raw: bytes | RecordError, name: str, *, whole_file: bool = False) -
         return name, RecordError(str(err))
     except RecordError as err:
         return name, err
+    except Exception as err:  # one malformed record never stops a read
+        return name, unexpected(err)
 
 
 # --- containers --------------------------------------------------------------------------

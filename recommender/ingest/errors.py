@@ -52,3 +52,36 @@ def one_line(message: object, limit: int = 300) -> str:
     """
     text = " ".join(str(message).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def unexpected(error: Exception) -> RecordError:
+    """A :class:`RecordError` for an error no reader check foresaw in one item.
+
+    Readers turn it into a skipped item, with the error's kind and message, rather
+    than let it stop the read: a download of 600,000 files must not depend on every
+    one of them being well-formed.
+    """
+    return RecordError(f"not readable: {type(error).__name__}: {one_line(error)}")
+
+
+def not_unicode(record: TrialRecord) -> RecordError:
+    """The reason to skip a record whose text holds a lone surrogate, naming the field.
+
+    Python's json reads an unpaired ``\\ud800`` escape into a str that no UTF-8 file
+    (the spool, the index) can hold.
+    """
+    stack: list[tuple[str, object]] = [("", record)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if any("\ud800" <= c <= "\udfff" for c in value):
+                return RecordError(
+                    f"text is not valid Unicode: {path} holds a lone surrogate "
+                    "(an unpaired \\uD800-\\uDFFF escape)"
+                )
+        elif isinstance(value, tuple):
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
+        elif hasattr(value, "__dataclass_fields__"):
+            names = reversed(list(value.__dataclass_fields__))
+            stack.extend((f"{path}.{n}".lstrip("."), getattr(value, n)) for n in names)
+    return RecordError("text is not valid Unicode")

@@ -119,6 +119,10 @@ def cap_texts(record: TrialRecord, max_chars: int) -> tuple[TrialRecord, list[st
     return capped, cut
 
 
+# The id names the study: cut, it would be no id at all (--max-text-chars 5).
+_NEVER_CUT = frozenset({"nct_id"})
+
+
 def _cap(value, max_chars: int, path: str, cut: list[str]):
     """``value`` (a text, a tuple, a record or part of one) with long texts cut."""
     if isinstance(value, str):
@@ -132,6 +136,8 @@ def _cap(value, max_chars: int, path: str, cut: list[str]):
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         changes = {}
         for field in dataclasses.fields(value):
+            if field.name in _NEVER_CUT:
+                continue
             old = getattr(value, field.name)
             name = f"{path}.{field.name}" if path else field.name
             new = _cap(old, max_chars, name, cut)

@@ -130,7 +130,7 @@ def parallel_outcomes(
     RuntimeError
         If a worker process dies (killed, out of memory).
     """
-    with OrderedPool(n_jobs, f"{source}: a process reading it") as pool:
+    with OrderedPool(n_jobs, f"{source}: a process reading it", stage="read") as pool:
         for sent in pool.results(runs):
             for item, result, cut in sent:
                 if not isinstance(result, RecordError):

@@ -14,7 +14,7 @@ from pathlib import Path
 from joblib import parallel_config
 
 from recommender.core import STORED_NEIGHBOURS, RecordStore
-from recommender.index import check_replaceable, save_index
+from recommender.index import WriterLock, check_replaceable, save_index
 from recommender.infra import fault_point, release_free_memory, utc_now
 from recommender.ingest import IngestReport, ReadLimits, SourceError, iter_records, spool_records
 from recommender.neighbours import CosineNeighbours
@@ -46,6 +46,7 @@ def build_index(
     scheduler: str | None = None,
     neighbour_method: str = "pruned",
     limits: ReadLimits | None = None,
+    wait: bool = False,
 ) -> BuildSummary:
     """Read registry sources, vectorise, compute every trial's top-``k`` and save.
 
@@ -80,10 +81,21 @@ def build_index(
         Largest study file (bytes) and longest text field (characters) read; the
         defaults when None. Recorded in the metadata and the build report, with
         every file refused and every text cut.
+    wait : bool, default False
+        When another build or update is writing ``out``, wait for it to finish
+        (saying so through ``log``) instead of raising :class:`IndexBusyError`.
 
     Returns
     -------
     BuildSummary
+
+    Raises
+    ------
+    IndexBusyError
+        Another build or update is writing ``out`` (and ``wait`` is False).
+    IndexChangedError
+        ``out`` was replaced while this build ran, by a writer that ignored the lock;
+        this build's index is not served.
     """
     if not sources:
         raise ValueError("at least one source is needed")
@@ -95,9 +107,10 @@ def build_index(
     seconds: dict[str, float] = {}
     started = time.perf_counter()
 
-    # Records go to disk as they are read, and each pass over them reads them back a
-    # run at a time: no stage holds them all as Python objects (gigabytes at 600k).
-    with _spool_folder(out) as spool:
+    # One writer at a time (an update made meanwhile would be lost), from before the
+    # read to the swap. Records go to disk as they are read, and each pass over them
+    # reads them back a run at a time: no stage holds them all as Python objects.
+    with WriterLock(out, "build", wait=wait, log=say) as writer, _spool_folder(out) as spool:
         records, report = _read_to_disk(sources, spool, limits or ReadLimits(), progress, n_jobs)
         seconds["read"] = _lap(started, seconds)
         say(f"read {len(records):,} studies ({seconds['read']:.1f} s)")
@@ -153,6 +166,7 @@ def build_index(
             neighbour_scores=scores,
             meta={**meta, "seconds": seconds},
             report=_report_dict(report),
+            guard=writer.check_unchanged,
         )
         seconds["save"] = _lap(started, seconds)
         say(f"saved to {path} ({seconds['save']:.1f} s)")

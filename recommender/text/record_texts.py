@@ -63,7 +63,7 @@ def learn_abbreviations_of(records: Sequence[TrialRecord], n_jobs: int = 1) -> d
         return learn_abbreviations(_prose_texts(records, 0, len(records)))
     paths = (records.lines_path, records.offsets_path)
     tasks = ((_count_run, (paths, a, b)) for a, b in bounds)
-    with OrderedPool(workers, "a process learning abbreviations") as pool:
+    with OrderedPool(workers, "a process learning abbreviations", stage="abbreviations") as pool:
         return choose_long_forms(merge_definitions(pool.results(tasks)))
 
 

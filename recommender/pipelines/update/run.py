@@ -38,7 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.index import TrialIndex, check_replaceable, save_index
+from recommender.index import (
+    TrialIndex,
+    WriterLock,
+    read_meta,
+    resolve_index_folder,
+    save_index,
+)
 from recommender.infra import utc_now
 from recommender.ingest import IngestReport, read_records, snapshot_problem
 from recommender.neighbours import CosineNeighbours, update_neighbours
@@ -114,6 +120,7 @@ def update_index(
     n_jobs: int = -1,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    wait: bool = False,
 ) -> UpdateSummary:
     """Add new studies, replace changed ones and (``snapshot``) drop withdrawn ones.
 
@@ -140,6 +147,9 @@ def update_index(
         Progress bars while reading.
     log : callable, optional
         Receives one line per finished stage.
+    wait : bool, default False
+        When another build or update is writing the index it writes, wait for it to
+        finish, then update what it left, instead of raising :class:`IndexBusyError`.
 
     Returns
     -------
@@ -152,16 +162,36 @@ def update_index(
         snapshot would remove too much.
     DamagedIndexError, SourceError
         As for loading an index and reading sources.
+    IndexBusyError
+        Another build or update is writing the index this one writes.
+    IndexChangedError
+        That index was replaced while this update ran, by a writer that ignored the
+        lock: this update, made from the version it read, is not served.
     """
     if not sources:
         raise ValueError("at least one source is needed")
     if snapshot:
         _check_snapshot(sources)
-    if out is not None:
-        check_replaceable(Path(out))  # before the long work, not after it
     run = _Run(list(sources), thresholds, n_jobs, log or (lambda _line: None))
+    # No index there (a mistyped --index): said before the lock makes a folder beside it.
+    read_meta(resolve_index_folder(index))
+    target = Path(out) if out is not None else Path(index)
+    # Taken before the index is read: what it reads is what it replaces.
+    with WriterLock(target, "update", wait=wait, log=run.say) as writer:
+        return _update(run, Path(index), target, snapshot, max_removed_share, progress, writer)
+
+
+def _update(
+    run: _Run,
+    index: Path,
+    target: Path,
+    snapshot: bool,
+    max_removed_share: float,
+    progress: bool,
+    writer: WriterLock,
+) -> UpdateSummary:
     base = TrialIndex.load(index)
-    incoming, run.report = read_records(sources, progress=progress, n_jobs=n_jobs)
+    incoming, run.report = read_records(run.sources, progress=progress, n_jobs=run.n_jobs)
     changes = classify(base.records, base.ids, incoming, snapshot=snapshot)
     run.lap("read")
     run.say(
@@ -174,10 +204,9 @@ def update_index(
             f"(over {100 * max_removed_share:g}%): is it the whole registry? If so, raise "
             "the limit (--max-removed)"
         )
-    target = Path(out) if out is not None else Path(index)
     if not changes.any and target.resolve() == base.path.resolve():
         return UpdateSummary(base.path, len(base), changes, run.report, written=False)
-    return _apply(run, base, changes, target)
+    return _apply(run, base, changes, target, writer.check_unchanged)
 
 
 @dataclass
@@ -198,7 +227,9 @@ class _Run:
         return self.seconds[stage]
 
 
-def _apply(run: _Run, base: TrialIndex, changes: Changes, target: Path) -> UpdateSummary:
+def _apply(
+    run: _Run, base: TrialIndex, changes: Changes, target: Path, guard: Callable[[], None]
+) -> UpdateSummary:
     """Compute the updated vectors, lists and metadata, and save them."""
     records, old_to_new = merge_records(base, changes)
     if not records:
@@ -228,6 +259,7 @@ def _apply(run: _Run, base: TrialIndex, changes: Changes, target: Path) -> Updat
         base=base,  # unchanged parts are hard-linked from it, not written again
         base_rows=records.base_rows,
         postings=search.postings_,
+        guard=guard,
     )
     run.say(f"saved to {path} ({run.lap('save'):.1f} s)")
     rewritten = len(fresh) - len(changes.added)
