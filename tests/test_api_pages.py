@@ -283,7 +283,8 @@ def test_embed_escapes_what_it_shows(client: TestClient) -> None:
 
 def test_result_items_escape_every_value_they_show() -> None:
     result = {
-        "rank": 1, "nct_id": 'NCT"><b>', "title": "<script>x</script> & y", "score": 0.5,
+        "rank": 1, "nct_id": 'NCT"><b>', "title": "<script>x</script> & y", "title_made": True,
+        "score": 0.5,
         "conditions": ["a<b"], "interventions": [], "phases": ["<PHASE>"], "status": "<S>",
         "why": [{"field": "<f>", "score": 0.5, "terms": ["<i>term</i>"]}],
     }  # fmt: skip
