@@ -149,6 +149,40 @@ def test_every_example_runs_as_written(line, repo_like, monkeypatch, capsys):
     assert capsys.readouterr().out or (repo_like / "related.csv").exists()
 
 
+def python_blocks(path: Path) -> list[str]:
+    """The code of a Markdown file's ``python`` blocks, in order."""
+    return re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
+
+
+PYTHON_EXAMPLES = python_blocks(REPO / "README.md")
+
+
+def run_python_examples(blocks: list[str], folder: Path, monkeypatch) -> None:
+    """Run ``blocks`` one after another in one namespace, from ``folder``, as a
+    notebook's cells would run."""
+    monkeypatch.chdir(folder)
+    namespace: dict = {"__name__": "__readme__"}
+    with redirect_stdout(io.StringIO()):
+        for block in blocks:
+            exec(compile(block, "README.md", "exec"), namespace)
+
+
+def test_the_readme_shows_python_first(repo_like):
+    headings = re.findall(r"^## (.+)$", (REPO / "README.md").read_text(), re.M)
+    assert headings[0] == "From Python"
+    assert len(PYTHON_EXAMPLES) >= 2 and "import recommender" in PYTHON_EXAMPLES[0]
+
+
+def test_the_readme_python_examples_run(repo_like, monkeypatch):
+    without_pandas = [block for block in PYTHON_EXAMPLES if "to_pandas" not in block]
+    run_python_examples(without_pandas, repo_like, monkeypatch)
+
+
+def test_the_readme_pandas_example_runs(repo_like, monkeypatch):
+    pytest.importorskip("pandas")
+    run_python_examples(PYTHON_EXAMPLES, repo_like, monkeypatch)
+
+
 @pytest.mark.parametrize("line", commands("make "))
 def test_make_lines_name_makefile_targets(line):
     targets = set(re.findall(r"^([\w-]+):", (REPO / "Makefile").read_text(), re.M))

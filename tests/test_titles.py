@@ -2,19 +2,22 @@
 
 A record without a brief or official title (common in registry extracts) is shown
 with one made from its conditions and interventions, else its summary's first
-sentence, marked as made: ``title_made`` in JSON, a ``made`` span on the pages and in
-the embeddable box.
+sentence, marked as made: ``title_made`` in JSON and Python, brackets on the command
+line, a ``made`` span on the pages and in the embeddable box.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from recommender.cli import EXIT_OK, main
 from recommender.core import DisplayTitle, TrialRecord, display_title, draft_record, draft_title
+from recommender.search import open_index
 from tests.factories import TINY_STUDIES, build_tiny_index, study_json
 
 LISTS_ONLY = "NCT00000011"
@@ -131,3 +134,22 @@ def test_pages_and_the_box_show_the_made_title_apart(client):
     trial = client.get(f"/trials/{LISTS_ONLY}/page").text
     assert f"<title>{LISTS_TITLE} · {LISTS_ONLY}" in trial
     assert f"<h2>{made}" in trial
+
+
+def test_the_command_line_brackets_a_made_title(untitled_index, capsys):
+    args = ["similar", SUMMARY_ONLY, "--index", str(untitled_index)]
+    assert main(args) == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"trials like {SUMMARY_ONLY}: [{SUMMARY_TITLE}]" in out
+    assert f"{LISTS_ONLY}" in out and f"[{LISTS_TITLE}]" in out
+    assert main([*args, "--json"]) == EXIT_OK
+    rows = {r["nct_id"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    assert (rows[LISTS_ONLY]["title"], rows[LISTS_ONLY]["title_made"]) == (LISTS_TITLE, True)
+
+
+def test_python_results_match_the_json_api(untitled_index, client):
+    results = open_index(untitled_index).similar(SUMMARY_ONLY)
+    served = client.get(f"/similar/{SUMMARY_ONLY}").json()["results"]
+    assert [(r.nct_id, r.title, r.title_made) for r in results] == [
+        (r["nct_id"], r["title"], r["title_made"]) for r in served
+    ]
