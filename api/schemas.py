@@ -144,14 +144,20 @@ class Health(BaseModel):
 
 
 class Ready(BaseModel):
-    """Readiness: which index is loaded and serving."""
+    """Readiness: which index version is loaded and serving."""
 
     ready: bool
-    built_at: str
-    studies: int
-    path: str
+    built_at: str = Field(description="When the serving index was built.")
+    studies: int = Field(description="Studies in the serving index.")
+    path: str = Field(description="The version folder loaded (where the served path led).")
+    served_path: str = Field(description="The path served: a link each build repoints.")
+    up_to_date: bool = Field(
+        description="Whether the served path still leads to the version loaded; false for "
+        "up to the watch interval after a build, or while a refused build is there."
+    )
+    watch_seconds: float = Field(description="How often the served path is checked; 0: never.")
     bytes_on_disk: int = Field(description="Total size of the index folder's files.")
-    loaded_at: str
+    loaded_at: str = Field(description="When this process loaded the serving index.")
     last_reload_error: str | None = Field(
         description="Why the last reload attempt was refused, if it was; the old index serves."
     )

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,9 +41,15 @@ class ServiceMetrics:
     ----------
     serving : callable
         Returns the :class:`LoadedIndex` serving now; read at each scrape.
+    reloads : callable, optional
+        Returns the reloads so far by outcome (``{"loaded": 2, "refused": 1}``).
     """
 
-    def __init__(self, serving: Callable[[], LoadedIndex]) -> None:
+    def __init__(
+        self,
+        serving: Callable[[], LoadedIndex],
+        reloads: Callable[[], Mapping[str, int]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "recommender_requests",
@@ -58,7 +64,7 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(IndexCollector(serving))
+        self.registry.register(IndexCollector(serving, reloads))
         self._counters: dict[tuple[str, str, int], Counter] = {}
         self._histograms: dict[tuple[str, str], Histogram] = {}
 
@@ -82,14 +88,26 @@ class ServiceMetrics:
 
 
 class IndexCollector(Collector):
-    """Gauges of the serving index, read when scraped."""
+    """Gauges of the serving index (and its reloads), read when scraped."""
 
-    def __init__(self, serving: Callable[[], LoadedIndex]) -> None:
+    def __init__(
+        self,
+        serving: Callable[[], LoadedIndex],
+        reloads: Callable[[], Mapping[str, int]] | None = None,
+    ) -> None:
         self.serving = serving
+        self.reloads = reloads
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         loaded = self.serving()
         index = loaded.index
+        info = GaugeMetricFamily(
+            "recommender_index_info",
+            "The index version serving (always 1): its folder and build time.",
+            labels=["version", "path", "built_at"],
+        )
+        info.add_metric([loaded.version_path.name, str(loaded.version_path), index.built_at], 1)
+        yield info
         yield GaugeMetricFamily(
             "recommender_index_studies", "Studies in the serving index.", value=len(index)
         )
@@ -119,6 +137,16 @@ class IndexCollector(Collector):
                 "When this process loaded the serving index (Unix time).",
                 value=loaded_at,
             )
+        if self.reloads is not None:
+            counts = self.reloads()
+            reloads = CounterMetricFamily(
+                "recommender_index_reloads",
+                "New index versions this process loaded and swapped in, or refused.",
+                labels=["outcome"],
+            )
+            for outcome in ("loaded", "refused"):
+                reloads.add_metric([outcome], counts.get(outcome, 0))
+            yield reloads
 
 
 def _timestamp(iso: str) -> float | None:
