@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from recommender.cli import build, evaluate, export, fetch, labels, serve, similar, update
 from recommender.cli._common import EXIT_BAD_INPUT, EXIT_FAILURE, BadInput
 from recommender.core import InvalidNctIdError
+from recommender.core.version import __version__
 from recommender.evaluation import LabelFormatError
 from recommender.index import DamagedIndexError, NotInIndexError
 from recommender.ingest import SourceError
@@ -35,6 +36,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recommender",
         description="Similar-clinical-trial recommendations from ClinicalTrials.gov records.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS.values():

@@ -17,9 +17,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         type=Path,
         help=f"index path to serve and follow (default: $RECOMMENDER_INDEX, else {DEFAULT_INDEX})",
     )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=positive_int, default=1)
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (%(default)s: this machine only; 0.0.0.0: every interface)",
+    )
+    serve.add_argument("--port", type=int, default=8000, help="TCP port (%(default)s)")
+    serve.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="server processes, each with its own copy of the app, sharing the index's "
+        "pages (%(default)s; about one per core)",
+    )
     serve.add_argument(
         "--cors-origin",
         action="append",
