@@ -130,8 +130,8 @@ def create_app(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "If-None-Match"],
-            expose_headers=["ETag"],
+            allow_headers=["Content-Type", "If-None-Match", "X-Request-ID"],
+            expose_headers=["ETag", "X-Request-ID"],
             max_age=600,
         )
     # Outermost: times everything, including the fast path and refusals.

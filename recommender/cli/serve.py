@@ -45,6 +45,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="no JSON line per request on stdout",
     )
     serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text: uvicorn's lines, and one JSON line per request; json: every line a JSON "
+        "object (uvicorn's too), with the request id of the request it was written for "
+        "(%(default)s)",
+    )
+    serve.add_argument(
         "--watch",
         type=_watch_seconds,
         metavar="SECONDS",
@@ -134,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         timeout_keep_alive=args.keep_alive,
         # The app logs one JSON line per request (api.asgi.telemetry) instead of uvicorn.
         access_log=False,
-        log_config=serve_log_config(),
+        log_config=serve_log_config(args.log_format),
         # Uvicorn counts the connection asking too: with N open, the Nth is refused.
         limit_concurrency=args.max_connections + 1,
     )
