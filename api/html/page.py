@@ -146,9 +146,32 @@ def context(index: TrialIndex, q: str, k: int, filters: dict[str, list[str]]) ->
         "response": response,
         "results": result_items(response["results"], kept) if response else "",
         "error": error,
-        "example_id": str(index.ids[0]) if len(index) else "NCT00000000",
+        "example_id": example_queries(index)[0][1],
+        "examples": example_queries(index) if response is None and error is None else (),
     }
     return page, status
+
+
+# The page's three examples: a registered trial (the reference case when this index
+# holds it), a draft described in words, and a condition.
+REFERENCE_TRIAL = "NCT05940610"
+EXAMPLE_DRAFT = (
+    "Phase 2 randomized trial of semaglutide for weight loss in adolescents with obesity"
+)
+EXAMPLE_CONDITION = "acute-on-chronic liver failure"
+
+
+def example_queries(index: TrialIndex) -> tuple[tuple[str, str], ...]:
+    """``(what it is, query)`` of the page's three examples for ``index``."""
+    if REFERENCE_TRIAL in index:
+        trial = REFERENCE_TRIAL
+    else:
+        trial = str(index.ids[0]) if len(index) else "NCT00000000"
+    return (
+        ("a registered trial", trial),
+        ("a draft trial", EXAMPLE_DRAFT),
+        ("a condition", EXAMPLE_CONDITION),
+    )
 
 
 def home_page(index: TrialIndex, q: str, k: int, filters: dict[str, list[str]]) -> HTMLResponse:
