@@ -22,7 +22,7 @@ from tests.factories import TINY_STUDIES, build_tiny_index, study_json
 
 LISTS_ONLY = "NCT00000011"
 SUMMARY_ONLY = "NCT00000012"
-LISTS_TITLE = "Lung Cancer: Cisplatin, Etoposide"
+LISTS_TITLE = "Lung Cancer: Cisplatin; Etoposide"
 SUMMARY_TITLE = "Cisplatin and etoposide given to patients with small cell lung cancer."
 UNTITLED = [
     study_json(
@@ -53,13 +53,13 @@ UNTITLED = [
         ({"official_title": "  Official  title "}, DisplayTitle("Official title")),
         (
             {"conditions": ["lung cancer"], "interventions": ["cisplatin", "etoposide"]},
-            DisplayTitle("Lung cancer: cisplatin, etoposide", made=True),
+            DisplayTitle("Lung cancer: cisplatin; etoposide", made=True),
         ),
         ({"conditions": ["Asthma", "asthma"]}, DisplayTitle("Asthma", made=True)),
         ({"interventions": ["Budesonide"]}, DisplayTitle("Budesonide", made=True)),
         (
             {"conditions": ["A", "B", "C", "D", "E"], "interventions": ["X"]},
-            DisplayTitle("A, B, C and 2 more: X", made=True),
+            DisplayTitle("A; B; C and 2 more: X", made=True),
         ),
         (
             {"summary": "Compare A vs. B in adults (J. Doe, Dr. Roe). Then more."},

@@ -193,8 +193,9 @@ def display_title(
     """The title every view shows for a trial (JSON, command line, pages, Python).
 
     The brief title, else the official title; a record without either (common in
-    registry extracts: about one in eight of the development corpus) gets one made
-    from its conditions and interventions (``"Lung cancer: cisplatin, etoposide"``),
+    registry extracts: 3,449 of the 114,702 studies of the development corpus, 323 of the
+    2,644 of its committed sample) gets one made
+    from its conditions and interventions (``"Lung cancer: cisplatin; etoposide"``),
     else from the first sentence of its summary, else ``"Trial NCT..."``; a made
     title is marked ``made``.
     """
@@ -272,8 +273,9 @@ def shorten(text: str, limit: int = MADE_TITLE_CHARS) -> str:
 
 
 def _from_lists(conditions: Sequence[str], interventions: Sequence[str]) -> str:
-    """``"Condition, condition: intervention, intervention"``, either part alone when
-    the other list is empty; "" when both are."""
+    """``"Condition; condition: intervention; intervention"``, either part alone when
+    the other list is empty; "" when both are. Items are separated by semicolons since
+    many hold a comma ("Diabetes Mellitus, Type 2")."""
     parts = [_listed(conditions), _listed(interventions)]
     text = ": ".join(p for p in parts if p)
     return shorten(text[:1].upper() + text[1:]) if text else ""
@@ -287,5 +289,5 @@ def _listed(items: Sequence[str]) -> str:
             seen[item.lower()] = item
     shown = list(seen.values())
     if len(shown) <= _MADE_TITLE_ITEMS:
-        return ", ".join(shown)
-    return f"{', '.join(shown[:_MADE_TITLE_ITEMS])} and {len(shown) - _MADE_TITLE_ITEMS} more"
+        return "; ".join(shown)
+    return f"{'; '.join(shown[:_MADE_TITLE_ITEMS])} and {len(shown) - _MADE_TITLE_ITEMS} more"
