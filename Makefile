@@ -17,8 +17,9 @@ ifneq ($(origin RECOMMENDER_DATA),file)
 $(warning $(RECOMMENDER_DATA)/ctg-studies.json.zip not found; using the sample in data/sample/)
 endif
 endif
-# What is installed into the venv, one stamp per level: serving needs only the
-# runtime dependencies; tests, benchmarks and notebooks add the `dev` extra.
+# What is installed into the venv, one stamp per level: building and serving need
+# only the runtime dependencies; tests, benchmarks, notebooks and the evaluation's
+# baselines add the `dev` extra (every other extra: evaluation, pandas, dask).
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 

@@ -56,8 +56,9 @@ def create_app(
         Enables ``POST /admin/reload`` for this bearer token; else
         ``$RECOMMENDER_ADMIN_TOKEN``; when neither is set, reload is off (404).
     watch_seconds : float, optional
-        Check the index folder for a new build this often and swap it in; else
-        ``$RECOMMENDER_WATCH_SECONDS``; 0 (the default) is off.
+        Check the served path for a new build this often (one ``stat``) and, when
+        there is one, load, verify and swap it in; else ``$RECOMMENDER_WATCH_SECONDS``,
+        else every 2 seconds; 0 turns the check off.
     max_body_bytes : int, default 64 KiB
         Larger request bodies get a 413.
 
@@ -127,7 +128,9 @@ def create_app(
     app.state.cache_control = caching.cache_control(settings.cache_seconds)
     app.state.ready = False  # until the lifespan has warmed the app up
     app.state.warm_up = None
-    app.state.metrics = ServiceMetrics(lambda: holder.current) if metrics else None
+    app.state.metrics = (
+        ServiceMetrics(lambda: holder.current, lambda: holder.reloads) if metrics else None
+    )
     for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -144,8 +147,8 @@ def create_app(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "If-None-Match"],
-            expose_headers=["ETag"],
+            allow_headers=["Content-Type", "If-None-Match", "X-Request-ID"],
+            expose_headers=["ETag", "X-Request-ID"],
             max_age=600,
         )
     # Outermost: times everything, including the fast path and refusals.

@@ -10,7 +10,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from recommender.core import DEFAULT_RESULTS, REGISTRY_VALUES
+from recommender.core import (
+    DEFAULT_RESULTS,
+    MAX_FIELD_CHARS,
+    MAX_LIST_ITEMS,
+    MAX_RESULTS,
+    MAX_TEXT_CHARS,
+    REGISTRY_VALUES,
+)
 
 # ``Literal[tuple]`` expands to one literal per value: the enumerations stay defined
 # once, in the engine.
@@ -18,10 +25,15 @@ Status = Literal[REGISTRY_VALUES["status"]]  # type: ignore[valid-type]
 Phase = Literal[REGISTRY_VALUES["phase"]]  # type: ignore[valid-type]
 StudyType = Literal[REGISTRY_VALUES["study_type"]]  # type: ignore[valid-type]
 
-MAX_K = 100
-MAX_TEXT = 20_000
-MAX_ITEM = 1_000
-MAX_ITEMS = 200
+# The limits of every way of asking (recommender.core.queries), under the API's names.
+MAX_K = MAX_RESULTS
+MAX_TEXT = MAX_TEXT_CHARS
+MAX_ITEM = MAX_FIELD_CHARS
+MAX_ITEMS = MAX_LIST_ITEMS
+_MADE = (
+    "True when the record has no title and `title` was made from its conditions and "
+    "interventions, or its summary's first sentence (show it differently)."
+)
 
 
 class ErrorOut(BaseModel):
@@ -48,7 +60,8 @@ class SimilarResult(BaseModel):
 
     rank: int = Field(ge=1)
     nct_id: str
-    title: str
+    title: str = Field(description="The brief title, else the official title, else a made one.")
+    title_made: bool = Field(description=_MADE)
     score: float = Field(
         description="Dot product of the BM25 field-group vectors (about 1 for a near copy "
         "of an average trial; see docs/evaluation.md)."
@@ -71,7 +84,11 @@ class SimilarResponse(BaseModel):
     """Trials most like a query trial or text, best first."""
 
     nct_id: str | None = Field(description="The query trial; null for a POSTed query.")
-    title: str
+    title: str = Field(
+        description="The query trial's title; for a POSTed query its `title`, else the "
+        "start of its `text`, else one made from its fields."
+    )
+    title_made: bool = Field(description="True when `title` is not a title given or recorded.")
     results: list[SimilarResult]
     index: IndexInfo
 
@@ -127,14 +144,20 @@ class Health(BaseModel):
 
 
 class Ready(BaseModel):
-    """Readiness: which index is loaded and serving."""
+    """Readiness: which index version is loaded and serving."""
 
     ready: bool
-    built_at: str
-    studies: int
-    path: str
+    built_at: str = Field(description="When the serving index was built.")
+    studies: int = Field(description="Studies in the serving index.")
+    path: str = Field(description="The version folder loaded (where the served path led).")
+    served_path: str = Field(description="The path served: a link each build repoints.")
+    up_to_date: bool = Field(
+        description="Whether the served path still leads to the version loaded; false for "
+        "up to the watch interval after a build, or while a refused build is there."
+    )
+    watch_seconds: float = Field(description="How often the served path is checked; 0: never.")
     bytes_on_disk: int = Field(description="Total size of the index folder's files.")
-    loaded_at: str
+    loaded_at: str = Field(description="When this process loaded the serving index.")
     last_reload_error: str | None = Field(
         description="Why the last reload attempt was refused, if it was; the old index serves."
     )

@@ -26,6 +26,10 @@ REQUEST_LOG_ENV = "RECOMMENDER_REQUEST_LOG"
 CACHE_SECONDS_ENV = "RECOMMENDER_CACHE_SECONDS"
 
 DEFAULT_CACHE_SECONDS = 300
+# How often each process checks the served path for a new build: one stat() of the
+# link's meta.json, so a build or an update is served within seconds, with no
+# restart and no admin call. 0 turns it off.
+DEFAULT_WATCH_SECONDS = 2.0
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 _OFF = {"0", "off", "false", "no"}
 
@@ -41,7 +45,7 @@ class Settings:
     reload_token : str or None
         ``$RECOMMENDER_ADMIN_TOKEN``; None turns ``POST /admin/reload`` off.
     watch_seconds : float
-        ``$RECOMMENDER_WATCH_SECONDS``; 0 (the default) is off.
+        ``$RECOMMENDER_WATCH_SECONDS``, else 2; 0 turns the change check off.
     embed_frame_ancestors : str or None
         ``$RECOMMENDER_EMBED_FRAME_ANCESTORS``; None means any site.
     page_frame_ancestors : str or None
@@ -59,7 +63,7 @@ class Settings:
 
     index_path: Path = DEFAULT_INDEX
     reload_token: str | None = None
-    watch_seconds: float = 0.0
+    watch_seconds: float = DEFAULT_WATCH_SECONDS
     embed_frame_ancestors: str | None = None
     page_frame_ancestors: str | None = None
     cache_seconds: int = DEFAULT_CACHE_SECONDS
@@ -81,7 +85,7 @@ class Settings:
         return cls(
             index_path=Path(env.get(INDEX_ENV) or DEFAULT_INDEX),
             reload_token=env.get(ADMIN_TOKEN_ENV) or None,
-            watch_seconds=_seconds(env, WATCH_ENV),
+            watch_seconds=_seconds(env, WATCH_ENV, DEFAULT_WATCH_SECONDS),
             embed_frame_ancestors=env.get(FRAME_ANCESTORS_ENV),
             page_frame_ancestors=env.get(PAGE_FRAME_ANCESTORS_ENV),
             cache_seconds=_whole_seconds(env, CACHE_SECONDS_ENV, DEFAULT_CACHE_SECONDS),
@@ -94,10 +98,10 @@ class Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-def _seconds(env: Mapping[str, str], name: str) -> float:
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     value = env.get(name, "").strip()
     try:
-        return max(float(value), 0.0) if value else 0.0
+        return max(float(value), 0.0) if value else default
     except ValueError:
         raise ValueError(f"${name} must be a number of seconds, got {value!r}") from None
 

@@ -232,11 +232,14 @@ def format_targets(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def make_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m bench.api_latency`` (docs' commands are checked against it)."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.api_latency", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--index", type=Path, required=True, help="index folder to serve")
+    parser.add_argument(
+        "--index", type=Path, default=Path("models/index"), help="index to serve (%(default)s)"
+    )
     parser.add_argument("--requests", type=int, default=1000, help="per endpoint and setup")
     parser.add_argument("--concurrency", type=int, default=16, help="connections at once")
     parser.add_argument(
@@ -262,6 +265,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="serve without the per-request log line (to measure what it costs)",
     )
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = make_parser()
     args = parser.parse_args(argv)
     if min(args.requests, args.concurrency, args.rounds, *args.workers) < 1:
         parser.error("--requests, --concurrency, --rounds and --workers must be at least 1")

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -107,8 +108,11 @@ def _baseline_row(tmp: str, source: str, args: argparse.Namespace, variant: str)
     return {"pipeline": label, "total s": round(wall, 1), **stages, "peak MB": round(peak)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def make_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m bench.build`` (the docs' commands are checked against it)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.build", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--source", action="append", help="default: the shared corpus")
     parser.add_argument("--k", type=int, default=50)
     parser.add_argument("--jobs", type=int, default=2)
@@ -117,7 +121,11 @@ def main() -> None:
     parser.add_argument("--weak-baseline", action="store_true", help="also the default-TF-IDF row")
     parser.add_argument("--baseline-child", choices=["strong", "weak"], help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = make_parser().parse_args(argv)
     sources = args.source or DEFAULT_SOURCES
     if args.baseline_child:
         seconds = plain_pipeline(

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -121,8 +122,11 @@ def _prunable(index: Path, X) -> np.ndarray:
     return mask
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def make_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m bench.neighbours`` (the docs' commands are checked against it)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.neighbours", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--index", type=Path, default=Path("models/index"))
     parser.add_argument("--k", type=int, default=50)
     parser.add_argument("--jobs", type=int, default=2)
@@ -130,7 +134,11 @@ def main() -> None:
     parser.add_argument("--scipy", action="store_true", help="also time chunked scipy")
     parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = make_parser().parse_args(argv)
     if args.child:
         return child(args)
 

@@ -14,6 +14,7 @@ made once with the index's own postings: recall@10 and recall@k.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,11 @@ from recommender.index import TrialIndex
 from recommender.neighbours import CosineNeighbours
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def make_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m bench.pruning`` (the docs' commands are checked against it)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.pruning", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--index", type=Path, default=Path("models/index"))
     parser.add_argument("--setting", action="append", required=True,
                         help="candidates,max_postings,query_terms")  # fmt: skip
@@ -32,7 +36,11 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=1000)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = make_parser().parse_args(argv)
     index = TrialIndex.load(args.index, verify=False)
     X, k = index.vectors, args.k
     rows = np.sort(np.random.default_rng(args.seed).choice(X.shape[0], args.sample, replace=False))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +36,20 @@ def scipy_top_k(X, q, k: int, exclude: int) -> np.ndarray:
     return top[np.argsort(-scores[top], kind="stable")]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def make_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m bench.query`` (the docs' commands are checked against it)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.query", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--index", type=Path, default=Path("models/index"))
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = make_parser().parse_args(argv)
 
     index = TrialIndex.load(args.index)
     rng = np.random.default_rng(args.seed)

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -69,13 +70,20 @@ def exponent(sizes: list[int], seconds: list[float]) -> float:
     return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def make_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m bench.scale`` (the docs' commands are checked against it)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.scale", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--sizes", default="114697,300000,600000")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "scale")
     parser.add_argument("--source", type=Path, default=Path("../shared/data/ctg-studies.json.zip"))
     parser.add_argument("--dask", action="store_true", help="also build on a LocalCluster")
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = make_parser().parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     args.workdir.mkdir(parents=True, exist_ok=True)
     modes = ["local"] + (["dask"] if args.dask else [])

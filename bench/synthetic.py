@@ -20,6 +20,7 @@ import argparse
 import copy
 import json
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -100,15 +101,22 @@ def generate(source: Path, n_studies: int, out: Path, *, mix: float, novel: floa
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def make_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m bench.synthetic`` (the docs' commands are checked against it)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.synthetic", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--studies", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--source", type=Path, default=Path("../shared/data/ctg-studies.json.zip"))
     parser.add_argument("--mix", type=float, default=0.2)
     parser.add_argument("--novel", type=float, default=0.003)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = make_parser().parse_args(argv)
     generate(args.source, args.studies, args.out, mix=args.mix, novel=args.novel, seed=args.seed)
     print(f"{args.out}: {args.studies:,} studies, {args.out.stat().st_size / 2**20:,.0f} MB")
 

@@ -21,6 +21,7 @@ process's peak memory), so a timer of whole processes can alternate the two over
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -44,13 +45,20 @@ def baseline(records, jobs: int, *, weak: bool = False):
     return matrix, timer.seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def make_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m bench.vectorise`` (the docs' commands are checked against it)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.vectorise", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--source", type=Path, default=Path("../shared/data/ctg-studies.json.zip"))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", choices=["ours", "baseline"])
     parser.add_argument("--weak-baseline", action="store_true", help="also the default TF-IDF")
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = make_parser().parse_args(argv)
     records, _ = read_records([args.source])
 
     if args.only == "ours":

@@ -145,8 +145,11 @@ def write_studies(folder: Path, studies: list[dict] = TINY_STUDIES) -> Path:
     return folder
 
 
-def build_tiny_index(tmp_path: Path, *, k: int = 5, out: Path | None = None) -> Path:
-    """Build an index of :data:`TINY_STUDIES` under ``tmp_path`` and return its folder.
+def build_tiny_index(
+    tmp_path: Path, *, k: int = 5, out: Path | None = None, studies: list[dict] = TINY_STUDIES
+) -> Path:
+    """Build an index of ``studies`` (:data:`TINY_STUDIES`) under ``tmp_path`` and
+    return its folder.
 
     Uses ``min_df=1`` groups: in a corpus this small most terms occur once. ``out``
     (default ``tmp_path / "index"``) is the served path to build into.
@@ -156,6 +159,6 @@ def build_tiny_index(tmp_path: Path, *, k: int = 5, out: Path | None = None) -> 
     from recommender.text import DEFAULT_FIELD_GROUPS
 
     groups = [replace(g, min_df=1, max_df=1.0) for g in DEFAULT_FIELD_GROUPS]
-    source = write_studies(tmp_path / "studies")
+    source = write_studies(tmp_path / "studies", studies)
     out = tmp_path / "index" if out is None else out
     return build_index([source], out, groups=groups, k=k, n_jobs=1).path

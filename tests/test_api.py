@@ -20,7 +20,8 @@ from tests.factories import build_tiny_index
 
 TOKEN = "test-admin-token"
 RESULT_KEYS = {
-    "rank", "nct_id", "title", "score", "conditions", "interventions", "phases", "status", "why",
+    "rank", "nct_id", "title", "title_made", "score", "conditions", "interventions", "phases",
+    "status", "why",
 }  # fmt: skip
 
 
@@ -79,7 +80,7 @@ def test_similar_has_the_contract_shape(client: TestClient, tiny_index: Path) ->
     response = client.get("/similar/NCT00000001", params={"k": 2})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"nct_id", "title", "results", "index"}
+    assert set(body) == {"nct_id", "title", "title_made", "results", "index"}
     assert body["nct_id"] == "NCT00000001"
     assert body["title"] == "Mesenchymal stem cells for acute-on-chronic liver failure"
     index = TrialIndex.load(tiny_index)
@@ -298,8 +299,9 @@ def test_post_long_text_gets_a_short_title(client: TestClient) -> None:
     ("body", "says"),
     [
         ({"text": "zebra quantum xylophone"}, "none of the words"),
-        ({}, "give 'text' or at least one trial field"),
-        ({"text": "   ", "conditions": []}, "none of the words"),
+        ({}, "the query is empty: give a few words"),
+        ({"text": "   ", "conditions": []}, "the query is empty"),
+        ({"text": "\n", "conditions": [" "], "title": "\t"}, "the query is empty"),
         ({"text": "asthma", "k": 0}, "body field k"),
         ({"text": "asthma", "status": ["DONE"]}, "body field status.0"),
         ({"text": "asthma", "colour": "red"}, "body field colour"),

@@ -70,7 +70,7 @@ def test_display_record_has_the_stored_fields(index: TrialIndex) -> None:
         record = index.records[position]
         shown = decode_display(index.records.line(position))
         assert shown.nct_id == record.nct_id
-        assert shown.title == record.title
+        assert shown.display_title == record.display_title
         assert shown.conditions == list(record.conditions)
         assert shown.intervention_names == [i.name for i in record.interventions]
         assert shown.phases == list(record.phases)

@@ -283,7 +283,8 @@ def test_embed_escapes_what_it_shows(client: TestClient) -> None:
 
 def test_result_items_escape_every_value_they_show() -> None:
     result = {
-        "rank": 1, "nct_id": 'NCT"><b>', "title": "<script>x</script> & y", "score": 0.5,
+        "rank": 1, "nct_id": 'NCT"><b>', "title": "<script>x</script> & y", "title_made": True,
+        "score": 0.5,
         "conditions": ["a<b"], "interventions": [], "phases": ["<PHASE>"], "status": "<S>",
         "why": [{"field": "<f>", "score": 0.5, "terms": ["<i>term</i>"]}],
     }  # fmt: skip
@@ -294,3 +295,30 @@ def test_result_items_escape_every_value_they_show() -> None:
     assert "&lt;i&gt;term&lt;/i&gt;" in html and "&lt;f&gt;" in html
     assert 'data-nct-id="NCT&#34;&gt;&lt;b&gt;"' in html
     assert "k=10&amp;status=&lt;x&gt;" in html
+
+
+# -- the home page: what it is for, examples, what a score means -------------------------------
+
+
+def test_the_home_page_says_what_it_is_for_and_offers_three_examples(client: TestClient) -> None:
+    html = client.get("/").text
+    purpose = re.search(r'<p class="lead" id="purpose">(.*?)</p>', html)
+    assert purpose and "registered clinical trials most like yours" in purpose[1]
+    examples = re.search(r'<p class="examples" id="examples">(.*?)</p>', html, re.S)
+    links = re.findall(r'href="(/\?q=[^"]+)"', examples[1])
+    kinds = ("a registered trial", "a draft trial", "a condition")
+    assert [kind for kind in kinds if kind in examples[1]] == list(kinds)
+    assert len(links) == 3 and links[0] == "/?q=NCT00000001"  # the reference case is not here
+    for link in links:  # each example answers
+        assert client.get(link.replace("&amp;", "&")).status_code in (200, 422)
+    assert 'id="examples"' not in client.get("/?q=NCT00000004").text  # only on the empty page
+
+
+def test_the_page_explains_the_score_as_a_relative_match(client: TestClient) -> None:
+    html = client.get("/?q=NCT00000004&k=5").text
+    note = re.search(r'<p class="hint" id="score-note">(.*?)</p>', html, re.S)[1]
+    assert "relative match" in note and "not a percentage" in note
+    widths = [float(w) for w in re.findall(r'<span style="width: ([0-9.]+)%">', html)]
+    assert widths[0] == 100.0 and widths == sorted(widths, reverse=True)  # against the best
+    scores = [float(s) for s in re.findall(r'<div class="score"[^>]*>([0-9.]+)', html)]
+    assert widths[1] == pytest.approx(100 * scores[1] / scores[0], abs=0.1)

@@ -104,3 +104,29 @@ def test_build_from_sources_without_a_single_study_exits_2(tmp_path, capsys):
     (folder / "a.json").write_text("{not json")
     assert main(["build", "--source", str(folder), "--out", str(tmp_path / "ix"), "--quiet"]) == 2
     assert "no readable study" in capsys.readouterr().err
+
+
+def test_every_command_and_option_says_what_it_does():
+    import argparse
+
+    from recommender.cli import make_parser
+
+    parser = make_parser()
+    commands = parser._subparsers._group_actions[0]
+    silent = [f"recommender {a.dest}" for a in commands._choices_actions if not a.help]
+    for name, command in commands.choices.items():
+        for action in command._actions:
+            if not action.help or action.help == argparse.SUPPRESS:
+                silent.append(
+                    f"recommender {name} {'/'.join(action.option_strings) or action.dest}"
+                )
+    assert silent == []
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"recommender {version('trial-recommender')}\n"

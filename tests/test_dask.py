@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.pipelines import build_index
+from recommender.pipelines import SchedulerError, build_index
 
 distributed = pytest.importorskip("dask.distributed")
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -38,10 +38,10 @@ def test_dask_build_equals_local_build(cluster, tmp_path, method):
 def test_unreachable_scheduler_fails_and_writes_nothing(tmp_path):
     import dask
 
-    sources = [SAMPLE / "seed-cluster"]
     with (
         dask.config.set({"distributed.comm.timeouts.connect": "2s"}),
-        pytest.raises(OSError, match=r"127\.0\.0\.1:9"),
+        pytest.raises(SchedulerError, match=r"no Dask scheduler answers at tcp://127\.0\.0\.1:9"),
     ):
-        build_index(sources, tmp_path / "x", k=2, scheduler="tcp://127.0.0.1:9")
+        # A source that does not exist: the scheduler is checked before any is read.
+        build_index([tmp_path / "missing.zip"], tmp_path / "x", k=2, scheduler="tcp://127.0.0.1:9")
     assert not (tmp_path / "x").exists()

@@ -47,7 +47,13 @@ TEMPLATES = Jinja2Templates(env=ENVIRONMENT)
 PAGE_K_CHOICES = (5, 10, 20, 50)
 TRIAL_PAGE_RELATED = 5
 REGISTRY_STUDY_URL = "https://clinicaltrials.gov/study/{nct_id}"
-_SCORE_HINT = "similarity score (dot product of the field-group vectors; about 1 for a near copy)"
+# The score is a dot product of weighted terms, unbounded: a relative match, to compare
+# results of one query, not a percentage. The bar is drawn against the list's best.
+_SCORE_HINT = (
+    "how much this trial's record shares with the query's, weighted terms added up: "
+    "higher is closer; compare within this list (not a percentage)"
+)
+_MADE_TITLE_HINT = "no title in the record: made from its conditions and interventions, or summary"
 # Who may put the box in a frame: any site, unless the service is configured otherwise.
 DEFAULT_FRAME_ANCESTORS = "*"
 # The box loads nothing (inline style only), submits nothing, and may be framed by
@@ -140,9 +146,32 @@ def context(index: TrialIndex, q: str, k: int, filters: dict[str, list[str]]) ->
         "response": response,
         "results": result_items(response["results"], kept) if response else "",
         "error": error,
-        "example_id": str(index.ids[0]) if len(index) else "NCT00000000",
+        "example_id": example_queries(index)[0][1],
+        "examples": example_queries(index) if response is None and error is None else (),
     }
     return page, status
+
+
+# The page's three examples: a registered trial (the reference case when this index
+# holds it), a draft described in words, and a condition.
+REFERENCE_TRIAL = "NCT05940610"
+EXAMPLE_DRAFT = (
+    "Phase 2 randomized trial of semaglutide for weight loss in adolescents with obesity"
+)
+EXAMPLE_CONDITION = "acute-on-chronic liver failure"
+
+
+def example_queries(index: TrialIndex) -> tuple[tuple[str, str], ...]:
+    """``(what it is, query)`` of the page's three examples for ``index``."""
+    if REFERENCE_TRIAL in index:
+        trial = REFERENCE_TRIAL
+    else:
+        trial = str(index.ids[0]) if len(index) else "NCT00000000"
+    return (
+        ("a registered trial", trial),
+        ("a draft trial", EXAMPLE_DRAFT),
+        ("a condition", EXAMPLE_CONDITION),
+    )
 
 
 def home_page(index: TrialIndex, q: str, k: int, filters: dict[str, list[str]]) -> HTMLResponse:
@@ -155,10 +184,18 @@ def result_items(results: list[dict[str, Any]], kept: str) -> Markup:
     """The page's ``<li>`` for each of a payload's ``results``; ``kept`` is the query
     string (k and filters) their links keep."""
     kept = escape(kept)
-    return Markup("".join([_result_item(r, kept) for r in results]))
+    best = max((r["score"] for r in results), default=0.0)
+    return Markup("".join([_result_item(r, kept, best) for r in results]))
 
 
-def _result_item(r: dict[str, Any], kept: str) -> str:
+def made_title(title: str, made: bool) -> Markup:
+    """A title, escaped; a made one (see ``display_title``) in a span styled apart."""
+    if made:
+        return Markup(f'<span class="made" title="{_MADE_TITLE_HINT}">{escape(title)}</span>')
+    return escape(title)
+
+
+def _result_item(r: dict[str, Any], kept: str, best: float) -> str:
     """One result of the page, made in Python rather than by a Jinja loop: with its
     per-result filters, calls and autoescaping, that loop was most of the page's time.
     Every value is escaped here (``kept`` already is)."""
@@ -168,14 +205,15 @@ def _result_item(r: dict[str, Any], kept: str) -> str:
     else:
         shown_id, query_id = escape(nct_id), escape(quote_plus(nct_id))
         trial_href = escape(quote(nct_id))
-    title = escape(r["title"] or nct_id)
+    title = made_title(r["title"], r["title_made"])
     conditions = f"· {escape(', '.join(r['conditions']))}" if r["conditions"] else ""
+    width = round(100 * r["score"] / best, 1) if best > 0 else 0
     return f"""
     <li data-nct-id="{shown_id}">
       <div class="rank">{r["rank"]}</div>
       <div class="title"><a href="/?q={query_id}&amp;{kept}">{title}</a></div>
       <div class="score" title="{_SCORE_HINT}">{r["score"]:.3f}
-        <div class="bar"><span style="width: {round(r["score"] * 100, 1)}%"></span></div>
+        <div class="bar"><span style="width: {width}%"></span></div>
       </div>
       <div class="facts">
         <a class="nct" href="/trials/{trial_href}/page" title="The trial's details">{shown_id}</a>
@@ -341,6 +379,7 @@ def _site(index: TrialIndex) -> dict:
         "index_built_at": index.built_at,
         "index_studies": len(index),
         "humanize": humanize,
+        "made_title": made_title,
         "paragraphs": paragraphs,
         "trial_link": trial_link,
         "registry_link": registry_link,

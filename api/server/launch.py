@@ -49,10 +49,14 @@ def use_tcp_nodelay_sockets() -> None:
     Config.bind_socket = bind_tcp_socket  # type: ignore[method-assign]
 
 
-def serve_log_config() -> dict:
+def serve_log_config(log_format: str = "text") -> dict:
     """Uvicorn's logging configuration plus the app's loggers: the per-request JSON
     lines (``api.requests``) bare on stdout, one per line, and the ``api`` modules'
-    messages (warm-up, reloads) like uvicorn's own."""
+    messages (warm-up, reloads) like uvicorn's own.
+
+    ``log_format="json"`` makes every line a JSON object (:mod:`api.server.logs`):
+    uvicorn's, the app's and any other library's (the root logger, at WARNING).
+    """
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
@@ -68,6 +72,12 @@ def serve_log_config() -> dict:
         "propagate": False,
     }
     config["loggers"]["api"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    if log_format == "json":
+        json_lines = {"()": "api.server.logs.JsonFormatter"}
+        config["formatters"] = {name: json_lines for name in config["formatters"]}
+        config["root"] = {"handlers": ["default"], "level": "WARNING"}
+    elif log_format != "text":
+        raise ValueError(f"log format must be 'text' or 'json', got {log_format!r}")
     return config
 
 

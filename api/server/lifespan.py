@@ -1,4 +1,11 @@
-"""What a server process does around serving: warm up, then watch the index folder."""
+"""What a server process does around serving: warm up, then follow the served path.
+
+The served path is a link that ``recommender build`` and ``recommender update`` repoint
+at each new version. Every ``watch_seconds`` (2 by default) each process compares the
+``meta.json`` the link leads to with the one it serves (one ``stat``, on the event
+loop); when they differ it loads and verifies the new version in a thread, requests
+going on meanwhile, and swaps it in (:meth:`IndexHolder.reload_if_changed`).
+"""
 
 from __future__ import annotations
 
@@ -50,10 +57,12 @@ def _watching(
 
 
 async def _watch(holder: IndexHolder, seconds: float) -> None:
+    log.info("following %s: checked for a new build every %g s", holder.folder, seconds)
     while True:
         await asyncio.sleep(seconds)
         try:
-            # Loading verifies every file: off the event loop, so requests go on.
-            await asyncio.to_thread(holder.reload_if_changed)
+            if holder.changed_on_disk():  # a stat(): cheap enough for the event loop
+                # Loading verifies every file: off the event loop, so requests go on.
+                await asyncio.to_thread(holder.reload_if_changed)
         except Exception:  # the watcher must outlive any one failed check
             log.exception("index change check failed")

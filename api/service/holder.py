@@ -6,6 +6,10 @@ object a request holds, so requests in flight finish on the old index. The serve
 path is a symlink to a version folder (see :mod:`recommender.index.versions`); a loaded
 index keeps its version folder, which no build removes or changes while the index
 object holds it, and lets go when the last request using it does.
+
+A new version is loaded and verified in full, and its per-index helpers prepared
+(:func:`~api.service.prepared.prepare`), before the one assignment that swaps it in:
+the first requests on it pay nothing more than the last ones on the old.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from api.service.prepared import prepare
 from recommender.index import META_FILE, DamagedIndexError, TrialIndex
 
 log = logging.getLogger(__name__)
@@ -44,13 +51,31 @@ def folder_bytes(folder: Path) -> int:
 
 @dataclass(frozen=True)
 class LoadedIndex:
-    """A loaded index with the facts ``/ready`` reports about it."""
+    """A loaded index with the facts ``/ready`` and ``/metrics`` report about it.
+
+    Attributes
+    ----------
+    index : TrialIndex
+    path : Path
+        The served path it was loaded from (a link a build repoints).
+    signature : Signature
+        Of the served path's ``meta.json`` when the load began.
+    bytes_on_disk : int
+    loaded_at : str
+        ISO time of the load, to the millisecond.
+    """
 
     index: TrialIndex
     path: Path
     signature: Signature
     bytes_on_disk: int
     loaded_at: str
+
+    @property
+    def version_path(self) -> Path:
+        """The version folder actually loaded: where the served path led at load time
+        (it may lead elsewhere since)."""
+        return self.index.path
 
     @classmethod
     def load(cls, folder: Path, signature: Signature) -> LoadedIndex:
@@ -89,6 +114,8 @@ class IndexHolder:
         self._lock = threading.Lock()  # one reload at a time; readers never wait
         self._refused: Signature = None
         self.last_error: str | None = None
+        # Reloads by outcome ("loaded", "refused"), for /metrics.
+        self.reloads: Counter[str] = Counter()
 
     @property
     def current(self) -> LoadedIndex:
@@ -113,22 +140,38 @@ class IndexHolder:
         with self._lock:
             previous = self._current
             signature = meta_signature(self.folder)
+            started = time.perf_counter()
             try:
                 fresh = LoadedIndex.load(self.folder, signature)
             except DamagedIndexError as exc:
                 self.last_error = str(exc)
                 self._refused = signature  # the build that failed, not one swapped in since
-                log.warning("reload refused, still serving %s: %s", previous.loaded_at, exc)
+                self.reloads["refused"] += 1
+                log.warning("reload refused, still serving %s: %s", previous.version_path.name, exc)
                 raise
+            prepare(fresh.index)  # before the swap, so no request waits for it
             self._current = fresh
             self.last_error = None
-            log.info("reloaded index built at %s", fresh.index.built_at)
+            self.reloads["loaded"] += 1
+            log.info(
+                "serving %s now (built at %s, %d studies; loaded and verified in %.1f s), "
+                "instead of %s",
+                fresh.version_path.name,
+                fresh.index.built_at,
+                len(fresh.index),
+                time.perf_counter() - started,
+                previous.version_path.name,
+            )
             return previous, fresh
 
     def changed_on_disk(self) -> bool:
         """Whether the folder holds a build other than the one serving (or last refused)."""
         signature = meta_signature(self.folder)
         return signature != self._current.signature and signature != self._refused
+
+    def up_to_date(self) -> bool:
+        """Whether the served path still leads to the build serving (one ``stat``)."""
+        return meta_signature(self.folder) == self._current.signature
 
     def reload_if_changed(self) -> bool:
         """Reload when :meth:`changed_on_disk`; True when a new index was swapped in.

@@ -2,8 +2,9 @@
 
 Both the JSON API and the HTML page call these, so they can not drift apart. Errors
 are the engine's exceptions (``InvalidNctIdError``, ``NotInIndexError``,
-``UnknownFacetValueError``) plus :class:`EmptyQueryError`; ``api.app`` maps them to
-status codes.
+``UnknownFacetValueError``, ``EmptyQueryError``); ``api.errors`` maps them to status
+codes. Every title shown is :func:`recommender.core.display_title`'s, as in the
+command line and the Python API.
 """
 
 from __future__ import annotations
@@ -16,16 +17,20 @@ import numpy as np
 from api.schemas import SimilarQuery, SimilarResponse
 from api.service.display import DisplayRecord
 from api.service.prepared import PreparedIndex, prepare
-from recommender.core import DRAFT_ID, Intervention, TrialRecord
+from recommender.core import (
+    EMPTY_QUERY,
+    NO_KNOWN_WORD,
+    DisplayTitle,
+    EmptyQueryError,
+    TrialRecord,
+    draft_record,
+    draft_title,
+    is_blank,
+)
 from recommender.index import TrialIndex
 
 WHY_TERMS = 3
 DECIMALS = 6
-TITLE_FROM_TEXT = 120
-
-
-class EmptyQueryError(ValueError):
-    """A posted query gave no word that the index knows, so nothing can be ranked."""
 
 
 def facet_filters(
@@ -67,7 +72,7 @@ def similar_to_trial_payload(
         positions, scores = [n.position for n in neighbours], [n.score for n in neighbours]
     query_indices, query_data = prepared.explainer_.query_row(position)
     return _payload(
-        prepared, record.nct_id, record.title, query_indices, query_data, positions, scores
+        prepared, record.nct_id, record.display_title, query_indices, query_data, positions, scores
     )
 
 
@@ -84,16 +89,19 @@ def similar_to_query(index: TrialIndex, query: SimilarQuery) -> SimilarResponse:
 
 def similar_to_query_payload(index: TrialIndex, query: SimilarQuery) -> dict[str, Any]:
     """:func:`similar_to_query` as a JSON-ready dict."""
-    vector = index.vectorize(query_record(query), text=query.text)
+    if is_blank(query.model_dump(exclude={"k", "status", "phase", "study_type"}).values()):
+        raise EmptyQueryError(EMPTY_QUERY)
+    record = query_record(query)
+    vector = index.vectorize(record, text=query.text)
     if vector.nnz == 0:
-        raise EmptyQueryError(_empty_query_message(query))
+        raise EmptyQueryError(NO_KNOWN_WORD)
     allowed = index.facets.allowed(facet_filters(query.status, query.phase, query.study_type))
     neighbours = index.similar_to_vector(vector, query.k, allowed=allowed)
     vector.sum_duplicates()  # explanations match each column once
     return _payload(
         prepare(index),
         None,
-        query_title(query),
+        draft_title(record, query.text),
         vector.indices,
         vector.data,
         [n.position for n in neighbours],
@@ -103,40 +111,27 @@ def similar_to_query_payload(index: TrialIndex, query: SimilarQuery) -> dict[str
 
 def query_record(query: SimilarQuery) -> TrialRecord:
     """A :class:`TrialRecord` holding the query's fields (its free text is read apart)."""
-    return TrialRecord(
-        DRAFT_ID,
-        brief_title=query.title or "",
+    return draft_record(
+        title=query.title or "",
         official_title=query.official_title or "",
         acronym=query.acronym or "",
-        brief_summary=query.summary or "",
-        detailed_description=query.description or "",
-        conditions=tuple(query.conditions),
-        keywords=tuple(query.keywords),
-        interventions=tuple(Intervention(name=name) for name in query.interventions if name),
+        summary=query.summary or "",
+        description=query.description or "",
+        conditions=query.conditions,
+        keywords=query.keywords,
+        interventions=query.interventions,
     )
 
 
-def query_title(query: SimilarQuery) -> str:
-    """The title to show for a posted query: its title, else the start of its text."""
-    if query.title:
-        return query.title
-    text = " ".join((query.text or query.summary or "").split())
-    if len(text) > TITLE_FROM_TEXT:
-        return text[: TITLE_FROM_TEXT - 1].rstrip() + "\u2026"
-    return text
-
-
-def _empty_query_message(query: SimilarQuery) -> str:
-    fields = query.model_dump(exclude={"k", "status", "phase", "study_type"})
-    if not any(fields.values()):
-        return "give 'text' or at least one trial field (title, conditions, interventions, ...)"
-    return "none of the words of this query occur in the index: nothing to compare it with"
+def query_title(query: SimilarQuery) -> DisplayTitle:
+    """The title to show for a posted query (:func:`recommender.core.draft_title`)."""
+    return draft_title(query_record(query), query.text)
 
 
 def _payload(
     prepared: PreparedIndex,
     nct_id: str | None,
-    title: str,
+    title: DisplayTitle,
     query_indices: np.ndarray,
     query_data: np.ndarray,
     positions: list[int],
@@ -152,14 +147,22 @@ def _payload(
         _result(prepared.display(position), rank, score, why)
         for rank, (position, score, why) in enumerate(zip(positions, rounded, whys, strict=True), 1)
     ]
-    return {"nct_id": nct_id, "title": title, "results": results, "index": prepared.index_info_}
+    return {
+        "nct_id": nct_id,
+        "title": title.text,
+        "title_made": title.made,
+        "results": results,
+        "index": prepared.index_info_,
+    }
 
 
 def _result(record: DisplayRecord, rank: int, score: float, why: list[dict]) -> dict[str, Any]:
+    title = record.display_title
     return {
         "rank": rank,
         "nct_id": record.nct_id,
-        "title": record.title,
+        "title": title.text,
+        "title_made": title.made,
         "score": score,
         "conditions": record.conditions,
         "interventions": record.intervention_names,

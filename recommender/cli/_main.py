@@ -23,6 +23,7 @@ from recommender.cli._common import (
     environment_error,
 )
 from recommender.core import InvalidNctIdError
+from recommender.core.version import __version__
 from recommender.evaluation import LabelFormatError
 from recommender.index import DamagedIndexError, NotInIndexError, WriterConflictError
 from recommender.infra import WorkerDiedError
@@ -45,6 +46,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recommender",
         description="Similar-clinical-trial recommendations from ClinicalTrials.gov records.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS.values():

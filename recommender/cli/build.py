@@ -7,7 +7,15 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from recommender.cli._common import EXIT_OK, add_wait, checked, jobs, positive_int, stderr_log
+from recommender.cli._common import (
+    EXIT_OK,
+    BadInput,
+    add_wait,
+    checked,
+    jobs,
+    positive_int,
+    stderr_log,
+)
 from recommender.core import DEFAULT_INDEX, STORED_NEIGHBOURS
 from recommender.ingest import ReadLimits
 from recommender.pipelines import BuildSummary, build_index
@@ -39,7 +47,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help="run on a Dask cluster (e.g. tcp://10.0.0.5:8786) instead of local cores",
+        help="run on a Dask cluster (e.g. tcp://10.0.0.5:8786) instead of local cores; "
+        "needs the dask extra; checked before any source is read",
     )
     build.add_argument(
         "--if-changed",
@@ -77,6 +86,15 @@ def _add_read_limits(build: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from recommender.pipelines import SchedulerError
+
+    try:
+        return _build(args)
+    except SchedulerError as exc:
+        raise BadInput(f"--scheduler {args.scheduler}: {exc}") from None
+
+
+def _build(args: argparse.Namespace) -> int:
     method = "exact" if args.exact else "pruned"
     limits = ReadLimits(args.max_file_size, args.max_text_chars)
     if args.if_changed:

@@ -39,7 +39,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="N",
         help="studies per request and page file, at most 1000 (%(default)s)",
     )
-    fetch.add_argument("--base-url", type=checked(check_base_url), default=DEFAULT_BASE_URL)
+    fetch.add_argument(
+        "--base-url",
+        type=checked(check_base_url),
+        default=DEFAULT_BASE_URL,
+        metavar="URL",
+        help="the registry's API v2 (%(default)s), or a mirror of it",
+    )
     fetch.add_argument(
         "--rate",
         type=checked(float),
@@ -47,8 +53,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="PER_MINUTE",
         help="requests per minute at most (%(default)s; 0: no limit)",
     )
-    fetch.add_argument("--timeout", type=checked(float), default=60.0, metavar="SECONDS")
-    fetch.add_argument("--retries", type=int, default=5, help="retries per request (%(default)s)")
+    fetch.add_argument(
+        "--timeout",
+        type=checked(float),
+        default=60.0,
+        metavar="SECONDS",
+        help="give up on a request (then retried) after this long without an answer (%(default)s)",
+    )
+    fetch.add_argument(
+        "--retries", type=int, default=5, metavar="N", help="retries per request (%(default)s)"
+    )
     fetch.add_argument("--restart", action="store_true", help="discard a started download")
     fetch.add_argument("--quiet", action="store_true", help="no progress lines")
 

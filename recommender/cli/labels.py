@@ -22,7 +22,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="registry file or folder, e.g. ../shared/data/AllPublicXML-2023-subset.zip",
     )
     labels.add_argument("--out", type=Path, required=True, help="labels JSON to write")
-    labels.add_argument("--max-queries", type=positive_int, default=500)
+    labels.add_argument(
+        "--max-queries",
+        type=positive_int,
+        default=500,
+        metavar="N",
+        help="query trials kept at most, of those the rule finds relevant trials for "
+        "(the same ones each run: chosen by a hash of their ids) (%(default)s)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

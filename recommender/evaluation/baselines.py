@@ -5,8 +5,11 @@
 * :func:`tfidf_ranker`: the baseline, one plain scikit-learn TF-IDF (sublinear tf,
   ``min_df=2``, English stop words, cosine) over the concatenated text of
   :data:`PLAIN_FIELDS`: titles, summaries, conditions, keywords, intervention names;
-* :class:`BM25Ranker`: Okapi BM25 (the ``bm25s`` package, a dev dependency, English
-  stop words) over the same concatenated text.
+* :class:`BM25Ranker`: Okapi BM25 (the ``bm25s`` package, English stop words) over
+  the same concatenated text.
+
+scikit-learn and ``bm25s`` are in the ``evaluation`` extra (building and serving do
+not need them), imported when a baseline is made.
 
 Each returns a :class:`~recommender.evaluation.rankers.Ranker` that also ranks free text, so
 all are scored by the same :func:`~recommender.evaluation.runner.evaluate` and
@@ -18,12 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recommender.core import TrialRecord
 from recommender.evaluation.rankers import VectorRanker, free_text_vectorizer
+from recommender.infra import require
 from recommender.text import (
     DEFAULT_FIELD_GROUPS,
     TEXT_FIELDS,
@@ -31,6 +35,9 @@ from recommender.text import (
     FieldGroupVectorizer,
     field_items,
 )
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
 MESH_FIELDS: tuple[str, ...] = ("condition_mesh_terms", "intervention_mesh_terms")
 # The baselines read the text the default's whole-text group reads.
@@ -124,7 +131,10 @@ def tfidf_ranker(
 def plain_tfidf(min_df: int = 2) -> TfidfVectorizer:
     """The plain TF-IDF a competent user writes: sublinear tf, ``min_df``, English
     stop words, float32 (the baselines of the ranking and the speed benchmarks)."""
-    return TfidfVectorizer(sublinear_tf=True, min_df=min_df, stop_words="english", dtype=np.float32)
+    text = require("sklearn.feature_extraction.text", extra="evaluation", purpose="plain TF-IDF")
+    return text.TfidfVectorizer(
+        sublinear_tf=True, min_df=min_df, stop_words="english", dtype=np.float32
+    )
 
 
 class BM25Ranker:
@@ -155,7 +165,7 @@ class BM25Ranker:
         k1: float = 1.2,
         b: float = 0.75,
     ) -> None:
-        import bm25s
+        bm25s = require("bm25s", extra="evaluation", purpose="the BM25 baseline")
 
         fields = PLAIN_FIELDS if fields is None else tuple(fields)
         self.ids = _ids(records)
@@ -202,6 +212,5 @@ class BM25Ranker:
 
 def _tokenize(texts: Sequence[str]) -> list[list[str]]:
     """``bm25s`` tokens of each text: lower case, English stop words out, as str."""
-    import bm25s
-
+    bm25s = require("bm25s", extra="evaluation", purpose="the BM25 baseline")
     return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)

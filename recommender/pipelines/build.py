@@ -103,6 +103,8 @@ def build_index(
         raise ValueError(f"k must be at least 1, got {k}")
     CosineNeighbours(method=neighbour_method)  # a bad method fails before the long read
     check_replaceable(Path(out))  # so does an --out that is not an index
+    if scheduler is not None:
+        check_scheduler(scheduler)  # and a cluster that cannot be used
     say = log or (lambda _line: None)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
@@ -219,19 +221,44 @@ def _spool_folder(out: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+class SchedulerError(RuntimeError):
+    """The Dask scheduler given cannot be used: dask is not installed, the address is
+    malformed, or no scheduler answers there."""
+
+
+def check_scheduler(scheduler: str) -> None:
+    """Connect to the Dask scheduler at ``scheduler`` once, before a build reads its
+    sources (minutes at the registry's size), so that a missing ``dask`` extra, a
+    mistyped address or a cluster that is down fails at once, with what to do.
+
+    Raises
+    ------
+    SchedulerError
+    """
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise SchedulerError(
+            "a Dask scheduler was given but dask.distributed is not installed: "
+            "pip install 'trial-recommender[dask]' (or `pip install -e '.[dask]'`)"
+        ) from None
+    try:
+        with Client(scheduler):  # waits as long as dask's connect timeout (30 s)
+            pass
+    except ValueError as exc:
+        raise SchedulerError(f"{scheduler!r} is not a Dask scheduler address: {exc}") from None
+    except OSError as exc:
+        raise SchedulerError(f"no Dask scheduler answers at {scheduler}: {exc}") from None
+
+
 @contextlib.contextmanager
 def parallel_backend(scheduler: str | None) -> Iterator[None]:
     """Run joblib work on the Dask cluster at ``scheduler``, or locally when None."""
     if scheduler is None:
         yield
         return
-    try:
-        from dask.distributed import Client
-    except ImportError:
-        raise RuntimeError(
-            "a Dask scheduler was given but dask.distributed is not installed "
-            "(pip install 'trial-recommender[dask]')"
-        ) from None
+    from dask.distributed import Client  # installed: check_scheduler ran first
+
     with Client(scheduler) as client, parallel_config(backend="dask"), warnings.catch_warnings():
         del client  # joblib finds the active client itself
         # The texts must reach the workers once whichever way they are sent; Dask's
