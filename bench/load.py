@@ -38,12 +38,19 @@ def _load(index: Path, verify: bool, check: bool) -> float:
     return timer.seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index", type=Path, required=True)
-    parser.add_argument("--rounds", type=int, default=7)
+def make_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m bench.load`` (the docs' commands are checked against it)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.load", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--index", type=Path, required=True, help="index to load")
+    parser.add_argument("--rounds", type=int, default=7, help="loads each way (%(default)s)")
     parser.add_argument("--verify", action="store_true", help="hash every file too")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = make_parser().parse_args()
     index = TrialIndex.load(args.index, verify=False)  # compiles the check, warms the cache
     n, d = index.vectors.shape
     arrays = {
