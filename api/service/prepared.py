@@ -16,7 +16,7 @@ import numpy as np
 
 from api.service.display import DisplayRecord, decode_display
 from recommender.index import TrialIndex
-from recommender.neighbours import NO_NEIGHBOUR, Explainer
+from recommender.neighbours import NO_NEIGHBOUR
 
 _PREPARED: weakref.WeakKeyDictionary[TrialIndex, PreparedIndex] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
@@ -42,13 +42,7 @@ class PreparedIndex:
 
     def __init__(self, index: TrialIndex) -> None:
         self.index = index
-        groups = index.vectorizer.groups
-        self.explainer_ = Explainer(
-            index.vectors,
-            index.vectorizer.offsets_,
-            [g.name for g in groups],
-            index.feature_names,
-        )
+        self.explainer_ = index.explainer
         self.build_tag_ = build_tag(index.meta)
         # Plain views of the mapped arrays (see Explainer): the lookup reads one row.
         self.neighbour_positions_ = np.asarray(index.neighbour_indices)

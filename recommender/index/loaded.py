@@ -27,6 +27,7 @@ so several server workers share one copy in the page cache.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -60,8 +61,8 @@ from recommender.index.errors import DamagedIndexError, NotInIndexError
 from recommender.index.format import raise_if_damaged, verify_index
 from recommender.index.segments import SPANS_FILE, SegmentedRecords, segment_files, spans_problems
 from recommender.index.versions import META_FILE, hold_version, resolve_index_folder
-from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours
-from recommender.text import FieldGroupVectorizer
+from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours, Explainer
+from recommender.text import FieldGroupVectorizer, readable_mask
 
 
 @dataclass(frozen=True)
@@ -331,6 +332,19 @@ class TrialIndex:
             if i != NO_NEIGHBOUR
         ]
 
+    @functools.cached_property
+    def explainer(self) -> Explainer:
+        """The :class:`Explainer` of this index's scores: field groups and the terms a
+        person can read as reasons (:func:`recommender.text.readable`), made once."""
+        groups = self.vectorizer.groups
+        return Explainer(
+            self.vectors,
+            self.vectorizer.offsets_,
+            [g.name for g in groups],
+            self.feature_names,
+            readable_mask(self.feature_names),
+        )
+
     def explain(
         self, query: sp.csr_matrix, position: int, *, n_terms: int = 3
     ) -> list[dict[str, object]]:
@@ -348,32 +362,13 @@ class TrialIndex:
         Returns
         -------
         list of dict
-            ``{"field", "score", "terms"}`` per contributing group, largest first;
-            the ``score`` values add up to the score.
+            ``{"field", "score", "terms"}`` per group sharing a term with the query,
+            largest first; the ``score`` values add up to the score (see
+            :meth:`Explainer.explain_results`).
         """
-        query = sp.csr_matrix(query)
-        # Slicing the arrays directly: a scipy row slice costs more than the rest.
-        V = self.vectors
-        start, stop = V.indptr[position], V.indptr[position + 1]
-        row_indices, row_data = V.indices[start:stop], V.data[start:stop]
-        shared, q_at, r_at = np.intersect1d(
-            query.indices, row_indices, assume_unique=True, return_indices=True
-        )
-        contribution = query.data[q_at] * row_data[r_at]
-        groups = self.vectorizer.group_of_column(shared)
-        explained = []
-        for g in np.unique(groups):
-            mine = groups == g
-            order = np.argsort(-contribution[mine], kind="stable")[:n_terms]
-            explained.append(
-                {
-                    "field": self.vectorizer.groups[g].name,
-                    "score": float(contribution[mine].sum()),
-                    "terms": self.feature_names[shared[mine][order]].tolist(),
-                }
-            )
-        explained.sort(key=lambda e: -e["score"])
-        return explained
+        query = sp.csr_matrix(query, copy=True)
+        query.sum_duplicates()  # each column once, as the explainer needs
+        return self.explainer.explain_results(query.indices, query.data, [position], n_terms)[0]
 
 
 def _vectorizer_from_parts(params: dict, vocabularies: dict, idf: np.ndarray):

@@ -28,6 +28,9 @@ class Explainer:
     group_names : sequence of str, length n_groups
     feature_names : ndarray of shape (n_features,), dtype object
         Each column's term.
+    shown : ndarray of shape (n_features,), dtype bool, optional
+        The columns an explanation may list (``recommender.text.readable_mask``); the
+        others still count in their group's score. All by default.
     """
 
     def __init__(
@@ -36,6 +39,7 @@ class Explainer:
         group_offsets: np.ndarray,
         group_names: list[str],
         feature_names: np.ndarray,
+        shown: np.ndarray | None = None,
     ) -> None:
         if len(group_offsets) != len(group_names) + 1:
             raise ValueError("group_offsets must have one more entry than group_names")
@@ -47,6 +51,11 @@ class Explainer:
         self.group_offsets_ = np.asarray(group_offsets, dtype=np.int64)
         self.group_names_ = list(group_names)
         self.feature_names_ = feature_names
+        self.shown_ = (
+            np.ones(len(feature_names), dtype=bool) if shown is None else np.asarray(shown, bool)
+        )
+        if self.shown_.shape != (len(feature_names),):
+            raise ValueError("shown must have one entry per feature name")
 
     def query_row(self, position: int) -> tuple[np.ndarray, np.ndarray]:
         """Columns and weights of an indexed trial's vector (a query for its neighbours)."""
@@ -79,9 +88,10 @@ class Explainer:
         Returns
         -------
         list of length k of list of dict
-            Per result, ``{"field", "score", "terms"}`` per contributing group, largest
-            score first; the scores add up to the result's score. As
-            :meth:`TrialIndex.explain` gives it for each result alone.
+            Per result, ``{"field", "score", "terms"}`` per group sharing a term with
+            the query, largest score first; the scores add up to the result's score.
+            ``terms`` are the group's ``n_terms`` shown terms of largest share, its
+            phrases before its words (none when every shared term is one not shown).
         """
         positions = np.asarray(positions, dtype=np.int64)
         k = len(positions)
@@ -96,9 +106,10 @@ class Explainer:
             np.asarray(query_indices, dtype=self.indices_.dtype)[order],
             np.asarray(query_data, dtype=np.float32)[order],
             self.group_offsets_,
+            self.shown_,
             n_terms,
         )
-        return self._assemble(groups, sums, counts, top, n_terms, decimals)
+        return self._assemble(groups, sums, counts, top, decimals)
 
     def _assemble(
         self,
@@ -106,32 +117,40 @@ class Explainer:
         sums: np.ndarray,
         counts: np.ndarray,
         top: np.ndarray,
-        n_terms: int,
         decimals: int | None,
     ) -> list[list[dict[str, object]]]:
         # Already in display order (explain_kernel): one pass of Python over what is shown.
         if decimals is not None:
             sums = np.round(sums.astype(np.float64), decimals)
         terms = self.feature_names_[top[top >= 0]].tolist()
+        listed = (top >= 0).sum(axis=2).tolist()
         names, explained, cursor = self.group_names_, [], 0
-        for result_groups, totals, result_counts in zip(
-            groups.tolist(), sums.tolist(), np.minimum(counts, n_terms).tolist(), strict=True
+        for result_groups, totals, result_counts, result_listed in zip(
+            groups.tolist(), sums.tolist(), counts.tolist(), listed, strict=True
         ):
             result = []
-            for group, total, count in zip(result_groups, totals, result_counts, strict=True):
+            for group, total, count, n in zip(
+                result_groups, totals, result_counts, result_listed, strict=True
+            ):
                 if count:
-                    shared = terms[cursor : cursor + count]
+                    shared = _phrases_first(terms[cursor : cursor + n])
                     result.append({"field": names[group], "score": total, "terms": shared})
-                    cursor += count
+                    cursor += n
             explained.append(result)
         return explained
 
 
+def _phrases_first(terms: list[str]) -> list[str]:
+    """``terms`` (largest share first) with the phrases before the single words."""
+    return sorted(terms, key=lambda term: " " not in term)  # stable: shares order each
+
+
 @njit(nogil=True, cache=True)
 def explain_kernel(
-    indptr, indices, data, positions, query_cols, query_vals, group_offsets, n_terms
+    indptr, indices, data, positions, query_cols, query_vals, group_offsets, shown, n_terms
 ):
-    """Per result and field group: score share, shared-term count, best ``n_terms`` columns.
+    """Per result and field group: score share, shared-term count, best ``n_terms`` shown
+    columns (``shown[col]``).
 
     ``query_cols`` must be sorted and unique. A row whose columns are sorted (every
     row a build writes) is merged with the query in one pass; any other row is
@@ -147,8 +166,8 @@ def explain_kernel(
     counts : ndarray of shape (k, n_groups), int64
         How many columns the query and the result share in the group.
     top : ndarray of shape (k, n_groups, n_terms), int64
-        The shared columns of largest product, largest first (ties: lower column
-        first), -1 padded.
+        The shown shared columns of largest product, largest first (ties: lower
+        column first), -1 padded.
     """
     k, n_groups, n_query = positions.shape[0], group_offsets.shape[0] - 1, query_cols.shape[0]
     sums = np.zeros((k, n_groups), dtype=np.float32)
@@ -185,7 +204,8 @@ def explain_kernel(
                 g += 1
             sums[i, g] += value
             counts[i, g] += 1
-            _keep_best(top, best, i, g, col, value)
+            if shown[col]:
+                _keep_best(top, best, i, g, col, value)
             j += 1
     groups = np.empty((k, n_groups), dtype=np.int64)
     for i in range(k):

@@ -11,6 +11,7 @@ from recommender.text.fields import (
     FieldGroup,
     field_items,
 )
+from recommender.text.readable import PROTOCOL_WORDS, readable, readable_mask
 from recommender.text.stop_words import ENGLISH_STOP_WORDS
 from recommender.text.tokenizer import ItemAnalyzer, words
 from recommender.text.vectorizer import FieldGroupVectorizer, GroupModel
@@ -27,6 +28,7 @@ __all__ = [
     "DEFAULT_FIELD_GROUPS",
     "DEFAULT_NORM_POWER",
     "ENGLISH_STOP_WORDS",
+    "PROTOCOL_WORDS",
     "TEXT_FIELDS",
     "AbbreviationTable",
     "FieldGroup",
@@ -39,6 +41,8 @@ __all__ = [
     "learn_abbreviations",
     "mean_norm",
     "pivot_normalise",
+    "readable",
+    "readable_mask",
     "row_norms",
     "smooth_idf",
     "words",

@@ -1,0 +1,91 @@
+"""Reasons a clinician would accept: no lone number, protocol word or name fragment is
+shown, phrases come before their words, and the shares still add up to the score."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recommender.core import Intervention, TrialRecord
+from recommender.neighbours import Explainer
+from recommender.text import DEFAULT_FIELD_GROUPS, FieldGroupVectorizer, readable, readable_mask
+
+
+@pytest.mark.parametrize(
+    ("term", "shown"),
+    [
+        ("2", False),
+        ("c", False),
+        ("randomized", False),
+        ("patients", False),
+        ("trial", False),
+        ("treatment", False),
+        ("phase 2", False),  # a protocol word and a number: nothing to read
+        ("randomized trial", False),
+        ("type 2", True),
+        ("semaglutide", True),
+        ("acute on chronic liver failure", True),
+        ("hepatitis b", True),
+        ("sun yat sen university", True),
+    ],
+)
+def test_a_term_is_shown_when_it_says_something_on_its_own(term, shown):
+    assert readable(term) is shown
+
+
+def test_the_mask_follows_the_terms():
+    assert readable_mask(["2", "liver", "study"]).tolist() == [False, True, False]
+    assert readable_mask([]).shape == (0,)
+
+
+def explainer(shown):
+    # One row sharing four columns with the query: two groups, columns 0-2 and 3-4.
+    row = sp.csr_matrix(np.array([[0.5, 0.4, 0.3, 0.2, 0.1]], dtype=np.float32))
+    names = np.array(["liver", "liver failure", "2", "randomized", "study"], dtype=object)
+    return Explainer(row, np.array([0, 3, 5]), ["conditions", "eligibility"], names, shown)
+
+
+def test_hidden_terms_count_in_the_score_but_are_never_listed():
+    query = (np.array([0, 1, 2, 3, 4]), np.ones(5, dtype=np.float32))
+    why = explainer(readable_mask(["liver", "liver failure", "2", "randomized", "study"]))
+    (result,) = why.explain_results(*query, np.array([0]), n_terms=3)
+    assert result == [
+        {"field": "conditions", "score": pytest.approx(1.2), "terms": ["liver failure", "liver"]},
+        {"field": "eligibility", "score": pytest.approx(0.3), "terms": []},
+    ]
+    everything = explainer(None).explain_results(*query, np.array([0]), n_terms=3)[0]
+    assert everything[0]["terms"] == ["liver failure", "liver", "2"]
+    assert [part["score"] for part in everything] == [part["score"] for part in result]
+
+
+def test_phrases_come_before_their_words_whatever_their_share():
+    row = sp.csr_matrix(np.array([[0.9, 0.1]], dtype=np.float32))
+    names = np.array(["liver", "acute liver failure"], dtype=object)
+    why = Explainer(row, np.array([0, 2]), ["conditions"], names)
+    (result,) = why.explain_results(np.array([0, 1]), np.ones(2, np.float32), np.array([0]))
+    assert result[0]["terms"] == ["acute liver failure", "liver"]
+
+
+def test_a_sponsor_matches_whole_or_by_a_whole_organisation_it_names():
+    sponsor = next(g for g in DEFAULT_FIELD_GROUPS if g.name == "sponsor")
+    trial = TrialRecord(
+        "NCT00000001", lead_sponsor="Third Affiliated Hospital, Sun Yat-Sen University"
+    )
+    assert sponsor.items(trial) == [
+        "Third Affiliated Hospital, Sun Yat-Sen University",
+        "Third Affiliated Hospital",
+        "Sun Yat-Sen University",
+    ]
+    records = [
+        trial,
+        TrialRecord("NCT00000002", lead_sponsor="Sun Yat-sen University"),
+        TrialRecord("NCT00000003", lead_sponsor="Peking University"),
+        TrialRecord("NCT00000004", lead_sponsor="Peking University"),
+        TrialRecord("NCT00000005", interventions=(Intervention("Sun"),)),
+    ]
+    vectorizer = FieldGroupVectorizer([sponsor], learn_abbreviations=False)
+    vectors = vectorizer.fit_transform(records).toarray()
+    terms = vectorizer.feature_names()
+    assert "university" not in terms and "sun" not in terms
+    assert "sun yat sen university" in terms and "peking university" in terms
+    assert vectors[0] @ vectors[1] > 0  # the parent organisation, whole
+    assert vectors[0] @ vectors[2] == 0  # nothing but "university" in common
