@@ -95,7 +95,12 @@ def field_group_ranker(
     """
     vectorizer = FieldGroupVectorizer(groups, n_jobs=n_jobs)
     vectors = vectorizer.fit_transform(records)
-    return VectorRanker(_ids(records), vectors, text_vectorizer=free_text_vectorizer(vectorizer))
+    return VectorRanker(
+        _ids(records),
+        vectors,
+        text_vectorizer=free_text_vectorizer(vectorizer),
+        record_vectorizer=vectorizer.transform,
+    )
 
 
 def tfidf_ranker(
@@ -125,7 +130,16 @@ def tfidf_ranker(
     fields = PLAIN_FIELDS if fields is None else tuple(fields)
     vectorizer = plain_tfidf(min_df)
     vectors = vectorizer.fit_transform([concatenated_text(r, fields) for r in records])
-    return VectorRanker(_ids(records), vectors, text_vectorizer=vectorizer.transform)
+
+    def record_vectorizer(asked: Sequence[TrialRecord]):
+        return vectorizer.transform([concatenated_text(r, fields) for r in asked])
+
+    return VectorRanker(
+        _ids(records),
+        vectors,
+        text_vectorizer=vectorizer.transform,
+        record_vectorizer=record_vectorizer,
+    )
 
 
 def plain_tfidf(min_df: int = 2) -> TfidfVectorizer:
@@ -167,10 +181,10 @@ class BM25Ranker:
     ) -> None:
         bm25s = require("bm25s", extra="evaluation", purpose="the BM25 baseline")
 
-        fields = PLAIN_FIELDS if fields is None else tuple(fields)
+        self.fields = PLAIN_FIELDS if fields is None else tuple(fields)
         self.ids = _ids(records)
         self._row = {str(nct_id): i for i, nct_id in enumerate(self.ids)}
-        self._tokens = _tokenize([concatenated_text(r, fields) for r in records])
+        self._tokens = _tokenize([concatenated_text(r, self.fields) for r in records])
         self._bm25 = bm25s.BM25(k1=k1, b=b)
         self._bm25.index(self._tokens, show_progress=False)
 
@@ -185,9 +199,17 @@ class BM25Ranker:
 
     def _scores(self, query: str) -> np.ndarray:
         """BM25 score of every record for ``query``'s text, shape (n,), dtype float64."""
-        row = self._row[query]
-        scores = self._token_scores(self._tokens[row])
-        scores[row] = -np.inf  # never the query itself
+        return self._excluding(query, self._token_scores(self._tokens[self._row[query]]))
+
+    def _record_scores(self, record: TrialRecord) -> np.ndarray:
+        """BM25 score of every record for ``record``'s text, never its own row's."""
+        tokens = _tokenize([concatenated_text(record, self.fields)])[0]
+        return self._excluding(record.nct_id, self._token_scores(tokens))
+
+    def _excluding(self, nct_id: str, scores: np.ndarray) -> np.ndarray:
+        row = self._row.get(nct_id)
+        if row is not None:
+            scores[row] = -np.inf  # never the query itself
         return scores
 
     def _best(self, scores: np.ndarray, k: int) -> list[str]:
@@ -204,8 +226,17 @@ class BM25Ranker:
             return []
         return [self._best(self._token_scores(tokens), k) for tokens in _tokenize(texts)]
 
+    def top_k_records(self, records: Sequence[TrialRecord], k: int) -> list[list[str]]:
+        """The ``k`` best-scoring records for each record's text, never itself."""
+        return [self._best(self._record_scores(record), k) for record in records]
+
     def score(self, query: str, candidates: Sequence[str]) -> np.ndarray:
-        scores = self._scores(query)
+        return self._of(self._scores(query), candidates)
+
+    def score_record(self, record: TrialRecord, candidates: Sequence[str]) -> np.ndarray:
+        return self._of(self._record_scores(record), candidates)
+
+    def _of(self, scores: np.ndarray, candidates: Sequence[str]) -> np.ndarray:
         rows = [self._row.get(c, -1) for c in candidates]
         return np.array([scores[r] if r >= 0 else -np.inf for r in rows])
 

@@ -114,3 +114,60 @@ def paired_bootstrap(
     means = diff[rng.integers(0, len(diff), (n_resamples, len(diff)))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return float(diff.mean()), float(low), float(high)
+
+
+def paired_bootstrap_ratio(
+    a: Mapping[str, Mapping[str, float]],
+    b: Mapping[str, Mapping[str, float]],
+    metric: str,
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Ratio of means ``b / a`` of one metric over shared queries, with a 95% interval.
+
+    The same resampled queries for both systems in each draw (a paired bootstrap), so
+    the interval reflects how much the ratio depends on which queries were drawn.
+
+    Returns
+    -------
+    (ratio, low, high) : tuple of float
+        ``nan`` where ``a``'s mean is 0.
+    """
+    shared = sorted(set(a) & set(b))
+    if not shared:
+        raise ValueError("the two results share no query")
+    va = np.array([a[q][metric] for q in shared])
+    vb = np.array([b[q][metric] for q in shared])
+    draws = np.random.default_rng(seed).integers(0, len(shared), (n_resamples, len(shared)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = vb[draws].mean(axis=1) / va[draws].mean(axis=1)
+        ratio = vb.mean() / va.mean()
+    low, high = (
+        np.nanpercentile(ratios, [2.5, 97.5]) if np.isfinite(ratios).any() else (np.nan,) * 2
+    )
+    return float(ratio), float(low), float(high)
+
+
+def fold_values(
+    a: Mapping[str, Mapping[str, float]],
+    b: Mapping[str, Mapping[str, float]],
+    metric: str,
+    *,
+    ratio: bool = True,
+    n_folds: int = 5,
+    seed: int = 0,
+) -> list[float]:
+    """``b / a`` (or ``b - a``) of one metric's means on each of ``n_folds`` disjoint
+    folds of the shared queries (shuffled with ``seed``): how much a figure moves from
+    one part of a label set to another."""
+    shared = np.array(sorted(set(a) & set(b)))
+    np.random.default_rng(seed).shuffle(shared)
+    values = []
+    for fold in np.array_split(shared, n_folds):
+        if not len(fold):
+            continue
+        ma = np.mean([a[q][metric] for q in fold])
+        mb = np.mean([b[q][metric] for q in fold])
+        values.append(float(mb / ma) if ratio and ma else float(mb - ma) if not ratio else np.nan)
+    return values

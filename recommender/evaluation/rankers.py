@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 
 TextVectorizer = Callable[[Sequence[str]], sp.csr_matrix]
+RecordVectorizer = Callable[[Sequence[TrialRecord]], sp.csr_matrix]
 
 
 class Ranker(Protocol):
@@ -37,6 +38,15 @@ class Ranker(Protocol):
 
     def top_k_text(self, texts: Sequence[str], k: int) -> list[list[str]]:
         """The ``k`` best trials for each free-text query (:func:`evaluate_text`)."""
+        ...
+
+    def top_k_records(self, records: Sequence[TrialRecord], k: int) -> list[list[str]]:
+        """The ``k`` best trials for each record asked with (a trial reduced to a thin
+        record, a draft), never the record's own id."""
+        ...
+
+    def score_record(self, record: TrialRecord, candidates: Sequence[str]) -> np.ndarray:
+        """Similarity of ``record`` to each candidate; -inf for one not indexed."""
         ...
 
 
@@ -79,6 +89,10 @@ class VectorRanker:
         Texts (sequence of str, length m) to query rows, a sparse matrix of shape
         (m, n_features), dtype float32, in the space of ``vectors``; needed only by
         :meth:`top_k_text`. A row's norm does not change its ranking.
+    record_vectorizer : callable, optional
+        Records (sequence of TrialRecord, length m) to query rows, as
+        ``text_vectorizer`` does texts; needed only by :meth:`top_k_records` and
+        :meth:`score_record`.
     """
 
     def __init__(
@@ -88,11 +102,13 @@ class VectorRanker:
         search: CosineNeighbours | None = None,
         *,
         text_vectorizer: TextVectorizer | None = None,
+        record_vectorizer: RecordVectorizer | None = None,
     ) -> None:
         self.ids = np.asarray(ids)
         self.vectors = sp.csr_matrix(vectors, dtype=np.float32)
         self.search = search or CosineNeighbours(n_jobs=1).fit(self.vectors)
         self.text_vectorizer = text_vectorizer
+        self.record_vectorizer = record_vectorizer
         self._row = {str(nct_id): i for i, nct_id in enumerate(self.ids)}
 
     def __contains__(self, nct_id: object) -> bool:
@@ -120,17 +136,42 @@ class VectorRanker:
         found, _ = self.search.kneighbors(self.text_vectorizer(list(texts)), k)
         return self._result_ids(found)
 
+    def top_k_records(self, records: Sequence[TrialRecord], k: int) -> list[list[str]]:
+        """The ``k`` rows of highest score to each record's vector, never its own row.
+
+        Raises
+        ------
+        TypeError
+            When the ranker was made without a ``record_vectorizer``.
+        """
+        if not len(records):
+            return []
+        own = np.array([self._row.get(r.nct_id, -1) for r in records], dtype=np.int64)
+        found, _ = self.search.kneighbors(self._record_rows(records), k, exclude=own)
+        return self._result_ids(found)
+
+    def score_record(self, record: TrialRecord, candidates: Sequence[str]) -> np.ndarray:
+        return self._scores(self._record_rows([record]), candidates)
+
+    def _record_rows(self, records: Sequence[TrialRecord]) -> sp.csr_matrix:
+        if self.record_vectorizer is None:
+            raise TypeError("this ranker has no record_vectorizer: it cannot rank records")
+        return self.record_vectorizer(list(records))
+
     def _result_ids(self, found: np.ndarray) -> list[list[str]]:
         """Ids of a (n_queries, k) array of rows, without the -1 padding."""
         return [[str(self.ids[i]) for i in row if i != NO_NEIGHBOUR] for row in found]
 
     def score(self, query: str, candidates: Sequence[str]) -> np.ndarray:
+        return self._scores(self.vectors[self._row[query]], candidates)
+
+    def _scores(self, query: sp.csr_matrix, candidates: Sequence[str]) -> np.ndarray:
+        """Dot product of one query row with each candidate's row; -inf for one absent."""
         rows = np.array([self._row.get(c, -1) for c in candidates], dtype=np.int64)
         scores = np.full(len(candidates), -np.inf)
         known = rows >= 0
         if known.any():
-            products = self.vectors[rows[known]] @ self.vectors[self._row[query]].T
-            scores[known] = products.toarray().ravel()
+            scores[known] = (self.vectors[rows[known]] @ query.T).toarray().ravel()
         return scores
 
 
@@ -145,6 +186,7 @@ class IndexRanker(VectorRanker):
             index.vectors,
             search=index.search,
             text_vectorizer=free_text_vectorizer(index.vectorizer),
+            record_vectorizer=index.vectorizer.transform,
         )
         self.index = index
 

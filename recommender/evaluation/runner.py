@@ -30,7 +30,7 @@ from recommender.evaluation.metrics import DEFAULT_KS, metric_names, query_metri
 from recommender.evaluation.rankers import Ranker
 
 if TYPE_CHECKING:
-    pass
+    from recommender.core import TrialRecord
 
 
 @dataclass
@@ -83,6 +83,7 @@ def evaluate(
     ks: Sequence[int] = DEFAULT_KS,
     *,
     rerank: bool = False,
+    query_records: Mapping[str, TrialRecord] | None = None,
 ) -> EvaluationResult:
     """Score ``ranker`` on every query of ``labels``.
 
@@ -96,6 +97,11 @@ def evaluate(
         Cut-offs; positive.
     rerank : bool, default False
         Order only each query's judged candidates (graded labels only).
+    query_records : mapping of str to TrialRecord, optional
+        Ask with these records instead of the indexed trials (each query's record
+        reduced to a thin record, :func:`~recommender.evaluation.regimes.thin_record`);
+        the record's own trial is never a result. A query without one counts as not
+        in the index.
 
     Returns
     -------
@@ -109,15 +115,18 @@ def evaluate(
         )
     skipped = [q for q in labels.judgements if not labels.relevant(q)]
     queries = [q for q in labels.judgements if labels.relevant(q)]
-    present = [q for q in queries if q in ranker]
-    rankings = _rerankings(ranker, labels, present) if rerank else _rankings(ranker, present, ks)
+    present = [q for q in queries if q in ranker and (query_records is None or q in query_records)]
+    if rerank:
+        rankings = _rerankings(ranker, labels, present, query_records)
+    else:
+        rankings = _rankings(ranker, present, ks, query_records)
     per_query = {}
     for query in queries:
         ranking = rankings.get(query, [])  # not in the index: an empty list, all zeros
         per_query[query] = query_metrics(ranking, labels.judgements[query], ks)
     metrics = _means(per_query, ks)
     metrics["coverage"] = len(present) / len(queries) if queries else 0.0
-    missing = [q for q in queries if q not in ranker]
+    missing = sorted(set(queries) - set(present))
     mode = "rerank" if rerank else "full"
     return EvaluationResult(mode, metrics, per_query, missing, skipped)
 
@@ -183,15 +192,32 @@ def _checked_ks(ks: Sequence[int]) -> list[int]:
     return ks
 
 
-def _rankings(ranker: Ranker, queries: list[str], ks: Sequence[int]) -> dict[str, list[str]]:
-    return dict(zip(queries, ranker.top_k(queries, max(ks)), strict=True))
+def _rankings(
+    ranker: Ranker,
+    queries: list[str],
+    ks: Sequence[int],
+    records: Mapping[str, TrialRecord] | None,
+) -> dict[str, list[str]]:
+    if records is None:
+        found = ranker.top_k(queries, max(ks))
+    else:
+        found = ranker.top_k_records([records[q] for q in queries], max(ks))
+    return dict(zip(queries, found, strict=True))
 
 
-def _rerankings(ranker: Ranker, labels: LabelSet, queries: list[str]) -> dict[str, list[str]]:
+def _rerankings(
+    ranker: Ranker,
+    labels: LabelSet,
+    queries: list[str],
+    records: Mapping[str, TrialRecord] | None,
+) -> dict[str, list[str]]:
     rankings = {}
     for query in queries:
         candidates = sorted(labels.judgements[query])
-        scores = ranker.score(query, candidates)
+        if records is None:
+            scores = ranker.score(query, candidates)
+        else:
+            scores = ranker.score_record(records[query], candidates)
         # Stable sort of id-sorted candidates: ties (and unindexed ones) go by id.
         order = np.argsort(-scores, kind="stable")
         rankings[query] = [candidates[i] for i in order]
