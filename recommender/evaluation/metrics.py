@@ -106,10 +106,8 @@ def paired_bootstrap(
     -------
     (mean, low, high) : tuple of float
     """
-    shared = sorted(set(a) & set(b))
-    if not shared:
-        raise ValueError("the two results share no query")
-    diff = np.array([b[q][metric] - a[q][metric] for q in shared])
+    va, vb = _paired(a, b, metric)
+    diff = vb - va
     rng = np.random.default_rng(seed)
     means = diff[rng.integers(0, len(diff), (n_resamples, len(diff)))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
@@ -134,12 +132,8 @@ def paired_bootstrap_ratio(
     (ratio, low, high) : tuple of float
         ``nan`` where ``a``'s mean is 0.
     """
-    shared = sorted(set(a) & set(b))
-    if not shared:
-        raise ValueError("the two results share no query")
-    va = np.array([a[q][metric] for q in shared])
-    vb = np.array([b[q][metric] for q in shared])
-    draws = np.random.default_rng(seed).integers(0, len(shared), (n_resamples, len(shared)))
+    va, vb = _paired(a, b, metric)
+    draws = np.random.default_rng(seed).integers(0, len(va), (n_resamples, len(va)))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = vb[draws].mean(axis=1) / va[draws].mean(axis=1)
         ratio = vb.mean() / va.mean()
@@ -147,6 +141,16 @@ def paired_bootstrap_ratio(
         np.nanpercentile(ratios, [2.5, 97.5]) if np.isfinite(ratios).any() else (np.nan,) * 2
     )
     return float(ratio), float(low), float(high)
+
+
+def _paired(
+    a: Mapping[str, Mapping[str, float]], b: Mapping[str, Mapping[str, float]], metric: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """One metric of the queries both results share, in the same (sorted) order."""
+    shared = sorted(set(a) & set(b))
+    if not shared:
+        raise ValueError("the two results share no query")
+    return np.array([a[q][metric] for q in shared]), np.array([b[q][metric] for q in shared])
 
 
 def fold_values(
