@@ -39,6 +39,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.core import (
+    DEFAULT_RESULTS,
     FACET_FIELDS,
     RECORDS_FILE,
     RECORDS_OFFSETS_FILE,
@@ -288,7 +289,7 @@ class TrialIndex:
     # -- recommendations -------------------------------------------------------------
 
     def similar(
-        self, nct_id: str, k: int = 5, *, allowed: np.ndarray | None = None
+        self, nct_id: str, k: int = DEFAULT_RESULTS, *, allowed: np.ndarray | None = None
     ) -> list[Neighbour]:
         """The ``k`` trials most like an indexed trial, never the trial itself.
 
@@ -311,7 +312,7 @@ class TrialIndex:
         return self._neighbours(ids[:k], scores[:k])
 
     def similar_to_vector(
-        self, query: sp.csr_matrix, k: int = 5, *, allowed: np.ndarray | None = None
+        self, query: sp.csr_matrix, k: int = DEFAULT_RESULTS, *, allowed: np.ndarray | None = None
     ) -> list[Neighbour]:
         """The ``k`` indexed trials closest to a vector from :meth:`vectorize`."""
         found, scores = self.search.kneighbors(query, k, allowed=allowed)
