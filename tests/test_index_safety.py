@@ -143,6 +143,17 @@ def test_stale_staging_of_a_dead_writer_is_removed_and_a_live_one_kept(tmp_path,
     assert not alive.folder.exists() and not alive.owner.exists()
 
 
+def test_a_writers_own_spool_is_kept_whatever_the_clock_says(tmp_path, plain_index):
+    out = _served(tmp_path, plain_index)
+    # Named by this process at 1 ns after the epoch: as a clock stepped forward since
+    # the name was made would make it look (the process "started" long after).
+    mine = out.parent / f".index.records-{os.getpid()}-1"
+    mine.mkdir()
+    (mine / "records.jsonl").write_text("{}\n")
+    _build(tmp_path, out, k=2)
+    assert (mine / "records.jsonl").exists()
+
+
 def test_a_reused_pid_does_not_keep_a_dead_writers_folder(tmp_path, plain_index):
     out = _served(tmp_path, plain_index)
     _build(tmp_path, out, k=3)

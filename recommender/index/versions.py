@@ -404,7 +404,12 @@ def _remove_side_temps(served: Path) -> list[Path]:
             continue
         if match["kind"] in _MAYBE_AN_INDEX and not served_ok:
             continue  # after a crash of the old swap, this may be the only index
-        if not pid_gone_since(int(match["pid"]), int(match["ns"])):
+        pid = int(match["pid"])
+        # This process's own (a build's spool, a link being swapped in) is alive
+        # whatever the clock says: pid_gone_since compares wall-clock times, and a clock
+        # stepped forward since the name was made (NTP, a resumed virtual machine) would
+        # make it look older than its process (a 600k build lost its spool that way).
+        if pid == os.getpid() or not pid_gone_since(pid, int(match["ns"])):
             continue
         if entry.is_symlink() or not entry.is_dir():
             entry.unlink()
