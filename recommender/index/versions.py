@@ -359,8 +359,8 @@ def remove_stale(served: Path) -> list[Path]:
     * temporary version folders whose owner is provably dead (see module docs);
     * beside ``served``: its temporary links, the records folders of builds, and the
       ``.tmp-``/``.old-`` folders of the layout before versions, when the pid in their
-      name is provably gone (and, for the last two, the served path holds an index,
-      so none of them is the only copy);
+      name is provably gone and not this process's (and, for the last two, the served
+      path holds an index, so none of them is the only copy);
     * versions other than the one served and the newest one older than it (which
       a server may still be answering from), unless a process holds them open.
     """
