@@ -7,7 +7,13 @@ import scipy.sparse as sp
 
 from recommender.core import Intervention, TrialRecord
 from recommender.neighbours import Explainer
-from recommender.text import DEFAULT_FIELD_GROUPS, FieldGroupVectorizer, readable, readable_mask
+from recommender.text import (
+    DEFAULT_FIELD_GROUPS,
+    FieldGroupVectorizer,
+    parent_organisation,
+    readable,
+    readable_mask,
+)
 
 
 @pytest.mark.parametrize(
@@ -72,7 +78,6 @@ def test_a_sponsor_matches_whole_or_by_a_whole_organisation_it_names():
     )
     assert sponsor.items(trial) == [
         "Third Affiliated Hospital, Sun Yat-Sen University",
-        "Third Affiliated Hospital",
         "Sun Yat-Sen University",
     ]
     records = [
@@ -81,6 +86,10 @@ def test_a_sponsor_matches_whole_or_by_a_whole_organisation_it_names():
         TrialRecord("NCT00000003", lead_sponsor="Peking University"),
         TrialRecord("NCT00000004", lead_sponsor="Peking University"),
         TrialRecord("NCT00000005", interventions=(Intervention("Sun"),)),
+        TrialRecord("NCT00000006", lead_sponsor="Third Affiliated Hospital, Zhengzhou University"),
+        TrialRecord("NCT00000007", lead_sponsor="University Hospital, Lille"),
+        TrialRecord("NCT00000008", lead_sponsor="University Hospital, Lille"),
+        TrialRecord("NCT00000009", lead_sponsor="University Hospital, Angers"),
     ]
     vectorizer = FieldGroupVectorizer([sponsor], learn_abbreviations=False)
     vectors = vectorizer.fit_transform(records).toarray()
@@ -89,3 +98,26 @@ def test_a_sponsor_matches_whole_or_by_a_whole_organisation_it_names():
     assert "sun yat sen university" in terms and "peking university" in terms
     assert vectors[0] @ vectors[1] > 0  # the parent organisation, whole
     assert vectors[0] @ vectors[2] == 0  # nothing but "university" in common
+    assert vectors[0] @ vectors[5] == 0  # another university's Third Affiliated Hospital
+    assert vectors[6] @ vectors[7] > 0 and vectors[6] @ vectors[8] == 0  # not the city's
+    assert "third affiliated hospital" not in terms and "university hospital" not in terms
+
+
+@pytest.mark.parametrize(
+    ("name", "parent"),
+    [
+        ("Third Affiliated Hospital, Sun Yat-Sen University", "Sun Yat-Sen University"),
+        ("Masonic Cancer Center, University of Minnesota", "University of Minnesota"),
+        ("Sun Yat-sen University", None),  # no comma: the whole name is the item
+        ("University Hospital, Strasbourg, France", None),  # a place
+        ("Centre Hospitalier Universitaire, Amiens", None),
+        ("Pfizer, Inc.", None),  # a legal form
+        ("Genzyme, a Sanofi Company", None),
+        ("Gustave Roussy, Cancer Campus, Grand Paris", None),
+        ("Xijing Hospital, Cancer Center", None),  # a unit any hospital may have
+        ("National Heart, Lung, and Blood Institute (NHLBI)", None),  # a name with commas
+        ("University of California, San Francisco", None),
+    ],
+)
+def test_only_a_named_parent_organisation_is_read_from_a_sponsor(name, parent):
+    assert parent_organisation(name) == parent

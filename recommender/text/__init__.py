@@ -11,6 +11,7 @@ from recommender.text.fields import (
     FieldGroup,
     field_items,
 )
+from recommender.text.names import parent_organisation
 from recommender.text.readable import PROTOCOL_WORDS, readable, readable_mask
 from recommender.text.stop_words import ENGLISH_STOP_WORDS
 from recommender.text.tokenizer import ItemAnalyzer, words
@@ -40,6 +41,7 @@ __all__ = [
     "field_items",
     "learn_abbreviations",
     "mean_norm",
+    "parent_organisation",
     "pivot_normalise",
     "readable",
     "readable_mask",

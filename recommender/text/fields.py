@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from recommender.core import TrialRecord
+from recommender.text.names import parent_organisation
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,10 @@ class FieldGroup:
         is one term only: a name that must match whole or not at all (a sponsor, so
         that "university" or "sen" never links two trials).
     name_parts : bool
-        Also read each comma-separated part of an item as an item of its own: the
-        organisations a name is made of ("Third Affiliated Hospital, Sun Yat-Sen
-        University" is also "Sun Yat-Sen University"), each still a whole name.
+        Also read the organisation an item names after its last comma as an item of
+        its own ("Third Affiliated Hospital, Sun Yat-Sen University" is also "Sun
+        Yat-Sen University"; :func:`recommender.text.names.parent_organisation`),
+        still a whole name. Never the unit, a place or a legal form.
     ngram_range : tuple of int
         Word n-gram lengths, never crossing from one item to the next.
     min_df, max_df : int or float
@@ -97,12 +99,12 @@ class FieldGroup:
 
     def items(self, record: TrialRecord) -> list[str]:
         """The strings of ``record`` this group reads, one per list item or text (and,
-        with ``name_parts``, one per comma-separated part of an item of several)."""
+        with ``name_parts``, the organisation each item belongs to, if it names one)."""
         items = field_items(record, self.fields)
         if not self.name_parts:
             return items
-        parts = (part.strip() for item in items if "," in item for part in item.split(","))
-        return items + [part for part in parts if part]
+        parents = (parent_organisation(item) for item in items)
+        return items + [parent for parent in parents if parent]
 
     def to_dict(self) -> dict:
         return {
@@ -189,9 +191,9 @@ DEFAULT_FIELD_GROUPS: tuple[FieldGroup, ...] = (
     ),
     FieldGroup("titles", ("brief_title", "official_title", "acronym"), 0.5, ngram_range=(1, 2)),
     FieldGroup("text", TEXT_FIELDS, weight=1.0, prune_frequent=True),
-    # A sponsor matches whole or not at all, or by a whole organisation it names
+    # A sponsor matches whole or not at all, or by the organisation it belongs to
     # ("Third Affiliated Hospital, Sun Yat-Sen University" and "Sun Yat-sen
-    # University"): never through "sun", "sen" or "university".
+    # University"): never through "sun", "university", its unit or its city.
     FieldGroup(
         "sponsor",
         ("lead_sponsor",),
