@@ -13,8 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from api.service import EmptyQueryError
-from recommender.core import InvalidNctIdError, UnknownFacetValueError
+from recommender.core import EmptyQueryError, InvalidNctIdError, UnknownFacetValueError
 from recommender.index import DamagedIndexError, NotInIndexError
 
 

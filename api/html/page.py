@@ -27,13 +27,17 @@ from pydantic import ValidationError
 
 from api.schemas import DEFAULT_RESULTS, MAX_K, MAX_TEXT, SimilarQuery
 from api.service import (
-    EmptyQueryError,
     facet_filters,
     similar_to_query_payload,
     similar_to_trial,
     similar_to_trial_payload,
 )
-from recommender.core import REGISTRY_VALUES, InvalidNctIdError, UnknownFacetValueError
+from recommender.core import (
+    REGISTRY_VALUES,
+    EmptyQueryError,
+    InvalidNctIdError,
+    UnknownFacetValueError,
+)
 from recommender.index import NotInIndexError, TrialIndex
 
 # Templates are files of the package, not edited while it serves: no check of their

@@ -5,7 +5,6 @@ from api.service.display import DisplayRecord, decode_display
 from api.service.holder import IndexHolder, LoadedIndex
 from api.service.prepared import PreparedIndex, build_tag, prepare
 from api.service.similar import (
-    EmptyQueryError,
     answered_from_stored_lists,
     facet_filters,
     query_record,
@@ -18,7 +17,6 @@ from api.service.similar import (
 
 __all__ = [
     "DisplayRecord",
-    "EmptyQueryError",
     "IndexHolder",
     "LoadedIndex",
     "PreparedIndex",

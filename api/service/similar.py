@@ -18,14 +18,10 @@ from api.schemas import SimilarQuery, SimilarResponse
 from api.service.display import DisplayRecord
 from api.service.prepared import PreparedIndex, prepare
 from recommender.core import (
-    EMPTY_QUERY,
-    NO_KNOWN_WORD,
     DisplayTitle,
-    EmptyQueryError,
     TrialRecord,
     draft_record,
     draft_title,
-    is_blank,
 )
 from recommender.index import TrialIndex
 
@@ -89,15 +85,10 @@ def similar_to_query(index: TrialIndex, query: SimilarQuery) -> SimilarResponse:
 
 def similar_to_query_payload(index: TrialIndex, query: SimilarQuery) -> dict[str, Any]:
     """:func:`similar_to_query` as a JSON-ready dict."""
-    if is_blank(query.model_dump(exclude={"k", "status", "phase", "study_type"}).values()):
-        raise EmptyQueryError(EMPTY_QUERY)
     record = query_record(query)
-    vector = index.vectorize(record, text=query.text)
-    if vector.nnz == 0:
-        raise EmptyQueryError(NO_KNOWN_WORD)
+    vector = index.query_vector(record, query.text)
     allowed = index.facets.allowed(facet_filters(query.status, query.phase, query.study_type))
     neighbours = index.similar_to_vector(vector, query.k, allowed=allowed)
-    vector.sum_duplicates()  # explanations match each column once
     return _payload(
         prepare(index),
         None,

@@ -40,12 +40,16 @@ import scipy.sparse as sp
 
 from recommender.core import (
     DEFAULT_RESULTS,
+    EMPTY_QUERY,
     FACET_FIELDS,
+    NO_KNOWN_WORD,
     RECORDS_FILE,
     RECORDS_OFFSETS_FILE,
+    EmptyQueryError,
     Facets,
     RecordStore,
     TrialRecord,
+    is_blank,
     validate_nct_id,
 )
 from recommender.index.checks import (
@@ -325,6 +329,30 @@ class TrialIndex:
         group (see :meth:`FieldGroupVectorizer.transform`).
         """
         return self.vectorizer.transform([record], None if text is None else [text])
+
+    def query_vector(self, draft: TrialRecord, text: str | None = None) -> sp.csr_matrix:
+        """The vector of a query that is not an indexed trial (a draft's fields, a free
+        ``text``, or both), for :meth:`similar_to_vector` and :meth:`explain`: each
+        column once. The Python API, the command line and the service all ask so.
+
+        Raises
+        ------
+        EmptyQueryError
+            No field and no text holds a word (:data:`EMPTY_QUERY`), or none of its
+            words is in the index (:data:`NO_KNOWN_WORD`).
+        """
+        words = [
+            text, draft.brief_title, draft.official_title, draft.acronym, draft.brief_summary,
+            draft.detailed_description, draft.conditions, draft.keywords,
+            [i.name for i in draft.interventions],
+        ]  # fmt: skip
+        if is_blank(words):
+            raise EmptyQueryError(EMPTY_QUERY)
+        vector = self.vectorize(draft, text=text)
+        if vector.nnz == 0:
+            raise EmptyQueryError(NO_KNOWN_WORD)
+        vector.sum_duplicates()  # an explanation matches each column once
+        return vector
 
     def _neighbours(self, ids: np.ndarray, scores: np.ndarray) -> list[Neighbour]:
         return [

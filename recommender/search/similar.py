@@ -30,19 +30,15 @@ from typing import TYPE_CHECKING
 from recommender.core import (
     DEFAULT_INDEX,
     DEFAULT_RESULTS,
-    EMPTY_QUERY,
     MAX_FIELD_CHARS,
     MAX_LIST_ITEMS,
-    NO_KNOWN_WORD,
     DisplayTitle,
-    EmptyQueryError,
     QueryError,
     TrialRecord,
     check_results,
     check_text,
     draft_record,
     draft_title,
-    is_blank,
 )
 from recommender.index import Neighbour, TrialIndex
 from recommender.search.results import Result, Results, Why
@@ -222,18 +218,8 @@ class Recommender:
         k = check_results(k)
         if text is not None:
             check_text(text)
-        words = [
-            text, draft.brief_title, draft.official_title, draft.acronym, draft.brief_summary,
-            draft.detailed_description, draft.conditions, draft.keywords,
-            [i.name for i in draft.interventions],
-        ]  # fmt: skip
-        if is_blank(words):
-            raise EmptyQueryError(EMPTY_QUERY)
-        allowed = self._allowed(*filters)  # a bad filter is reported before any work
-        vector = self.index.vectorize(draft, text=text)
-        if vector.nnz == 0:
-            raise EmptyQueryError(NO_KNOWN_WORD)
-        vector.sum_duplicates()  # an explanation matches each column once
+        vector = self.index.query_vector(draft, text)
+        allowed = self._allowed(*filters)
         neighbours = self.index.similar_to_vector(vector, k, allowed=allowed)
         return self._results(neighbours, None, draft_title(draft, text), vector if why else None)
 
