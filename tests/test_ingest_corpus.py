@@ -28,7 +28,7 @@ import pytest
 
 from recommender.core import Intervention, TrialRecord
 from recommender.ingest import SkippedItem, SourceSummary, read_records
-from recommender.ingest.ctgov_json import parse_study
+from recommender.ingest.ctgov_json_study import parse_study
 
 pytestmark = pytest.mark.corpus
 

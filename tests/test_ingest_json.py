@@ -19,8 +19,8 @@ from recommender.ingest.ctgov_json import (
     iter_json_zip,
     iter_jsonl,
     parse_document,
-    parse_study,
 )
+from recommender.ingest.ctgov_json_study import parse_study
 
 FULL_STUDY = {
     "protocolSection": {

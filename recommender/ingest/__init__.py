@@ -4,7 +4,7 @@
 (:mod:`recommender.ingest.downloads`; the client in :mod:`recommender.ingest.registry`,
 imported from there: it needs the HTTP client)."""
 
-from recommender.ingest.ctgov_json import parse_study
+from recommender.ingest.ctgov_json_study import parse_study
 from recommender.ingest.ctgov_xml import parse_study_xml
 from recommender.ingest.downloads import (
     DEFAULT_PAGE_SIZE,
