@@ -234,16 +234,21 @@ class Recommender:
         title: DisplayTitle,
         query: sp.csr_matrix | None,
     ) -> Results:
+        explained: list[tuple[Why, ...] | None] = [None] * len(neighbours)
+        if query is not None:
+            # One pass for every result (the query's columns are sorted and unique:
+            # an indexed trial's row, or TrialIndex.query_vector's).
+            groups = self.index.explainer.explain_results(
+                query.indices, query.data, [n.position for n in neighbours]
+            )
+            explained = [
+                tuple(Why(e["field"], float(e["score"]), tuple(e["terms"])) for e in result)  # type: ignore[arg-type]
+                for result in groups
+            ]
         results = []
-        for n in neighbours:
+        for n, reasons in zip(neighbours, explained, strict=True):
             record = self.index.records[n.position]
             shown = record.display_title
-            reasons = None
-            if query is not None:
-                reasons = tuple(
-                    Why(e["field"], float(e["score"]), tuple(e["terms"]))  # type: ignore[arg-type]
-                    for e in self.index.explain(query, n.position)
-                )
             results.append(
                 Result(
                     rank=n.rank,
