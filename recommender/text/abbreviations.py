@@ -202,9 +202,14 @@ class AbbreviationTable:
     def expand(self, items: list[str]) -> list[str]:
         """``items`` followed by the long form of each short form they use, once each."""
         found: dict[str, None] = {}
+        long_forms = self.long_forms
         for item in items:
-            for word in WORD.findall(item):
-                long = self.long_forms.get(word) or self.long_forms.get(_singular(word))
+            # Each word once, in order; most are no short form, so the plural test
+            # (what _singular does) runs only for a word that is not one itself.
+            for word in dict.fromkeys(WORD.findall(item)):
+                long = long_forms.get(word)
+                if not long and word.endswith("s") and word[:-1].isupper():
+                    long = long_forms.get(word[:-1])
                 if long:
                     found[long] = None
         return items + [long for long in found if long not in items]

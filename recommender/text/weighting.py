@@ -76,17 +76,91 @@ def _bm25_data(indptr, indices, counts, idf, avg_length, k1, k1_plus_1, one_minu
     return data
 
 
-def row_norms(X: sp.csr_matrix, *, chunk_rows: int = 65536) -> np.ndarray:
+def row_norms(X: sp.csr_matrix) -> np.ndarray:
     """L2 norm of every row, shape (n_rows,), float64.
 
-    A chunk of rows at a time: squaring the whole matrix at once held a copy of it,
-    and each row's sum does not depend on the chunk, so the norms are the same.
+    Compiled, one pass, no temporary: scipy's ``X.multiply(X).sum(axis=1)`` built two
+    matrices per call, which made most of the time of vectorising one query (about
+    0.5 ms a group). The squares are summed in the data's type in row order, as
+    scipy's product with a vector of ones summed them: every norm is the same to the
+    bit.
     """
-    norms = np.empty(X.shape[0], dtype=np.float64)
-    for start in range(0, X.shape[0], chunk_rows):
-        rows = X[start : start + chunk_rows]
-        norms[start : start + chunk_rows] = np.asarray(rows.multiply(rows).sum(axis=1)).ravel()
-    return np.sqrt(norms)
+    X = sp.csr_matrix(X)
+    return np.sqrt(_row_sums_of_squares(X.indptr, X.data).astype(np.float64))
+
+
+@njit(nogil=True, cache=True)
+def _row_sums_of_squares(indptr, data):
+    # What scipy's sum of a row ran: numpy's add.reduceat, which starts from the
+    # row's first value and adds the pairwise sum of the rest. A row's squares are
+    # stored first: a product added straight to a sum may be fused into one
+    # rounding, which numpy's separate product and sum never are.
+    sums = np.zeros(indptr.shape[0] - 1, dtype=data.dtype)
+    longest = 0
+    for row in range(indptr.shape[0] - 1):
+        longest = max(longest, indptr[row + 1] - indptr[row])
+    squares = np.empty(longest, dtype=data.dtype)
+    zero = sums[:1].sum() if len(sums) else data[:0].sum()  # 0 in the data's type
+    for row in range(indptr.shape[0] - 1):
+        n = indptr[row + 1] - indptr[row]
+        for i in range(n):
+            squares[i] = data[indptr[row] + i] * data[indptr[row] + i]
+        if n:
+            sums[row] = squares[0] + _pairwise_sum(squares, 1, n - 1, zero)
+    return sums
+
+
+@njit(nogil=True, cache=True)
+def _pairwise_sum(values, start, n, zero):
+    # numpy's pairwise summation (loops_utils.h), bit for bit its order: blocks of
+    # up to 128 values (_block_sum), above that the two halves (the first a multiple
+    # of 8 long) summed apart and then added. Walked with a stack of its own: a
+    # recursive function does not link from numba's on-disk cache.
+    starts = np.empty(64, dtype=np.int64)
+    lengths = np.empty(64, dtype=np.int64)
+    halves = np.empty(64, dtype=np.int64)
+    lefts = np.empty(64, dtype=values.dtype)
+    right_pending = np.zeros(64, dtype=np.bool_)
+    top = 0
+    starts[0], lengths[0] = start, n
+    while True:
+        if lengths[top] > 128:  # split: the left half first
+            half = lengths[top] // 2
+            half -= half % 8
+            halves[top], right_pending[top] = half, False
+            starts[top + 1], lengths[top + 1] = starts[top], half
+            top += 1
+            continue
+        value = _block_sum(values, starts[top], lengths[top], zero)
+        top -= 1
+        while top >= 0 and right_pending[top]:  # a right half: add it to its left
+            value = lefts[top] + value
+            top -= 1
+        if top < 0:
+            return value
+        lefts[top], right_pending[top] = value, True  # a left half: now its right
+        starts[top + 1] = starts[top] + halves[top]
+        lengths[top + 1] = lengths[top] - halves[top]
+        top += 1
+
+
+@njit(nogil=True, cache=True)
+def _block_sum(values, start, n, zero):
+    if n < 8:
+        total = zero  # numpy starts from 0
+        for p in range(start, start + n):
+            total += values[p]
+        return total
+    r = values[start : start + 8].copy()
+    i = 8
+    while i < n - n % 8:
+        for j in range(8):
+            r[j] += values[start + i + j]
+        i += 8
+    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for p in range(start + i, start + n):
+        total += values[p]
+    return total
 
 
 def mean_norm(X: sp.csr_matrix) -> float:
