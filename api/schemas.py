@@ -49,7 +49,9 @@ class WhyTerm(BaseModel):
     """One field group's part of a similarity score."""
 
     field: str = Field(
-        description="Field group: conditions, interventions, titles, text, sponsor, eligibility."
+        description="Field group: conditions, interventions, titles, text, sponsor, eligibility. "
+        "For a draft with no condition and no intervention, the conditions and interventions "
+        "shares are its titles, summary and description meeting the trial's lists."
     )
     score: float = Field(description="This group's share of the score; shares add up to it.")
     terms: list[str] = Field(description="The shared terms that contributed most, largest first.")
@@ -99,8 +101,10 @@ class SimilarQuery(BaseModel):
     ``text`` is read into the free-text groups (whole text, titles, eligibility; as
     ``recommender similar --text`` reads it), so its words meet trials' prose and
     condition and intervention names; the other fields go to the record fields of
-    the same name, so a condition matches conditions. At least one must hold a word
-    the index knows.
+    the same name, so a condition matches conditions. A draft with no condition and
+    no intervention also reads its titles, summary and description into those
+    groups (never ``text``), so its words meet the trials that list them. At least
+    one must hold a word the index knows.
     """
 
     model_config = ConfigDict(

@@ -90,6 +90,22 @@ def test_results_equal_the_rest_api(trials, client):
     )
 
 
+def test_a_draft_without_lists_meets_the_trials_that_list_its_words(trials, client):
+    # "Formoterol" is only in trial 5's title and intervention list: a draft that
+    # names it in its summary meets both, and says so.
+    found = trials.similar_to_draft(summary="formoterol in adults", k=1, why=True)
+    assert found[0].nct_id == "NCT00000005"
+    shares = {w.field: w for w in found[0].why}
+    assert "formoterol" in shares["interventions"].terms
+    assert sum(w.score for w in found[0].why) == pytest.approx(found[0].score)
+    asked = client.post("/similar", json={"summary": "formoterol in adults", "k": 1})
+    assert served(client, asked) == pairs(found)
+    # A draft that lists a condition is read as it is: no intervention share from prose.
+    listed = trials.similar_to_draft(summary="formoterol", conditions=["Asthma"], why=True)
+    assert "formoterol" not in {t for w in listed[0].why if w.field == "interventions"
+                                for t in w.terms}  # fmt: skip
+
+
 def test_filters_are_keyword_arguments_one_value_or_several(trials):
     recruiting = trials.similar("NCT00000004", status="RECRUITING")
     assert {r.status for r in recruiting} == {"RECRUITING"}

@@ -112,6 +112,7 @@ def test_group_with_no_terms_is_left_out():
         ({"fields": ("no_such_field",)}, "unknown record fields"),
         ({"weight": 0}, "weight must be > 0"),
         ({"ngram_range": (2, 1)}, "bad ngram_range"),
+        ({"read_when_missing": -1}, "read_when_missing must be >= 0"),
     ],
 )
 def test_field_group_validates_its_parameters(kwargs, message):
@@ -204,3 +205,75 @@ def test_short_forms_in_lists_meet_their_long_forms():
     assert (X[3] @ X[4].T).toarray()[0, 0] > 0
     plain = FieldGroupVectorizer(groups, learn_abbreviations=False).fit_transform(records)
     assert (plain[3] @ plain[4].T).toarray()[0, 0] == 0
+
+
+def _group_columns(vectorizer, name):
+    i = [g.name for g in vectorizer.groups].index(name)
+    return slice(vectorizer.offsets_[i], vectorizer.offsets_[i + 1])
+
+
+def test_a_query_without_lists_reads_its_prose_into_them():
+    vectorizer = FieldGroupVectorizer(_groups()).fit(RECORDS)
+    draft = TrialRecord(
+        "NCT00000009",
+        brief_title="Mesenchymal stem cells for acute-on-chronic liver failure",
+    )
+    row = vectorizer.transform([draft])
+    query = vectorizer.transform_queries([draft])
+    for name in ("conditions", "interventions"):
+        columns = _group_columns(vectorizer, name)
+        assert row[:, columns].nnz == 0  # an indexed row of it reads no list
+        assert query[:, columns].nnz > 0
+    # The words of trial 1's condition meet it in its group, and only the query's.
+    columns = _group_columns(vectorizer, "conditions")
+    names = vectorizer.feature_names()[columns]
+    phrase = columns.start + names.index("chronic liver failure")
+    assert row[0, phrase] == 0 and query[0, phrase] > 0
+    X = vectorizer.transform(RECORDS)
+    assert (query @ X.T)[0, 0] > (row @ X.T)[0, 0]
+    # The other groups read the draft as an indexed row of it would (up to the norm).
+    titles = _group_columns(vectorizer, "titles")
+    own, asked = row[:, titles].toarray(), query[:, titles].toarray()
+    assert (own != 0).sum() > 0 and np.array_equal(own != 0, asked != 0)
+    assert np.allclose(asked[own != 0] / own[own != 0], asked.max() / own.max())
+
+
+def test_a_query_with_a_condition_or_an_intervention_is_read_as_it_is():
+    vectorizer = FieldGroupVectorizer(_groups()).fit(RECORDS)
+    for record in RECORDS[:2]:  # trial 2 lists a condition and no intervention
+        query = vectorizer.transform_queries([record])
+        assert (query != vectorizer.transform([record])).nnz == 0
+
+
+def test_reading_prose_is_scaled_by_read_when_missing_and_off_at_zero():
+    draft = TrialRecord("NCT00000009", brief_summary="liver failure and asthma")
+    shares = []
+    for scale in (0.0, 1.0, 2.0):
+        groups = [replace(g, read_when_missing=scale) if g.read_when_missing else g
+                  for g in _groups()]  # fmt: skip
+        vectorizer = FieldGroupVectorizer(groups, norm_power=0.0).fit(RECORDS)
+        query = vectorizer.transform_queries([draft])
+        shares.append(abs(query[:, _group_columns(vectorizer, "conditions")]).sum())
+    assert shares[0] == 0
+    assert shares[2] == pytest.approx(2 * shares[1], rel=1e-5)
+
+
+def test_free_text_alone_is_never_read_into_the_lists():
+    vectorizer = FieldGroupVectorizer(_groups()).fit(RECORDS)
+    draft = TrialRecord("NCT00000009")
+    note = ["Liver failure treated with stem cells"]
+    query = vectorizer.transform_queries([draft], free_texts=note)
+    assert (query != vectorizer.transform([draft], free_texts=note)).nnz == 0
+
+
+def test_read_when_missing_survives_the_state_and_old_states_read_none():
+    vectorizer = FieldGroupVectorizer(_groups()).fit(RECORDS)
+    draft = [TrialRecord("NCT00000009", brief_title="liver failure")]
+    params, vocabularies, idfs = vectorizer.get_state()
+    rebuilt = FieldGroupVectorizer.from_state(params, vocabularies, idfs)
+    assert (rebuilt.transform_queries(draft) != vectorizer.transform_queries(draft)).nnz == 0
+    # An index written before the setting existed reads queries as it always did.
+    for group in params["groups"]:
+        del group["read_when_missing"]
+    old = FieldGroupVectorizer.from_state(params, vocabularies, idfs)
+    assert (old.transform_queries(draft) != old.transform(draft)).nnz == 0

@@ -99,7 +99,7 @@ def field_group_ranker(
         _ids(records),
         vectors,
         text_vectorizer=free_text_vectorizer(vectorizer),
-        record_vectorizer=vectorizer.transform,
+        record_vectorizer=vectorizer.transform_queries,
     )
 
 

@@ -69,7 +69,7 @@ def free_text_vectorizer(vectorizer: FieldGroupVectorizer) -> TextVectorizer:
     draft = TrialRecord(DRAFT_ID)
 
     def vectorize(texts: Sequence[str]) -> sp.csr_matrix:
-        return vectorizer.transform([draft] * len(texts), free_texts=list(texts))
+        return vectorizer.transform_queries([draft] * len(texts), free_texts=list(texts))
 
     return vectorize
 
@@ -186,7 +186,7 @@ class IndexRanker(VectorRanker):
             index.vectors,
             search=index.search,
             text_vectorizer=free_text_vectorizer(index.vectorizer),
-            record_vectorizer=index.vectorizer.transform,
+            record_vectorizer=index.vectorizer.transform_queries,
         )
         self.index = index
 

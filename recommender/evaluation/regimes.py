@@ -12,15 +12,12 @@ to :func:`thin_record` (``"thin"``); the trials ranked are the same in both.
 from __future__ import annotations
 
 from recommender.core import TrialRecord
+from recommender.text import PROSE_FIELDS
 
 REGIMES: tuple[str, ...] = ("full", "thin")
-#: What a thin record keeps: its titles, its summary and its description.
-THIN_FIELDS: tuple[str, ...] = (
-    "brief_title",
-    "official_title",
-    "brief_summary",
-    "detailed_description",
-)
+#: What a thin record keeps: its titles, its summary and its description (the fields
+#: a query record with no condition or intervention reads into those groups).
+THIN_FIELDS: tuple[str, ...] = PROSE_FIELDS
 
 
 def thin_record(record: TrialRecord) -> TrialRecord:

@@ -323,7 +323,8 @@ class TrialIndex:
         return self._neighbours(found[0], scores[0])
 
     def vectorize(self, record: TrialRecord, text: str | None = None) -> sp.csr_matrix:
-        """The (1, n_features) vector of a trial that need not be indexed.
+        """The (1, n_features) vector of a trial as an indexed row of it would be (it
+        need not be indexed; :meth:`query_vector` reads a query).
 
         ``text`` is free text about it (a draft's description), read in the free-text
         group (see :meth:`FieldGroupVectorizer.transform`).
@@ -333,7 +334,9 @@ class TrialIndex:
     def query_vector(self, draft: TrialRecord, text: str | None = None) -> sp.csr_matrix:
         """The vector of a query that is not an indexed trial (a draft's fields, a free
         ``text``, or both), for :meth:`similar_to_vector` and :meth:`explain`: each
-        column once. The Python API, the command line and the service all ask so.
+        column once. The Python API, the command line and the service all ask so. A
+        draft with no condition and no intervention also reads its prose into those
+        groups (:meth:`FieldGroupVectorizer.transform_queries`).
 
         Raises
         ------
@@ -348,7 +351,7 @@ class TrialIndex:
         ]  # fmt: skip
         if is_blank(words):
             raise EmptyQueryError(EMPTY_QUERY)
-        vector = self.vectorize(draft, text=text)
+        vector = self.vectorizer.transform_queries([draft], None if text is None else [text])
         if vector.nnz == 0:
             raise EmptyQueryError(NO_KNOWN_WORD)
         vector.sum_duplicates()  # an explanation matches each column once

@@ -7,6 +7,7 @@ from recommender.text.abbreviations import AbbreviationTable, learn_abbreviation
 from recommender.text.fields import (
     DEFAULT_FIELD_GROUPS,
     DEFAULT_NORM_POWER,
+    PROSE_FIELDS,
     TEXT_FIELDS,
     FieldGroup,
     field_items,
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_FIELD_GROUPS",
     "DEFAULT_NORM_POWER",
     "ENGLISH_STOP_WORDS",
+    "PROSE_FIELDS",
     "PROTOCOL_WORDS",
     "TEXT_FIELDS",
     "AbbreviationTable",

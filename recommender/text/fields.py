@@ -62,6 +62,15 @@ class FieldGroup:
         Let the neighbour search skip this group's most frequent terms when it looks
         for candidates (they still count in every score). Right for long free text,
         whose common words make most of the search's cost and carry little.
+    read_when_missing : float
+        When a *query* record (a draft, a trial asked about as a record) has no term
+        in any group with this set, such a group reads the query's own titles,
+        summary and description (:data:`PROSE_FIELDS`) instead, weighted by this
+        times ``weight``; 0 never. A draft that names semaglutide in its summary then
+        matches trials that list it as an intervention, as one bag of words would.
+        Indexed rows never do it (:meth:`FieldGroupVectorizer.transform_queries`
+        alone does): filled, the corpus's thin rows drowned every thin query in
+        other thin trials (``docs/evaluation.md``).
     """
 
     name: str
@@ -79,6 +88,7 @@ class FieldGroup:
     reads_free_text: bool = True
     expand_abbreviations: bool = False
     prune_frequent: bool = False
+    read_when_missing: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = set(self.fields) - set(TrialRecord.__dataclass_fields__)
@@ -91,6 +101,11 @@ class FieldGroup:
             raise ValueError(f"field group {self.name!r}: bad ngram_range {self.ngram_range}")
         if not (self.item_words or self.whole_items):
             raise ValueError(f"field group {self.name!r}: item_words=False needs whole_items")
+        if not self.read_when_missing >= 0:
+            raise ValueError(
+                f"field group {self.name!r}: read_when_missing must be >= 0, "
+                f"got {self.read_when_missing}"
+            )
         if not (self.k1 >= 0 and 0 <= self.b <= 1 and 0 <= self.norm_power <= 1):
             raise ValueError(
                 f"field group {self.name!r}: need k1 >= 0 and b, norm_power in [0, 1], "
@@ -123,10 +138,12 @@ class FieldGroup:
             "reads_free_text": self.reads_free_text,
             "expand_abbreviations": self.expand_abbreviations,
             "prune_frequent": self.prune_frequent,
+            "read_when_missing": self.read_when_missing,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping) -> FieldGroup:
+        """Inverse of :meth:`to_dict`; a key an older index lacks takes its default."""
         values = dict(data)
         values["fields"] = tuple(values["fields"])
         values["ngram_range"] = tuple(values["ngram_range"])
@@ -158,6 +175,15 @@ def field_items(
     return [item for item in items if item]
 
 
+#: What a query record's groups with ``read_when_missing`` read when it has nothing in
+#: them: its titles, summary and description (all that most registry records carry).
+PROSE_FIELDS: tuple[str, ...] = (
+    "brief_title",
+    "official_title",
+    "brief_summary",
+    "detailed_description",
+)
+
 # Tuned on the development labels of docs/evaluation.md (publication sisters, TREC
 # patient descriptions), with the reference case held exact: one whole-text group
 # carries most of the weight; lists, titles, sponsor and eligibility add to it.
@@ -171,6 +197,11 @@ TEXT_FIELDS: tuple[str, ...] = (
     "interventions",
 )
 
+# A query with no condition and no intervention (a thin record, a draft) reads its
+# prose into those two groups at this times their weight, so its words meet the
+# trials that list them. Chosen on the shared label sets (docs/evaluation.md).
+READ_WHEN_MISSING = 1.5
+
 DEFAULT_FIELD_GROUPS: tuple[FieldGroup, ...] = (
     FieldGroup(
         "conditions",
@@ -180,6 +211,7 @@ DEFAULT_FIELD_GROUPS: tuple[FieldGroup, ...] = (
         ngram_range=(1, 3),
         reads_free_text=False,
         expand_abbreviations=True,
+        read_when_missing=READ_WHEN_MISSING,
     ),
     FieldGroup(
         "interventions",
@@ -188,6 +220,7 @@ DEFAULT_FIELD_GROUPS: tuple[FieldGroup, ...] = (
         whole_items=True,
         reads_free_text=False,
         expand_abbreviations=True,
+        read_when_missing=READ_WHEN_MISSING,
     ),
     FieldGroup("titles", ("brief_title", "official_title", "acronym"), 0.5, ngram_range=(1, 2)),
     FieldGroup("text", TEXT_FIELDS, weight=1.0, prune_frequent=True),

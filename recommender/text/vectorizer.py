@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import cached_property
 
 import numpy as np
@@ -31,7 +32,12 @@ from recommender.text._tokenizer_compiled import (
 )
 from recommender.text.abbreviations import AbbreviationTable
 from recommender.text.counting import count_chunk, frequent_columns, merge_counts, spell_terms
-from recommender.text.fields import DEFAULT_FIELD_GROUPS, DEFAULT_NORM_POWER, FieldGroup
+from recommender.text.fields import (
+    DEFAULT_FIELD_GROUPS,
+    DEFAULT_NORM_POWER,
+    PROSE_FIELDS,
+    FieldGroup,
+)
 from recommender.text.record_texts import encode_groups, learn_abbreviations_of
 from recommender.text.tokenizer import ItemAnalyzer
 from recommender.text.weighting import (
@@ -294,14 +300,81 @@ class FieldGroupVectorizer:
         X : csr_matrix of shape (n_records, n_features_), dtype float32
         """
         self._check_fitted()
-        encoded = encode_groups(records, self.groups, self.abbreviations_, free_texts)
-        blocks = [
+        blocks = self._blocks(records, self.groups, free_texts)
+        return pivot_normalise(self._weighted(blocks), self.pivot_, self.norm_power)
+
+    def transform_queries(
+        self, records: Sequence[TrialRecord], free_texts: Sequence[str] | None = None
+    ) -> sp.csr_matrix:
+        """Vectorise records asked about, as :meth:`transform` does, except that a
+        record with no term in any group that has ``read_when_missing`` (a thin
+        record, a draft with no condition or intervention listed) reads its titles,
+        summary and description into those groups, at ``read_when_missing`` times
+        their weight: its words then meet the trials that list them.
+
+        Indexed rows are made by :meth:`fit_transform` and :meth:`transform`, never
+        by this: the scores of two indexed trials stay a dot product of their rows.
+
+        Parameters
+        ----------
+        records : sequence of TrialRecord, length n_records
+        free_texts : sequence of str, length n_records, optional
+            As :meth:`transform`; never read into the filled groups (a patient note's
+            phrases are not a condition list).
+
+        Returns
+        -------
+        X : csr_matrix of shape (n_records, n_features_), dtype float32
+        """
+        self._check_fitted()
+        records = list(records)
+        blocks = self._blocks(records, self.groups, free_texts)
+        filled = [
+            i
+            for i, g in enumerate(self.groups)
+            if g.read_when_missing > 0 and self.models_[g.name] is not None
+        ]
+        if filled:
+            lacking = np.flatnonzero(sum(np.diff(blocks[i].indptr) for i in filled) == 0)
+            if len(lacking):
+                self._read_prose(records, lacking, filled, blocks)
+        return pivot_normalise(self._weighted(blocks), self.pivot_, self.norm_power)
+
+    def _blocks(
+        self,
+        records: Sequence[TrialRecord],
+        groups: Sequence[FieldGroup],
+        free_texts: Sequence[str] | None = None,
+    ) -> list[sp.csr_matrix]:
+        """Each of ``groups``' unweighted block of ``records`` (fitted models by name)."""
+        encoded = encode_groups(records, groups, self.abbreviations_, free_texts)
+        return [
             sp.csr_matrix((len(texts), 0), dtype=np.float32)
             if self.models_[g.name] is None
             else self.models_[g.name].transform(texts)
-            for g, texts in zip(self.groups, encoded, strict=True)
+            for g, texts in zip(groups, encoded, strict=True)
         ]
-        return pivot_normalise(self._weighted(blocks), self.pivot_, self.norm_power)
+
+    def _read_prose(
+        self,
+        records: list[TrialRecord],
+        rows: np.ndarray,
+        filled: list[int],
+        blocks: list[sp.csr_matrix],
+    ) -> None:
+        """Put into ``blocks[i]`` (for ``i`` in ``filled``), at ``rows``, the group
+        read from those records' :data:`PROSE_FIELDS`, scaled by its
+        ``read_when_missing``. The rows are empty there, so adding replaces."""
+        groups = [replace(self.groups[i], fields=PROSE_FIELDS) for i in filled]
+        asked = [records[r] for r in rows]
+        every = len(rows) == len(records)  # one draft: no rows to place
+        place = None if every else sp.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows, np.arange(len(rows)))),
+            shape=(len(records), len(rows)),
+        )  # fmt: skip
+        for i, group, block in zip(filled, groups, self._blocks(asked, groups), strict=True):
+            block.data *= np.float32(group.read_when_missing)
+            blocks[i] = block if every else (blocks[i] + place @ block).tocsr()
 
     def _weighted(self, blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
         for group, block in zip(self.groups, blocks, strict=True):
