@@ -101,33 +101,34 @@ def _row_sums_of_squares(indptr, data):
         longest = max(longest, indptr[row + 1] - indptr[row])
     squares = np.empty(longest, dtype=data.dtype)
     zero = sums[:1].sum() if len(sums) else data[:0].sum()  # 0 in the data's type
+    stack = np.empty((4, 64), dtype=np.int64)  # made once: a row must not allocate
+    lefts = np.empty(64, dtype=data.dtype)
     for row in range(indptr.shape[0] - 1):
         n = indptr[row + 1] - indptr[row]
         for i in range(n):
             squares[i] = data[indptr[row] + i] * data[indptr[row] + i]
-        if n:
-            sums[row] = squares[0] + _pairwise_sum(squares, 1, n - 1, zero)
+        if n > 129:
+            sums[row] = squares[0] + _pairwise_sum(squares, n - 1, zero, stack, lefts)
+        elif n:
+            sums[row] = squares[0] + _block_sum(squares, 1, n - 1, zero)
     return sums
 
 
 @njit(nogil=True, cache=True)
-def _pairwise_sum(values, start, n, zero):
-    # numpy's pairwise summation (loops_utils.h), bit for bit its order: blocks of
-    # up to 128 values (_block_sum), above that the two halves (the first a multiple
-    # of 8 long) summed apart and then added. Walked with a stack of its own: a
+def _pairwise_sum(values, n, zero, stack, lefts):
+    # numpy's pairwise summation (loops_utils.h) of values[1 : 1 + n], bit for bit
+    # its order: blocks of up to 128 values (_block_sum), above that the two halves
+    # (the first a multiple of 8 long) summed apart and then added. Walked with a
+    # stack of the caller's (rows: start, length, half, right half pending): a
     # recursive function does not link from numba's on-disk cache.
-    starts = np.empty(64, dtype=np.int64)
-    lengths = np.empty(64, dtype=np.int64)
-    halves = np.empty(64, dtype=np.int64)
-    lefts = np.empty(64, dtype=values.dtype)
-    right_pending = np.zeros(64, dtype=np.bool_)
+    starts, lengths, halves, right_pending = stack[0], stack[1], stack[2], stack[3]
     top = 0
-    starts[0], lengths[0] = start, n
+    starts[0], lengths[0] = 1, n
     while True:
         if lengths[top] > 128:  # split: the left half first
             half = lengths[top] // 2
             half -= half % 8
-            halves[top], right_pending[top] = half, False
+            halves[top], right_pending[top] = half, 0
             starts[top + 1], lengths[top + 1] = starts[top], half
             top += 1
             continue
@@ -138,7 +139,7 @@ def _pairwise_sum(values, start, n, zero):
             top -= 1
         if top < 0:
             return value
-        lefts[top], right_pending[top] = value, True  # a left half: now its right
+        lefts[top], right_pending[top] = value, 1  # a left half: now its right
         starts[top + 1] = starts[top] + halves[top]
         lengths[top + 1] = lengths[top] - halves[top]
         top += 1
