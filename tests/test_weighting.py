@@ -48,6 +48,21 @@ def test_row_norms_equal_scipy_bit_for_bit(seed, dtype):
     assert row_norms(X[:0]).shape == (0,)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_norms_of_long_rows_sum_in_numpys_pairwise_order(dtype):
+    # Rows past 8 and 128 values (and 129: the first split) take numpy's other paths.
+    rng = np.random.default_rng(7)
+    lengths = [0, 1, 7, 8, 9, 16, 17, 128, 129, 130, 137, 257, 1000, 4099]
+    rows = [rng.random(n).astype(dtype) * 3 for n in lengths]
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    X = sp.csr_matrix(
+        (np.concatenate(rows), np.concatenate([np.arange(n) for n in lengths]), indptr),
+        shape=(len(lengths), max(lengths)),
+    )
+    want = np.sqrt(np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel())
+    assert row_norms(X).tobytes() == want.tobytes()
+
+
 def test_pivot_normalise_scales_rows_in_place():
     X = bm25_weights(counts_matrix(5), np.ones(40, np.float32), 5.0, 1.2, 0.75)
     norms = row_norms(X)

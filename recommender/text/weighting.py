@@ -152,13 +152,22 @@ def _block_sum(values, start, n, zero):
         for p in range(start, start + n):
             total += values[p]
         return total
-    r = values[start : start + 8].copy()
+    # Eight running sums, as scalars: an array of them would be allocated per row.
+    r0, r1, r2, r3 = values[start], values[start + 1], values[start + 2], values[start + 3]
+    r4, r5, r6, r7 = values[start + 4], values[start + 5], values[start + 6], values[start + 7]
     i = 8
     while i < n - n % 8:
-        for j in range(8):
-            r[j] += values[start + i + j]
+        p = start + i
+        r0 += values[p]
+        r1 += values[p + 1]
+        r2 += values[p + 2]
+        r3 += values[p + 3]
+        r4 += values[p + 4]
+        r5 += values[p + 5]
+        r6 += values[p + 6]
+        r7 += values[p + 7]
         i += 8
-    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
     for p in range(start + i, start + n):
         total += values[p]
     return total
