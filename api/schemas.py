@@ -103,7 +103,7 @@ class SimilarQuery(BaseModel):
     condition and intervention names; the other fields go to the record fields of
     the same name, so a condition matches conditions. A draft with no condition and
     no intervention also reads its titles, summary and description into those
-    groups (never ``text``), so its words meet the trials that list them. At least
+    groups (never ``text``), so its words also meet the trials' lists. At least
     one must hold a word the index knows.
     """
 

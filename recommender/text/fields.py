@@ -67,7 +67,8 @@ class FieldGroup:
         in any group with this set, such a group reads the query's own titles,
         summary and description (:data:`PROSE_FIELDS`) instead, weighted by this
         times ``weight``; 0 never. A draft that names semaglutide in its summary then
-        matches trials that list it as an intervention, as one bag of words would.
+        meets the intervention lists that name it, not only their names in the
+        trials' text.
         Indexed rows never do it (:meth:`FieldGroupVectorizer.transform_queries`
         alone does): filled, the corpus's thin rows drowned every thin query in
         other thin trials (``docs/evaluation.md``).
@@ -198,8 +199,8 @@ TEXT_FIELDS: tuple[str, ...] = (
 )
 
 # A query with no condition and no intervention (a thin record, a draft) reads its
-# prose into those two groups at this times their weight, so its words meet the
-# trials that list them. Chosen on the shared label sets (docs/evaluation.md).
+# prose into those two groups at this times their weight, so its words also meet
+# the trials' lists. Chosen on the shared label sets (docs/evaluation.md).
 READ_WHEN_MISSING = 1.5
 
 DEFAULT_FIELD_GROUPS: tuple[FieldGroup, ...] = (

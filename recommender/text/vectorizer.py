@@ -310,7 +310,7 @@ class FieldGroupVectorizer:
         record with no term in any group that has ``read_when_missing`` (a thin
         record, a draft with no condition or intervention listed) reads its titles,
         summary and description into those groups, at ``read_when_missing`` times
-        their weight: its words then meet the trials that list them.
+        their weight: its words then also meet the trials' lists.
 
         Indexed rows are made by :meth:`fit_transform` and :meth:`transform`, never
         by this: the scores of two indexed trials stay a dot product of their rows.
