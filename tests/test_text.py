@@ -277,3 +277,23 @@ def test_read_when_missing_survives_the_state_and_old_states_read_none():
         del group["read_when_missing"]
     old = FieldGroupVectorizer.from_state(params, vocabularies, idfs)
     assert (old.transform_queries(draft) != old.transform(draft)).nnz == 0
+
+
+def test_prose_read_into_lists_keeps_only_terms_a_list_would_mean():
+    records = [
+        *RECORDS,
+        TrialRecord("NCT00000005", conditions=("Diabetes Mellitus, Type 2", "Phase 2 study")),
+        TrialRecord("NCT00000006", conditions=("Randomized patients",)),
+    ]
+    vectorizer = FieldGroupVectorizer(_groups()).fit(records)
+    draft = TrialRecord("NCT00000009", brief_title="Phase 2 randomized study of liver failure")
+    query = vectorizer.transform_queries([draft])
+    columns = _group_columns(vectorizer, "conditions")
+    names = vectorizer.feature_names()[columns]
+    read = {names[c - columns.start] for c in query.indices if columns.start <= c < columns.stop}
+    assert "liver failure" in read
+    assert {"2", "phase 2", "phase", "randomized", "study"} & set(names)  # in the model...
+    assert not {"2", "phase 2", "phase", "randomized", "study"} & read  # ...not read from prose
+    # The listed condition still meets them: only prose is filtered.
+    listed = vectorizer.transform_queries([TrialRecord("NCT00000009", conditions=("Phase 2",))])
+    assert listed[:, columns].nnz > 0

@@ -38,6 +38,7 @@ from recommender.text.fields import (
     PROSE_FIELDS,
     FieldGroup,
 )
+from recommender.text.readable import readable_mask
 from recommender.text.record_texts import encode_groups, learn_abbreviations_of
 from recommender.text.tokenizer import ItemAnalyzer
 from recommender.text.weighting import (
@@ -98,6 +99,11 @@ class GroupModel:
     def table(self) -> TermTable:
         """The vocabulary by term hash, built on first use (a few ms per 100k terms)."""
         return TermTable(self.terms)
+
+    @cached_property
+    def readable_columns(self) -> np.ndarray:
+        """:func:`readable_mask` of the terms, shape (len(terms),), made on first use."""
+        return readable_mask(self.terms)
 
     def transform(self, texts: EncodedTexts) -> sp.csr_matrix:
         """The group's block of ``texts``; terms outside the vocabulary are ignored."""
@@ -373,7 +379,11 @@ class FieldGroupVectorizer:
             shape=(len(records), len(rows)),
         )  # fmt: skip
         for i, group, block in zip(filled, groups, self._blocks(asked, groups), strict=True):
+            # Prose is not a list: its "phase 2", "randomized" or "patients" must not
+            # meet "type 2 diabetes" or a list's protocol words as a condition would.
             block.data *= np.float32(group.read_when_missing)
+            block.data[~self.models_[group.name].readable_columns[block.indices]] = 0
+            block.eliminate_zeros()
             blocks[i] = block if every else (blocks[i] + place @ block).tocsr()
 
     def _weighted(self, blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
