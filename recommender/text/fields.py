@@ -66,9 +66,10 @@ class FieldGroup:
         When a *query* record (a draft, a trial asked about as a record) has no term
         in any group with this set, such a group reads the query's own titles,
         summary and description (:data:`PROSE_FIELDS`) instead, weighted by this
-        times ``weight``; 0 never. A draft that names semaglutide in its summary then
-        meets the intervention lists that name it, not only their names in the
-        trials' text.
+        times ``weight``, keeping only terms a list would mean (no lone number or
+        letter, no protocol word: :func:`recommender.text.readable`); 0 never. A
+        draft that names semaglutide in its summary then meets the intervention
+        lists that name it, not only their names in the trials' text.
         Indexed rows never do it (:meth:`FieldGroupVectorizer.transform_queries`
         alone does): filled, the corpus's thin rows drowned every thin query in
         other thin trials (``docs/evaluation.md``).

@@ -370,7 +370,8 @@ class FieldGroupVectorizer:
     ) -> None:
         """Put into ``blocks[i]`` (for ``i`` in ``filled``), at ``rows``, the group
         read from those records' :data:`PROSE_FIELDS`, scaled by its
-        ``read_when_missing``. The rows are empty there, so adding replaces."""
+        ``read_when_missing``, its :func:`readable_mask` terms only. The rows are
+        empty there, so adding replaces."""
         groups = [replace(self.groups[i], fields=PROSE_FIELDS) for i in filled]
         asked = [records[r] for r in rows]
         every = len(rows) == len(records)  # one draft: no rows to place
