@@ -67,7 +67,7 @@ from recommender.index.format import raise_if_damaged, verify_index
 from recommender.index.segments import SPANS_FILE, SegmentedRecords, segment_files, spans_problems
 from recommender.index.versions import META_FILE, hold_version, resolve_index_folder
 from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours, Explainer
-from recommender.text import FieldGroupVectorizer, readable_mask
+from recommender.text import FieldGroupVectorizer
 
 
 @dataclass(frozen=True)
@@ -374,7 +374,7 @@ class TrialIndex:
             self.vectorizer.offsets_,
             [g.name for g in groups],
             self.feature_names,
-            readable_mask(self.feature_names),
+            self.vectorizer.readable_columns(),
         )
 
     def explain(

@@ -412,6 +412,18 @@ class FieldGroupVectorizer:
         self._check_fitted()
         return [term for g in self.groups for term in self._terms(g)]
 
+    def readable_columns(self) -> np.ndarray:
+        """Boolean mask of shape (n_features_,): the columns whose term a person can
+        read as a reason (:func:`readable_mask`), each group's made once and kept, so
+        explanations and a query's prose reading share one mask."""
+        self._check_fitted()
+        masks = [np.zeros(0, dtype=bool)] + [
+            self.models_[g.name].readable_columns
+            for g in self.groups
+            if self.models_[g.name] is not None
+        ]
+        return np.concatenate(masks)
+
     def prunable_columns(self) -> np.ndarray:
         """Boolean mask of shape (n_features_,): columns of ``prune_frequent`` groups."""
         self._check_fitted()
