@@ -100,7 +100,7 @@ def _row_sums_of_squares(indptr, data):
     for row in range(indptr.shape[0] - 1):
         longest = max(longest, indptr[row + 1] - indptr[row])
     squares = np.empty(longest, dtype=data.dtype)
-    zero = sums[:1].sum() if len(sums) else data[:0].sum()  # 0 in the data's type
+    zero = data[:0].sum()  # 0 in the data's type
     stack = np.empty((4, 64), dtype=np.int64)  # made once: a row must not allocate
     lefts = np.empty(64, dtype=data.dtype)
     for row in range(indptr.shape[0] - 1):
