@@ -57,6 +57,35 @@ def test_expansion_adds_each_long_form_once_and_is_case_sensitive():
     assert table.expand([]) == []
 
 
+def _expand_word_by_word(long_forms: dict[str, str], items: list[str]) -> list[str]:
+    """The expansion as first written: every word looked up in turn."""
+    found: dict[str, None] = {}
+    for item in items:
+        for word in dict.fromkeys(re.findall(r"[^\W_]+", item)):
+            long = long_forms.get(word)
+            if not long and word.endswith("s") and word[:-1].isupper():
+                long = long_forms.get(word[:-1])
+            if long:
+                found[long] = None
+    return items + [long for long in found if long not in items]
+
+
+_SHORT_FORMS = {"MSC": "mesenchymal stem cells", "EV": "extracellular vesicles",
+                "ALFs": "not a plural", "Ab": "antibody", "ÉPO": "erythropoietin",
+                "ALF": "acute liver failure", "A": "ampere"}  # fmt: skip
+_WORDS = st.sampled_from([*_SHORT_FORMS, "MSCs", "EVs", "ALFss", "Abs", "ÉPOs", "As", "msc",
+                          "x_MSC", "cells", "İ", "ς", " ", "-", "(", "_", "2s", "acute liver failure"])  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(items=st.lists(st.lists(_WORDS, max_size=12).map("".join), max_size=4))
+def test_expansion_equals_looking_up_every_word_in_turn(items):
+    # Same long forms in the same order (the order of the vector's columns, hence
+    # the bits of its norm, follows it), found with set operations instead.
+    table = AbbreviationTable(_SHORT_FORMS)
+    assert table.expand(items) == _expand_word_by_word(_SHORT_FORMS, items)
+
+
 # Characters that make lowering tricky (İ lowers to two, a final Σ by its context),
 # word breaks, clause breaks and letters a short form spells.
 _TRICKY = st.sampled_from([*"acdfhlmsACDFHLMS -()[].;:,\t0İiΣςßK", "\u03c3"])  # small sigma

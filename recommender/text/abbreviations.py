@@ -24,6 +24,9 @@ from operator import itemgetter
 from recommender.text.stop_words import ENGLISH_STOP_WORDS
 from recommender.text.tokenizer import WORD
 
+# WORD's words of ASCII text (case kept: short forms are case-sensitive), found faster.
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
+
 # "(ACLF)", "(MSCs;", "(CG-BM1,": a parenthesis opening on a short token.
 _DEFINITION = re.compile(r"\(\s*([^()\s][^()\s]{0,9})\s*[),;]")
 # Where a long form cannot reach back past: sentence ends and other parentheses. The
@@ -195,21 +198,24 @@ class AbbreviationTable:
 
     def __init__(self, long_forms: Mapping[str, str]) -> None:
         self.long_forms = dict(long_forms)
+        # Set operations in C find the few short forms of a text (a description has
+        # hundreds of words, a prose query two or three short forms): the loop over
+        # words in Python was most of the time of reading a query's prose.
+        self._shorts = frozenset(self.long_forms)
+        self._plurals = frozenset(s + "s" for s in self.long_forms if s.isupper()) - self._shorts
 
     def __len__(self) -> int:
         return len(self.long_forms)
 
     def expand(self, items: list[str]) -> list[str]:
-        """``items`` followed by the long form of each short form they use, once each."""
+        """``items`` followed by the long form of each short form they use, once each,
+        in the order the short forms first appear."""
         found: dict[str, None] = {}
         long_forms = self.long_forms
         for item in items:
-            # Each word once, in order; most are no short form, so the plural test
-            # (what _singular does) runs only for a word that is not one itself.
-            for word in dict.fromkeys(WORD.findall(item)):
-                long = long_forms.get(word)
-                if not long and word.endswith("s") and word[:-1].isupper():
-                    long = long_forms.get(word[:-1])
-                if long:
-                    found[long] = None
+            words = (_ASCII_WORD if item.isascii() else WORD).findall(item)
+            unique = set(words)
+            shorts, plurals = unique & self._shorts, unique & self._plurals
+            for word in sorted(shorts | plurals, key=words.index):
+                found[long_forms[word] if word in shorts else long_forms[word[:-1]]] = None
         return items + [long for long in found if long not in items]

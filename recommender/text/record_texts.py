@@ -82,7 +82,18 @@ def encode_groups(
     if free_texts is not None and len(free_texts) != len(records):
         raise ValueError(f"{len(free_texts)} free texts for {len(records)} records")
     extra = [[text] if text else [] for text in free_texts or ()]
-    return [encode_texts(_group_items(g, records, abbreviations, extra)) for g in groups]
+    # Groups that read the same items the same way share one encoding: a thin query's
+    # prose, read into both list groups, is expanded and encoded once.
+    encoded: dict[tuple, EncodedTexts] = {}
+    for g in groups:
+        if _reading(g) not in encoded:
+            encoded[_reading(g)] = encode_texts(_group_items(g, records, abbreviations, extra))
+    return [encoded[_reading(g)] for g in groups]
+
+
+def _reading(group: FieldGroup) -> tuple:
+    """What decides the items a group reads from a record (not how it counts them)."""
+    return (group.fields, group.name_parts, group.expand_abbreviations, group.reads_free_text)
 
 
 def _group_items(
