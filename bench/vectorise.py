@@ -2,6 +2,7 @@
 
     python -m bench.vectorise [--source ../shared/data/ctg-studies.json.zip] [--jobs 2]
     python -m bench.vectorise --only ours|baseline     # one side, for paired runs
+    python -m bench.vectorise --only queries           # thin records read as queries
 
 Reads the records once (not timed), then times in this process, one after the other:
 
@@ -16,6 +17,10 @@ Reads the records once (not timed), then times in this process, one after the ot
 
 With ``--only`` just that side runs and prints one JSON line (its seconds and the
 process's peak memory), so a timer of whole processes can alternate the two over several runs.
+``--only queries`` fits ours, then times ``transform_queries`` over every record with no
+condition and no intervention (what the evaluation's thin regime and a batch of drafts
+do; such a record also reads its prose into those two groups) against ``transform`` of
+the same records (what an indexed row of them costs).
 """
 
 from __future__ import annotations
@@ -45,6 +50,19 @@ def baseline(records, jobs: int, *, weak: bool = False):
     return matrix, timer.seconds
 
 
+def thin_queries(records, jobs: int) -> dict[str, float | int]:
+    """Seconds of ``transform_queries`` and of ``transform`` over the thin records."""
+    vectorizer = FieldGroupVectorizer(n_jobs=jobs).fit(records)
+    thin = [r for r in records if not r.conditions and not r.interventions]
+    with Timer() as as_rows:
+        rows = vectorizer.transform(thin)
+    with Timer() as as_queries:
+        queries = vectorizer.transform_queries(thin)
+    return {"records": len(thin), "transform_seconds": round(as_rows.seconds, 2),
+            "transform_queries_seconds": round(as_queries.seconds, 2),
+            "rows_nnz": int(rows.nnz), "nnz": int(queries.nnz)}  # fmt: skip
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The options of ``python -m bench.vectorise`` (the docs' commands are checked against it)."""
     parser = argparse.ArgumentParser(
@@ -52,7 +70,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--source", type=Path, default=Path("../shared/data/ctg-studies.json.zip"))
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--only", choices=["ours", "baseline"])
+    parser.add_argument("--only", choices=["ours", "baseline", "queries"])
     parser.add_argument("--weak-baseline", action="store_true", help="also the default TF-IDF")
     return parser
 
@@ -65,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         with Timer() as timer:
             X = ours(records, args.jobs)
         write_result(None, side="ours", seconds=round(timer.seconds, 2), nnz=int(X.nnz))
+        return
+    if args.only == "queries":
+        write_result(None, side="queries", **thin_queries(records, args.jobs))
         return
     if args.only == "baseline":
         B, seconds = baseline(records, args.jobs)

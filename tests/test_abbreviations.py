@@ -74,7 +74,8 @@ _SHORT_FORMS = {"MSC": "mesenchymal stem cells", "EV": "extracellular vesicles",
                 "ALFs": "not a plural", "Ab": "antibody", "ÉPO": "erythropoietin",
                 "ALF": "acute liver failure", "A": "ampere"}  # fmt: skip
 _WORDS = st.sampled_from([*_SHORT_FORMS, "MSCs", "EVs", "ALFss", "Abs", "ÉPOs", "As", "msc",
-                          "x_MSC", "cells", "İ", "ς", " ", "-", "(", "_", "2s", "acute liver failure"])  # fmt: skip
+                          "x_MSC", "cells", "İ", "ς", " ", "-", "(", "_", "2s",
+                          "acute liver failure"])  # fmt: skip
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
