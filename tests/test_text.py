@@ -297,3 +297,23 @@ def test_prose_read_into_lists_keeps_only_terms_a_list_would_mean():
     # The listed condition still meets them: only prose is filtered.
     listed = vectorizer.transform_queries([TrialRecord("NCT00000009", conditions=("Phase 2",))])
     assert listed[:, columns].nnz > 0
+
+
+def test_groups_that_read_the_same_items_share_one_encoding():
+    from recommender.text.abbreviations import AbbreviationTable
+    from recommender.text.record_texts import encode_groups
+
+    table = AbbreviationTable({"ACLF": "acute on chronic liver failure"})
+    prose = ("brief_title", "brief_summary")
+    same = [FieldGroup("a", prose, expand_abbreviations=True),
+            FieldGroup("b", list(prose), expand_abbreviations=True, ngram_range=(1, 3)),
+            FieldGroup("c", prose)]  # fmt: skip
+    records = [TrialRecord("NCT00000009", brief_title="MSCs in ACLF", brief_summary="a trial")]
+    a, b, c = encode_groups(records, same, table)
+    assert a is b and c is not a  # how a group counts is not what it reads
+    for group, shared in zip(same, (a, b, c), strict=True):
+        alone = encode_groups(records, [group], table)[0]
+        assert bytes(alone.buffer) == bytes(shared.buffer)
+        assert np.array_equal(alone.item_ends, shared.item_ends)
+    assert b"acute on chronic liver failure" in bytes(a.buffer)
+    assert b"acute on chronic" not in bytes(c.buffer)
