@@ -26,6 +26,13 @@ from recommender.text.tokenizer import WORD
 
 # WORD's words of ASCII text (case kept: short forms are case-sensitive), found faster.
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
+# WORD's words that hold a capital A-Z, the only words that can be a short form (or its
+# plural) when every short form holds one, as learned ones do: nine in ten words of a
+# description are then never looked at. The lookbehind starts a match only where a
+# word starts; the possessive run cannot backtrack into the word.
+_CAPITAL = re.compile(r"[A-Z]")
+_CAPITALISED_WORD = re.compile(r"(?<![^\W_])[^\W_A-Z]*+[A-Z][^\W_]*")
+_CAPITALISED_ASCII_WORD = re.compile(r"(?<![A-Za-z0-9])[a-z0-9]*+[A-Z][A-Za-z0-9]*")
 
 # "(ACLF)", "(MSCs;", "(CG-BM1,": a parenthesis opening on a short token.
 _DEFINITION = re.compile(r"\(\s*([^()\s][^()\s]{0,9})\s*[),;]")
@@ -203,6 +210,10 @@ class AbbreviationTable:
         # words in Python was most of the time of reading a query's prose.
         self._shorts = frozenset(self.long_forms)
         self._plurals = frozenset(s + "s" for s in self.long_forms if s.isupper()) - self._shorts
+        capitalised = all(_CAPITAL.search(short) for short in self.long_forms)
+        self._ascii_words, self._words = (
+            (_CAPITALISED_ASCII_WORD, _CAPITALISED_WORD) if capitalised else (_ASCII_WORD, WORD)
+        )
 
     def __len__(self) -> int:
         return len(self.long_forms)
@@ -213,7 +224,7 @@ class AbbreviationTable:
         found: dict[str, None] = {}
         long_forms = self.long_forms
         for item in items:
-            words = (_ASCII_WORD if item.isascii() else WORD).findall(item)
+            words = (self._ascii_words if item.isascii() else self._words).findall(item)
             unique = set(words)
             shorts, plurals = unique & self._shorts, unique & self._plurals
             for word in sorted(shorts | plurals, key=words.index):
