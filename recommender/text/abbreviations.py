@@ -27,9 +27,9 @@ from recommender.text.tokenizer import WORD
 # WORD's words of ASCII text (case kept: short forms are case-sensitive), found faster.
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
 # WORD's words that hold a capital A-Z, the only words that can be a short form (or its
-# plural) when every short form holds one, as learned ones do: nine in ten words of a
-# description are then never looked at. The lookbehind starts a match only where a
-# word starts; the possessive run cannot backtrack into the word.
+# plural) when every short form holds one, as learned ones do: the scan then skips nine
+# in ten words of a description instead of collecting them. The lookbehind starts a
+# match only where a word starts; the possessive run cannot backtrack into the word.
 _CAPITAL = re.compile(r"[A-Z]")
 _CAPITALISED_WORD = re.compile(r"(?<![^\W_])[^\W_A-Z]*+[A-Z][^\W_]*")
 _CAPITALISED_ASCII_WORD = re.compile(r"(?<![A-Za-z0-9])[a-z0-9]*+[A-Z][A-Za-z0-9]*")

@@ -93,8 +93,12 @@ def encode_groups(
 
 def _reading(group: FieldGroup) -> tuple:
     """What decides the items a group reads from a record (not how it counts them)."""
-    g = group
-    return (tuple(g.fields), g.name_parts, g.expand_abbreviations, g.reads_free_text)
+    return (
+        tuple(group.fields),
+        group.name_parts,
+        group.expand_abbreviations,
+        group.reads_free_text,
+    )
 
 
 def _group_items(
