@@ -107,10 +107,8 @@ def _row_sums_of_squares(indptr, data):
         n = indptr[row + 1] - indptr[row]
         for i in range(n):
             squares[i] = data[indptr[row] + i] * data[indptr[row] + i]
-        if n > 129:
+        if n:
             sums[row] = squares[0] + _pairwise_sum(squares, n - 1, zero, stack, lefts)
-        elif n:
-            sums[row] = squares[0] + _block_sum(squares, 1, n - 1, zero)
     return sums
 
 
