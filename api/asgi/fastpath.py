@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.asgi.answers import similar_answer
 from api.schemas import MAX_K
-from api.service import answered_from_stored_lists, facet_filters
+from api.service import answered_on_the_loop, facet_filters
 from recommender.core import DEFAULT_RESULTS, NCT_ID_PATTERN
 from recommender.index import DamagedIndexError, NotInIndexError, TrialIndex
 
@@ -121,7 +121,7 @@ class SimilarLookupFastPath:
         if lookup is None:
             return None
         index = self.serving_index()
-        if not answered_from_stored_lists(index, lookup[1], _NO_FILTERS):
+        if not answered_on_the_loop(index, lookup[0], lookup[1], _NO_FILTERS):
             return None
         # Also an id not in the index: the route would render the same 404 page.
         try:
@@ -134,7 +134,7 @@ class SimilarLookupFastPath:
         if k is None or not NCT_ID_PATTERN.fullmatch(nct_id):
             return None
         index = self.serving_index()
-        if not answered_from_stored_lists(index, k, _NO_FILTERS):
+        if not answered_on_the_loop(index, nct_id, k, _NO_FILTERS):
             return None
         try:
             return similar_answer(index, nct_id, k, _NO_FILTERS, scope, self.cache_control)

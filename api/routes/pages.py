@@ -25,7 +25,7 @@ from api.html import page
 from api.routes.responses import EMBED_ERRORS, NOT_MODIFIED, PAGE_ERRORS
 from api.schemas import MAX_K
 from api.service import (
-    answered_from_stored_lists,
+    answered_on_the_loop,
     facet_filters,
     prepare,
 )
@@ -69,7 +69,7 @@ async def home(
     """
     filters = page.form_filters(status, phase, study_type)
     results = page.page_k(k)
-    if _ID_QUERY.fullmatch(q) and answered_from_stored_lists(index, results, filters):
+    if _ID_QUERY.fullmatch(q) and answered_on_the_loop(index, q, results, filters):
         # A lookup, on the event loop as for the JSON route; a text is searched in a thread.
         return page.home_page(index, q, results, filters)
     return await run_in_threadpool(page.home_page, index, q, results, filters)

@@ -14,7 +14,7 @@ from api.deps import IndexDep, KParam, NctIdParam, PhaseParam, StatusParam, Stud
 from api.routes.responses import BAD_INPUT, NOT_FOUND, NOT_MODIFIED, TOO_LARGE
 from api.schemas import SimilarQuery, SimilarResponse, TrialOut
 from api.service import (
-    answered_from_stored_lists,
+    answered_on_the_loop,
     facet_filters,
     similar_to_query_payload,
 )
@@ -46,9 +46,9 @@ async def similar(
     filters = facet_filters(status or (), phase or (), study_type or ())
     control = request.app.state.cache_control
     answer = functools.partial(similar_answer, index, nct_id, k, filters, request.scope, control)
-    if answered_from_stored_lists(index, k, filters):
+    if answered_on_the_loop(index, nct_id, k, filters):
         return answer()  # a lookup: quicker on the event loop than the hop to a thread
-    return await run_in_threadpool(answer)  # an exact search: off the event loop
+    return await run_in_threadpool(answer)  # a search or a reading: off the event loop
 
 
 @router.post(

@@ -3,9 +3,9 @@
 The first free-text query after a start took 2.7 s: numba loads (or compiles) its
 kernels, the vectoriser builds its tables, Jinja compiles the page, pages of the index
 are read from disk. :func:`warm_up` pays all that once, at startup (the app's lifespan,
-before the server accepts connections), by sending an id query, a free-text query and
-a page request through the whole app, so no user pays it; ``/ready`` says ready only
-after it ran.
+before the server accepts connections), by sending an id query (and one for a thin
+trial), a free-text query and a page request through the whole app, so no user pays
+it; ``/ready`` says ready only after it ran.
 """
 
 from __future__ import annotations
@@ -42,11 +42,16 @@ def warm_up_requests(index: TrialIndex) -> dict[str, tuple[str, str, dict | None
         return {}
     nct_id = str(index.ids[0])
     text = index.records[0].title or "trial"
-    return {
+    requests = {
         "id query": ("GET", f"/similar/{nct_id}", None),
         "free-text query": ("POST", "/similar", {"text": text}),
         "page": ("GET", f"/?q={nct_id}", None),
     }
+    # A thin trial's list is ordered by its reading, through a kernel of its own.
+    thin = next((p for p in range(min(len(index), 1000)) if index.asked.reads_prose(p)), None)
+    if thin is not None:
+        requests["thin trial's id query"] = ("GET", f"/similar/{index.ids[thin]}", None)
+    return requests
 
 
 async def warm_up(app: ASGIApp, index: TrialIndex) -> WarmUpReport:

@@ -6,6 +6,7 @@ from api.service.holder import IndexHolder, LoadedIndex
 from api.service.prepared import PreparedIndex, build_tag, prepare
 from api.service.similar import (
     answered_from_stored_lists,
+    answered_on_the_loop,
     facet_filters,
     query_record,
     query_title,
@@ -21,6 +22,7 @@ __all__ = [
     "LoadedIndex",
     "PreparedIndex",
     "answered_from_stored_lists",
+    "answered_on_the_loop",
     "build_tag",
     "decode_display",
     "facet_filters",

@@ -23,7 +23,7 @@ from recommender.core import (
     draft_record,
     draft_title,
 )
-from recommender.index import TrialIndex
+from recommender.index import NotInIndexError, TrialIndex
 
 WHY_TERMS = 3
 DECIMALS = 6
@@ -47,9 +47,28 @@ def similar_to_trial(
 
 
 def answered_from_stored_lists(index: TrialIndex, k: int, filters: dict[str, list[str]]) -> bool:
-    """Whether :func:`similar_to_trial` is a lookup in the precomputed lists (tens of
-    microseconds), not a search: no filter, and ``k`` no more than the lists hold."""
+    """Whether :func:`similar_to_trial` is a lookup in the precomputed lists, not a
+    search: no filter, and ``k`` no more than the lists hold (tens of microseconds for
+    a trial asked with its row; a thin trial's list is ordered by its reading first,
+    :meth:`TrialIndex.lookup_query`)."""
     return k <= index.neighbour_indices.shape[1] and not any(filters.values())
+
+
+def answered_on_the_loop(
+    index: TrialIndex, nct_id: str, k: int, filters: dict[str, list[str]]
+) -> bool:
+    """Whether answering ``GET /similar/{nct_id}`` is quick enough to do on the event
+    loop: a lookup in the stored lists (:func:`answered_from_stored_lists`) of a trial
+    asked about with its row or with a reading already kept. A thin trial asked about
+    for the first time has its record read as a query (a few milliseconds of Python):
+    that goes to a thread, like a search. An id that is malformed or not indexed is
+    answered at once (with its error)."""
+    if not answered_from_stored_lists(index, k, filters):
+        return False
+    try:
+        return index.asked.kept(index.position(nct_id))
+    except (ValueError, NotInIndexError):  # InvalidNctIdError is a ValueError
+        return True
 
 
 def similar_to_trial_payload(
@@ -60,13 +79,15 @@ def similar_to_trial_payload(
     position = index.position(nct_id)
     prepared = prepare(index)
     record = prepared.display(position)
-    if answered_from_stored_lists(index, k, filters):
+    if answered_from_stored_lists(index, k, filters) and not index.asked.reads_prose(position):
         positions, scores = prepared.stored_neighbours(position, k)
-    else:
+        query_indices, query_data = prepared.explainer_.query_row(position)
+    else:  # a search, or a thin trial's stored list ordered by its reading
         allowed = index.facets.allowed(filters)
         neighbours = index.similar(record.nct_id, k, allowed=allowed)
         positions, scores = [n.position for n in neighbours], [n.score for n in neighbours]
-    query_indices, query_data = prepared.explainer_.query_row(position)
+        query = index.lookup_query(position)
+        query_indices, query_data = query.indices, query.data
     return _payload(
         prepared, record.nct_id, record.display_title, query_indices, query_data, positions, scores
     )

@@ -27,6 +27,7 @@ import numpy as np
 
 from recommender.core import TrialRecord
 from recommender.evaluation.rankers import VectorRanker, free_text_vectorizer
+from recommender.index.asked import AskedVectors
 from recommender.infra import require
 from recommender.text import (
     DEFAULT_FIELD_GROUPS,
@@ -91,7 +92,9 @@ def field_group_ranker(
     Returns
     -------
     VectorRanker
-        Ranks free text as the service does a posted ``text``.
+        Ranks free text as the service does a posted ``text``, and an indexed trial
+        with the vector the service asks with (a thin trial's prose reading,
+        :class:`AskedVectors`), by exact search.
     """
     vectorizer = FieldGroupVectorizer(groups, n_jobs=n_jobs)
     vectors = vectorizer.fit_transform(records)
@@ -100,6 +103,7 @@ def field_group_ranker(
         vectors,
         text_vectorizer=free_text_vectorizer(vectorizer),
         record_vectorizer=vectorizer.transform_queries,
+        asked=AskedVectors(vectors, vectorizer, records).vectors_of,
     )
 
 

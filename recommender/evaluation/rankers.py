@@ -93,6 +93,10 @@ class VectorRanker:
         Records (sequence of TrialRecord, length m) to query rows, as
         ``text_vectorizer`` does texts; needed only by :meth:`top_k_records` and
         :meth:`score_record`.
+    asked : callable, optional
+        Rows (ndarray of int, length m) to the (m, n_features) vectors those indexed
+        trials are asked about with (:meth:`AskedVectors.vectors_of`: a thin trial's
+        prose reading), for :meth:`top_k` and :meth:`score`; their own rows if absent.
     """
 
     def __init__(
@@ -103,12 +107,14 @@ class VectorRanker:
         *,
         text_vectorizer: TextVectorizer | None = None,
         record_vectorizer: RecordVectorizer | None = None,
+        asked: Callable[[np.ndarray], sp.csr_matrix] | None = None,
     ) -> None:
         self.ids = np.asarray(ids)
         self.vectors = sp.csr_matrix(vectors, dtype=np.float32)
         self.search = search or CosineNeighbours(n_jobs=1).fit(self.vectors)
         self.text_vectorizer = text_vectorizer
         self.record_vectorizer = record_vectorizer
+        self.asked = asked
         self._row = {str(nct_id): i for i, nct_id in enumerate(self.ids)}
 
     def __contains__(self, nct_id: object) -> bool:
@@ -118,8 +124,11 @@ class VectorRanker:
         rows = np.array([self._row[q] for q in queries], dtype=np.int64)
         if not len(rows):
             return []
-        found, _ = self.search.kneighbors(self.vectors[rows], k, exclude=rows)
+        found, _ = self.search.kneighbors(self._asked_rows(rows), k, exclude=rows)
         return self._result_ids(found)
+
+    def _asked_rows(self, rows: np.ndarray) -> sp.csr_matrix:
+        return self.vectors[rows] if self.asked is None else self.asked(rows)
 
     def top_k_text(self, texts: Sequence[str], k: int) -> list[list[str]]:
         """The ``k`` rows of highest cosine to each text's vector, best first.
@@ -163,7 +172,7 @@ class VectorRanker:
         return [[str(self.ids[i]) for i in row if i != NO_NEIGHBOUR] for row in found]
 
     def score(self, query: str, candidates: Sequence[str]) -> np.ndarray:
-        return self._scores(self.vectors[self._row[query]], candidates)
+        return self._scores(self._asked_rows(np.array([self._row[query]])), candidates)
 
     def _scores(self, query: sp.csr_matrix, candidates: Sequence[str]) -> np.ndarray:
         """Dot product of one query row with each candidate's row; -inf for one absent."""
@@ -187,6 +196,7 @@ class IndexRanker(VectorRanker):
             search=index.search,
             text_vectorizer=free_text_vectorizer(index.vectorizer),
             record_vectorizer=index.vectorizer.transform_queries,
+            asked=index.asked.vectors_of,
         )
         self.index = index
 

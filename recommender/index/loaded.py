@@ -52,6 +52,7 @@ from recommender.core import (
     is_blank,
     validate_nct_id,
 )
+from recommender.index.asked import AskedVectors
 from recommender.index.checks import (
     csr_problems,
     facet_problems,
@@ -66,7 +67,7 @@ from recommender.index.errors import DamagedIndexError, NotInIndexError
 from recommender.index.format import raise_if_damaged, verify_index
 from recommender.index.segments import SPANS_FILE, SegmentedRecords, segment_files, spans_problems
 from recommender.index.versions import META_FILE, hold_version, resolve_index_folder
-from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours, Explainer
+from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours, Explainer, rank_candidates
 from recommender.text import FieldGroupVectorizer
 
 
@@ -295,25 +296,45 @@ class TrialIndex:
     def similar(
         self, nct_id: str, k: int = DEFAULT_RESULTS, *, allowed: np.ndarray | None = None
     ) -> list[Neighbour]:
-        """The ``k`` trials most like an indexed trial, never the trial itself.
+        """The ``k`` trials most like an indexed trial, never the trial itself,
+        ranked by the vector it asks with (:meth:`lookup_query`).
 
         A lookup in the precomputed lists when they hold enough (after ``allowed``,
-        a boolean filter over trials, is applied); otherwise an exact search.
+        a boolean filter over trials, is applied); otherwise an exact search. A thin
+        trial's list is its stored one ordered by its reading.
         """
         pos = self.position(nct_id)
         stored_ids = np.asarray(self.neighbour_indices[pos])
         stored_scores = np.asarray(self.neighbour_scores[pos])
+        reads_prose = self.asked.reads_prose(pos)
+        if reads_prose:
+            ranked = rank_candidates(self.vectors, stored_ids[None], self.lookup_query(pos))
+            stored_ids, stored_scores = ranked[0][0], ranked[1][0]
         keep = stored_ids != NO_NEIGHBOUR
         if allowed is not None:
             keep &= allowed[np.maximum(stored_ids, 0)]
         ids, scores = stored_ids[keep], stored_scores[keep]
-        list_complete = stored_ids[-1] == NO_NEIGHBOUR  # fewer positive scores than k
+        # Fewer positive scores than k. Not for a reading: it has terms its row lacks,
+        # so trials outside the stored list may score above zero.
+        list_complete = stored_ids[-1] == NO_NEIGHBOUR and not reads_prose
         if len(ids) < k and not list_complete:
             found, found_scores = self.search.kneighbors(
-                self.vectors[pos], k, exclude=np.array([pos]), allowed=allowed
+                self.lookup_query(pos), k, exclude=np.array([pos]), allowed=allowed
             )
             ids, scores = found[0], found_scores[0]
         return self._neighbours(ids[:k], scores[:k])
+
+    @functools.cached_property
+    def asked(self) -> AskedVectors:
+        """How each indexed trial is asked about (:class:`AskedVectors`), made once."""
+        return AskedVectors(self.vectors, self.vectorizer, self.records)
+
+    def lookup_query(self, position: int) -> sp.csr_matrix:
+        """The (1, n_features) vector the indexed trial at ``position`` is asked about
+        with, for :meth:`similar` and :meth:`explain`: its row, or for a thin trial
+        (no condition, no intervention) its record read as :meth:`query_vector` reads
+        a draft, so it ranks its related trials as that draft would."""
+        return self.asked.vector(position)
 
     def similar_to_vector(
         self, query: sp.csr_matrix, k: int = DEFAULT_RESULTS, *, allowed: np.ndarray | None = None
@@ -385,7 +406,7 @@ class TrialIndex:
         Parameters
         ----------
         query : csr_matrix of shape (1, n_features)
-            The query's vector (``self.vectors[pos]`` for an indexed trial).
+            The query's vector (:meth:`lookup_query` for an indexed trial).
         position : int
             Row of the recommended trial.
         n_terms : int, default 3

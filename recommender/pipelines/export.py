@@ -2,7 +2,8 @@
 
 One row per (trial, related trial): ``query_id, rank, related_id, score``, in the
 order of the index's trials and, within a trial, by rank — what
-:meth:`TrialIndex.similar` returns for each trial. Rows are made a block of trials at
+:meth:`TrialIndex.similar` returns for each trial (a thin trial's stored list ordered
+by its reading, :meth:`TrialIndex.lookup_query`). Rows are made a block of trials at
 a time from the index's neighbour arrays (read from their files, not kept mapped), so
 the whole registry exports in bounded memory; a file is written under a temporary
 name and renamed into place, so an interrupted export leaves no half-written file.
@@ -20,7 +21,7 @@ from typing import TextIO
 import numpy as np
 
 from recommender.index import TrialIndex
-from recommender.neighbours import NO_NEIGHBOUR
+from recommender.neighbours import NO_NEIGHBOUR, rank_candidates
 
 FORMATS = ("csv", "jsonl")
 COLUMNS = ("query_id", "rank", "related_id", "score")
@@ -123,8 +124,14 @@ def iter_blocks(
     ids = index.ids
     for start in range(0, len(ids), block_rows):
         stop = min(start + block_rows, len(ids))
-        related = read_rows(index.neighbour_indices, start, stop)[:, :k]
-        scores = read_rows(index.neighbour_scores, start, stop)[:, :k]
+        related, scores = _as_asked(
+            index,
+            start,
+            read_rows(index.neighbour_indices, start, stop),
+            read_rows(index.neighbour_scores, start, stop),
+            k,
+        )
+        related, scores = related[:, :k], scores[:, :k]
         present = related != NO_NEIGHBOUR
         # The rank counts only real neighbours, as TrialIndex.similar does.
         ranks = np.cumsum(present, axis=1)
@@ -138,6 +145,28 @@ def iter_blocks(
             strict=True,
         )
         yield _format_lines(columns, fmt), len(row)
+
+
+def _as_asked(
+    index: TrialIndex, start: int, related: np.ndarray, scores: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stored lists of rows ``start:start + len(related)``, thin trials' ordered by
+    their readings (all of a block's read together), as :meth:`TrialIndex.similar`
+    answers them."""
+    thin = np.flatnonzero([index.asked.reads_prose(start + i) for i in range(len(related))])
+    if not len(thin):
+        return related, scores
+    related, scores = related.copy(), scores.copy()  # a block read from a file is read-only
+    related[thin], scores[thin] = rank_candidates(
+        index.vectors, related[thin], index.asked.vectors_of(start + thin)
+    )
+    # Fewer than k stored: TrialIndex.similar searches the whole index for such a trial.
+    for row in thin[(related[thin, :k] == NO_NEIGHBOUR).any(axis=1)]:
+        found = index.similar(str(index.ids[start + row]), k)
+        related[row], scores[row] = NO_NEIGHBOUR, 0
+        related[row, : len(found)] = [n.position for n in found]
+        scores[row, : len(found)] = [n.score for n in found]
+    return related, scores
 
 
 def read_rows(array: np.ndarray, start: int, stop: int) -> np.ndarray:

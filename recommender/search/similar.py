@@ -124,7 +124,7 @@ class Recommender:
         allowed = self._allowed(status, phase, study_type)
         neighbours = self.index.similar(nct_id, check_results(k), allowed=allowed)
         record = self.index.records[position]
-        query = self.index.vectors[position] if why else None
+        query = self.index.lookup_query(position) if why else None
         return self._results(neighbours, record.nct_id, record.display_title, query)
 
     def similar_to_text(

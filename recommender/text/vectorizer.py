@@ -432,6 +432,16 @@ class FieldGroupVectorizer:
             mask[start:stop] = g.prune_frequent
         return mask
 
+    def fillable_columns(self) -> np.ndarray:
+        """Boolean mask of shape (n_features_,): columns of the groups that have
+        ``read_when_missing``. A record with no term among them is read with its prose
+        there when asked about (:meth:`transform_queries`)."""
+        self._check_fitted()
+        mask = np.zeros(self.n_features_, dtype=bool)
+        for g, start, stop in zip(self.groups, self.offsets_, self.offsets_[1:], strict=False):
+            mask[start:stop] = g.read_when_missing > 0
+        return mask
+
     def group_of_column(self, columns: np.ndarray) -> np.ndarray:
         """Index into ``groups`` of each column in ``columns``."""
         return np.searchsorted(self.offsets_, columns, side="right") - 1

@@ -1,0 +1,120 @@
+"""How an indexed trial is asked about: the vector its related trials are ranked by.
+
+A trial with a condition or an intervention is asked about with its stored row (the
+scores of two such trials are a dot product of their rows). A thin trial (titles,
+summary and description only: 84% of the registry corpus) is asked about as a draft
+with the same fields would be: its prose also read into the condition and
+intervention groups (:meth:`FieldGroupVectorizer.transform_queries`), so its words meet
+the trials' lists. That vector is not stored (it would add 83% to the vectors); it is
+read from the trial's record when asked for, and the latest readings are kept.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from recommender.core import TrialRecord
+from recommender.text import FieldGroupVectorizer
+
+#: Readings of thin trials kept per index (about 4 KB each): the trials asked about
+#: most often are answered without reading their record again.
+CACHED_READINGS = 4096
+
+
+class AskedVectors:
+    """The query vector of each indexed trial, read once per trial and kept.
+
+    Parameters
+    ----------
+    vectors : csr_matrix of shape (n_trials, n_features), float32
+        The stored rows.
+    vectorizer : FieldGroupVectorizer
+        The index's, fitted.
+    records : sequence of TrialRecord, length n_trials
+        The records of the rows, in row order (an index's :class:`RecordStore`).
+    cached : int, default CACHED_READINGS
+        Readings of thin trials kept (least recently used dropped first).
+
+    Attributes
+    ----------
+    fillable_ : ndarray of shape (n_features,), dtype bool
+        :meth:`FieldGroupVectorizer.fillable_columns`; all False for an index built
+        before thin queries read prose, whose trials are all asked with their rows.
+    """
+
+    def __init__(
+        self,
+        vectors: sp.csr_matrix,
+        vectorizer: FieldGroupVectorizer,
+        records: Sequence[TrialRecord],
+        cached: int = CACHED_READINGS,
+    ) -> None:
+        self.vectors = vectors
+        self.vectorizer = vectorizer
+        self.records = records
+        self.cached = cached
+        self.fillable_ = vectorizer.fillable_columns()
+        # Plain views of the mapped arrays: slicing a np.memmap wraps every result.
+        self._indptr = np.asarray(vectors.indptr)
+        self._indices = np.asarray(vectors.indices)
+        self._readings: OrderedDict[int, sp.csr_matrix] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def reads_prose(self, position: int) -> bool:
+        """Whether the trial at ``position`` is asked about with its prose read into
+        the list groups (its row has no term there), not with its row."""
+        if not self.fillable_.any():
+            return False
+        columns = self._indices[self._indptr[position] : self._indptr[position + 1]]
+        return not self.fillable_[columns].any()
+
+    def kept(self, position: int) -> bool:
+        """Whether :meth:`vector` answers ``position`` without reading its record: a
+        trial asked with its row, or a thin trial whose reading is kept."""
+        return not self.reads_prose(position) or position in self._readings
+
+    def vector(self, position: int) -> sp.csr_matrix:
+        """The (1, n_features) float32 vector the trial at ``position`` asks with, each
+        column once."""
+        if not self.reads_prose(position):
+            return self.vectors[position]
+        with self._lock:
+            reading = self._readings.get(position)
+            if reading is not None:
+                self._readings.move_to_end(position)
+                return reading
+        reading = self._read([position])
+        with self._lock:
+            self._readings[position] = reading
+            while len(self._readings) > self.cached:
+                self._readings.popitem(last=False)
+        return reading
+
+    def vectors_of(self, positions: Sequence[int] | np.ndarray) -> sp.csr_matrix:
+        """The vectors of several trials at once, shape (len(positions), n_features):
+        thin trials' records read together (the export, the evaluation)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        thin = np.array([self.reads_prose(int(p)) for p in positions], dtype=bool)
+        if not thin.any():
+            return self.vectors[positions]
+        stacked = sp.vstack(
+            [self.vectors[positions[~thin]], self._read(positions[thin])], format="csr"
+        )
+        order = np.argsort(np.concatenate([np.flatnonzero(~thin), np.flatnonzero(thin)]))
+        return stacked[order]
+
+    def forget(self) -> None:
+        """Drop every kept reading (a benchmark asking as after a start)."""
+        with self._lock:
+            self._readings.clear()
+
+    def _read(self, positions: Sequence[int] | np.ndarray) -> sp.csr_matrix:
+        records = [self.records[int(p)] for p in positions]
+        reading = self.vectorizer.transform_queries(records)
+        reading.sum_duplicates()  # an explanation matches each column once
+        return reading
