@@ -139,3 +139,18 @@ def test_the_quality_table_scores_every_set_in_both_regimes(tmp_path):
     table = format_quality_table(rows)
     assert table.count("\n") == len(rows) + 1
     assert "| related, thin |" in table and "+0.03" in table
+
+
+def test_the_default_can_be_scored_as_a_built_index_answers(tmp_path):
+    from recommender.evaluation.comparison import SYSTEMS, with_built_index
+    from recommender.evaluation.rankers import IndexRanker
+    from recommender.index import TrialIndex
+    from tests.factories import build_tiny_index
+
+    index = TrialIndex.load(build_tiny_index(tmp_path))
+    records = list(index.records)
+    systems = with_built_index(index, records)
+    assert isinstance(systems["default"](records), IndexRanker)
+    assert systems["BM25 (bm25s)"] is SYSTEMS["BM25 (bm25s)"]
+    with pytest.raises(ValueError, match="holds 9 trials, not the 8 read"):
+        with_built_index(index, records[:-1])

@@ -22,9 +22,10 @@ from recommender.core import TrialRecord
 from recommender.evaluation.baselines import BM25Ranker, field_group_ranker, tfidf_ranker
 from recommender.evaluation.labels import load_labels, load_text_queries
 from recommender.evaluation.metrics import fold_values, paired_bootstrap, paired_bootstrap_ratio
-from recommender.evaluation.rankers import Ranker
+from recommender.evaluation.rankers import IndexRanker, Ranker
 from recommender.evaluation.regimes import REGIMES, thin_record
 from recommender.evaluation.runner import EvaluationResult, evaluate, evaluate_text
+from recommender.index import TrialIndex
 
 SYSTEMS: dict[str, Callable[[Sequence[TrialRecord]], Ranker]] = {
     "default": lambda records: field_group_ranker(records, n_jobs=-1),
@@ -32,6 +33,26 @@ SYSTEMS: dict[str, Callable[[Sequence[TrialRecord]], Ranker]] = {
     "BM25 (bm25s)": BM25Ranker,
 }
 BASELINES = ("plain TF-IDF", "BM25 (bm25s)")
+
+
+def with_built_index(
+    index: TrialIndex, records: Sequence[TrialRecord]
+) -> dict[str, Callable[[Sequence[TrialRecord]], Ranker]]:
+    """:data:`SYSTEMS` with the default scored as ``index`` answers (its stored lists,
+    a thin trial's ordered by its reading: :class:`IndexRanker`), not as an exact
+    search over vectors made in memory.
+
+    Raises
+    ------
+    ValueError
+        ``index`` does not hold exactly the trials of ``records`` (sorted by id).
+    """
+    if index.ids.tolist() != [r.nct_id for r in records]:
+        raise ValueError(
+            f"the index at {index.path} holds {len(index):,} trials, not the "
+            f"{len(records):,} read: build it from the same sources"
+        )
+    return {**SYSTEMS, "default": lambda records: IndexRanker(index)}
 
 
 @dataclass(frozen=True)
