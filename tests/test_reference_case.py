@@ -70,3 +70,25 @@ def test_reference_case_on_the_committed_sample(tmp_path):
     summary = build_index(sources, tmp_path / "index", k=10)
     assert summary.studies > 2000
     check_reference_case(TrialIndex.load(summary.path), sample / "seed-cluster")
+
+
+@pytest.mark.corpus
+@pytest.mark.slow
+def test_a_thin_trial_is_answered_as_its_record_posted_as_a_draft(corpus_index):
+    """A thin trial looked up by its id gets the exact top 10 of its record read as a
+    draft (less itself), scores included: recall@10 against scipy's exact scores."""
+    index, _ = corpus_index
+    rows = np.random.default_rng(11).choice(len(index), size=400, replace=False)
+    thin = [int(p) for p in rows if index.asked.reads_prose(int(p))][:150]
+    assert len(thin) == 150
+    shares = []
+    for pos in thin:
+        found = index.similar(str(index.ids[pos]), 10)
+        scores = (index.vectors @ index.query_vector(index.records[pos]).T).toarray().ravel()
+        scores[pos] = -np.inf
+        exact = np.argsort(-scores, kind="stable")[:10]
+        shares.append(len({n.position for n in found} & set(exact.tolist())) / len(exact))
+        np.testing.assert_allclose(
+            [n.score for n in found], scores[[n.position for n in found]], rtol=1e-4
+        )
+    assert np.mean(shares) >= 0.99, f"recall@10 {np.mean(shares):.4f}"

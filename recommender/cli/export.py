@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from recommender.cli._common import EXIT_OK, BadInput, positive_int
+from recommender.cli._common import EXIT_OK, BadInput, jobs, positive_int
 from recommender.core import DEFAULT_INDEX
 from recommender.index import TrialIndex
 
@@ -31,6 +31,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     export.add_argument(
         "--k", type=positive_int, help="related trials per trial (default: all the index stores)"
     )
+    export.add_argument(
+        "--jobs",
+        type=jobs,
+        default=-1,
+        help="cores searching the thin trials, asked about by their reading (-1: all)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from recommender.pipelines import ExportError, export_related
 
     try:
-        summary = export_related(TrialIndex.load(args.index), args.out, args.format, k=args.k)
+        index = TrialIndex.load(args.index)
+        summary = export_related(index, args.out, args.format, k=args.k, n_jobs=args.jobs)
     except ExportError as exc:
         raise BadInput(str(exc)) from None
     except BrokenPipeError:  # `--out - | head`: the reader has what it wanted

@@ -1,12 +1,15 @@
 """How an indexed trial is asked about: the vector its related trials are ranked by.
 
 A trial with a condition or an intervention is asked about with its stored row (the
-scores of two such trials are a dot product of their rows). A thin trial (titles,
-summary and description only: 84% of the registry corpus) is asked about as a draft
-with the same fields would be: its prose also read into the condition and
-intervention groups (:meth:`FieldGroupVectorizer.transform_queries`), so its words meet
-the trials' lists. That vector is not stored (it would add 83% to the vectors); it is
-read from the trial's record when asked for, and the latest readings are kept.
+scores of two such trials are a dot product of their rows, and its stored list holds
+its nearest). A thin trial (titles, summary and description only: 84% of the
+registry corpus) is asked about as a draft with the same fields would be: its prose
+also read into the condition and intervention groups
+(:meth:`FieldGroupVectorizer.transform_queries`), so its words meet the trials'
+lists. That vector is not stored (it would add 83% to the vectors), and its nearest
+trials are not those of its stored list (found with its row), so it is read from the
+trial's record and searched when asked for; the latest readings are kept with their
+answers.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,9 +25,15 @@ import scipy.sparse as sp
 from recommender.core import TrialRecord
 from recommender.text import FieldGroupVectorizer
 
-#: Readings of thin trials kept per index (about 4 KB each): the trials asked about
-#: most often are answered without reading their record again.
+#: Thin trials whose reading and answer are kept per index (about 5 KB each): the
+#: trials asked about most often are answered without reading their record again.
 CACHED_READINGS = 4096
+
+
+@dataclass
+class _Kept:
+    vector: sp.csr_matrix
+    answer: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class AskedVectors:
@@ -38,7 +48,8 @@ class AskedVectors:
     records : sequence of TrialRecord, length n_trials
         The records of the rows, in row order (an index's :class:`RecordStore`).
     cached : int, default CACHED_READINGS
-        Readings of thin trials kept (least recently used dropped first).
+        Thin trials whose reading (and answer, :meth:`keep_answer`) are kept, the
+        least recently asked dropped first.
 
     Attributes
     ----------
@@ -62,7 +73,7 @@ class AskedVectors:
         # Plain views of the mapped arrays: slicing a np.memmap wraps every result.
         self._indptr = np.asarray(vectors.indptr)
         self._indices = np.asarray(vectors.indices)
-        self._readings: OrderedDict[int, sp.csr_matrix] = OrderedDict()
+        self._kept: OrderedDict[int, _Kept] = OrderedDict()
         self._lock = threading.Lock()
 
     def reads_prose(self, position: int) -> bool:
@@ -74,26 +85,48 @@ class AskedVectors:
         return not self.fillable_[columns].any()
 
     def kept(self, position: int) -> bool:
-        """Whether :meth:`vector` answers ``position`` without reading its record: a
-        trial asked with its row, or a thin trial whose reading is kept."""
-        return not self.reads_prose(position) or position in self._readings
+        """Whether the trial at ``position`` is answered without reading its record
+        or searching: a trial asked with its row, or a thin trial whose answer is
+        kept."""
+        if not self.reads_prose(position):
+            return True
+        kept = self._kept.get(position)
+        return kept is not None and kept.answer is not None
 
     def vector(self, position: int) -> sp.csr_matrix:
         """The (1, n_features) float32 vector the trial at ``position`` asks with, each
         column once."""
         if not self.reads_prose(position):
             return self.vectors[position]
-        with self._lock:
-            reading = self._readings.get(position)
-            if reading is not None:
-                self._readings.move_to_end(position)
-                return reading
+        kept = self._recall(position)
+        if kept is not None:
+            return kept.vector
         reading = self._read([position])
         with self._lock:
-            self._readings[position] = reading
-            while len(self._readings) > self.cached:
-                self._readings.popitem(last=False)
+            self._kept[position] = _Kept(reading)
+            while len(self._kept) > self.cached:
+                self._kept.popitem(last=False)
         return reading
+
+    def answer(self, position: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The rows and scores kept by :meth:`keep_answer` for a thin trial, or None."""
+        kept = self._recall(position)
+        return None if kept is None else kept.answer
+
+    def keep_answer(self, position: int, rows: np.ndarray, scores: np.ndarray) -> None:
+        """Keep a thin trial's unfiltered nearest rows and their scores with its
+        reading (dropped with it)."""
+        with self._lock:
+            kept = self._kept.get(position)
+            if kept is not None:
+                kept.answer = (rows, scores)
+
+    def _recall(self, position: int) -> _Kept | None:
+        with self._lock:
+            kept = self._kept.get(position)
+            if kept is not None:
+                self._kept.move_to_end(position)
+            return kept
 
     def vectors_of(self, positions: Sequence[int] | np.ndarray) -> sp.csr_matrix:
         """The vectors of several trials at once, shape (len(positions), n_features):
@@ -109,9 +142,9 @@ class AskedVectors:
         return stacked[order]
 
     def forget(self) -> None:
-        """Drop every kept reading (a benchmark asking as after a start)."""
+        """Drop every kept reading and answer (a benchmark asking as after a start)."""
         with self._lock:
-            self._readings.clear()
+            self._kept.clear()
 
     def _read(self, positions: Sequence[int] | np.ndarray) -> sp.csr_matrix:
         records = [self.records[int(p)] for p in positions]

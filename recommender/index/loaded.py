@@ -67,7 +67,7 @@ from recommender.index.errors import DamagedIndexError, NotInIndexError
 from recommender.index.format import raise_if_damaged, verify_index
 from recommender.index.segments import SPANS_FILE, SegmentedRecords, segment_files, spans_problems
 from recommender.index.versions import META_FILE, hold_version, resolve_index_folder
-from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours, Explainer, rank_candidates
+from recommender.neighbours import NO_NEIGHBOUR, CosineNeighbours, Explainer
 from recommender.text import FieldGroupVectorizer
 
 
@@ -301,28 +301,43 @@ class TrialIndex:
 
         A lookup in the precomputed lists when they hold enough (after ``allowed``,
         a boolean filter over trials, is applied); otherwise an exact search. A thin
-        trial's list is its stored one ordered by its reading.
+        trial is searched with its reading (its stored list was found with its row);
+        its answer without a filter is kept with its reading.
         """
         pos = self.position(nct_id)
+        if self.asked.reads_prose(pos):
+            ids, scores = self._search_asked(pos, k, allowed)
+            return self._neighbours(ids[:k], scores[:k])
         stored_ids = np.asarray(self.neighbour_indices[pos])
         stored_scores = np.asarray(self.neighbour_scores[pos])
-        reads_prose = self.asked.reads_prose(pos)
-        if reads_prose:
-            ranked = rank_candidates(self.vectors, stored_ids[None], self.lookup_query(pos))
-            stored_ids, stored_scores = ranked[0][0], ranked[1][0]
         keep = stored_ids != NO_NEIGHBOUR
         if allowed is not None:
             keep &= allowed[np.maximum(stored_ids, 0)]
         ids, scores = stored_ids[keep], stored_scores[keep]
-        # Fewer positive scores than k. Not for a reading: it has terms its row lacks,
-        # so trials outside the stored list may score above zero.
-        list_complete = stored_ids[-1] == NO_NEIGHBOUR and not reads_prose
+        list_complete = stored_ids[-1] == NO_NEIGHBOUR  # fewer positive scores than k
         if len(ids) < k and not list_complete:
             found, found_scores = self.search.kneighbors(
-                self.lookup_query(pos), k, exclude=np.array([pos]), allowed=allowed
+                self.vectors[pos], k, exclude=np.array([pos]), allowed=allowed
             )
             ids, scores = found[0], found_scores[0]
         return self._neighbours(ids[:k], scores[:k])
+
+    def _search_asked(
+        self, pos: int, k: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and scores of a thin trial's nearest by its reading: at least ``k``,
+        as many as the stored lists hold without a filter (that answer is kept)."""
+        if allowed is None:
+            kept = self.asked.answer(pos)
+            if kept is not None and len(kept[0]) >= k:
+                return kept
+        query, wanted = self.lookup_query(pos), max(k, self.neighbour_indices.shape[1])
+        found, scores = self.search.kneighbors(
+            query, wanted, exclude=np.array([pos]), allowed=allowed
+        )
+        if allowed is None:
+            self.asked.keep_answer(pos, found[0], scores[0])
+        return found[0], scores[0]
 
     @functools.cached_property
     def asked(self) -> AskedVectors:

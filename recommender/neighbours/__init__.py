@@ -1,10 +1,8 @@
 """Nearest neighbours of sparse rows by dot product: the search (:class:`CosineNeighbours`,
-compiled kernels beside it), the ranking of a few known candidates
-(:func:`rank_candidates`), the explanation of a score (:class:`Explainer`), and the
+compiled kernels beside it), the explanation of a score (:class:`Explainer`), and the
 repair of stored lists after an update (:func:`update_neighbours`)."""
 
 from recommender.neighbours._arrays import NO_NEIGHBOUR, as_float32_csr, transposed
-from recommender.neighbours.candidates import rank_candidates
 from recommender.neighbours.explain import Explainer
 from recommender.neighbours.repair import update_neighbours
 from recommender.neighbours.search import CosineNeighbours
@@ -14,7 +12,6 @@ __all__ = [
     "CosineNeighbours",
     "Explainer",
     "as_float32_csr",
-    "rank_candidates",
     "transposed",
     "update_neighbours",
 ]

@@ -2,11 +2,12 @@
 
 One row per (trial, related trial): ``query_id, rank, related_id, score``, in the
 order of the index's trials and, within a trial, by rank — what
-:meth:`TrialIndex.similar` returns for each trial (a thin trial's stored list ordered
-by its reading, :meth:`TrialIndex.lookup_query`). Rows are made a block of trials at
+:meth:`TrialIndex.similar` returns for each trial. Rows are made a block of trials at
 a time from the index's neighbour arrays (read from their files, not kept mapped), so
-the whole registry exports in bounded memory; a file is written under a temporary
-name and renamed into place, so an interrupted export leaves no half-written file.
+the whole registry exports in bounded memory; a thin trial's list is its nearest by
+its reading (:meth:`TrialIndex.lookup_query`), a block's thin trials read and searched
+together. A file is written under a temporary name and renamed into place, so an
+interrupted export leaves no half-written file.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from pathlib import Path
 from typing import TextIO
 
 import numpy as np
+from joblib import Parallel, delayed, effective_n_jobs
 
 from recommender.index import TrialIndex
-from recommender.neighbours import NO_NEIGHBOUR, rank_candidates
+from recommender.neighbours import NO_NEIGHBOUR
 
 FORMATS = ("csv", "jsonl")
 COLUMNS = ("query_id", "rank", "related_id", "score")
@@ -48,6 +50,7 @@ def export_related(
     *,
     k: int | None = None,
     block_rows: int = DEFAULT_BLOCK_ROWS,
+    n_jobs: int = -1,
 ) -> ExportSummary:
     """Write every trial's stored related list to ``out``.
 
@@ -64,6 +67,8 @@ def export_related(
     block_rows : int, default 1024
         Trials formatted at once (about 25 MB of Python strings at k=50); memory
         grows with it, not with the index.
+    n_jobs : int, default -1
+        Threads searching the thin trials of a block (-1: one per core).
 
     Returns
     -------
@@ -84,13 +89,15 @@ def export_related(
             "trial (rebuild with a larger -k for more)"
         )
     if str(out) == "-":
-        rows = _write(sys.stdout, index, fmt, k, block_rows)
+        rows = _write(sys.stdout, index, fmt, k, block_rows, n_jobs)
     else:
-        rows = _write_atomically(Path(out), index, fmt, k, block_rows)
+        rows = _write_atomically(Path(out), index, fmt, k, block_rows, n_jobs)
     return ExportSummary(trials=len(index), rows=rows, k=k)
 
 
-def _write_atomically(out: Path, index: TrialIndex, fmt: str, k: int, block_rows: int) -> int:
+def _write_atomically(
+    out: Path, index: TrialIndex, fmt: str, k: int, block_rows: int, n_jobs: int
+) -> int:
     if out.is_dir():
         raise ExportError(f"{out} is a folder; give a file name")
     if not out.parent.is_dir():
@@ -99,7 +106,7 @@ def _write_atomically(out: Path, index: TrialIndex, fmt: str, k: int, block_rows
     try:
         # newline="": rows end in "\n" on every platform (what database loaders expect).
         with open(tmp, "w", encoding="utf-8", newline="") as handle:
-            rows = _write(handle, index, fmt, k, block_rows)
+            rows = _write(handle, index, fmt, k, block_rows, n_jobs)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -107,18 +114,20 @@ def _write_atomically(out: Path, index: TrialIndex, fmt: str, k: int, block_rows
     return rows
 
 
-def _write(handle: TextIO, index: TrialIndex, fmt: str, k: int, block_rows: int) -> int:
+def _write(
+    handle: TextIO, index: TrialIndex, fmt: str, k: int, block_rows: int, n_jobs: int
+) -> int:
     if fmt == "csv":
         handle.write(",".join(COLUMNS) + "\n")
     rows = 0
-    for text, count in iter_blocks(index, fmt, k, block_rows):
+    for text, count in iter_blocks(index, fmt, k, block_rows, n_jobs):
         handle.write(text)
         rows += count
     return rows
 
 
 def iter_blocks(
-    index: TrialIndex, fmt: str, k: int, block_rows: int = DEFAULT_BLOCK_ROWS
+    index: TrialIndex, fmt: str, k: int, block_rows: int = DEFAULT_BLOCK_ROWS, n_jobs: int = -1
 ) -> Iterator[tuple[str, int]]:
     """Rows of ``block_rows`` trials at a time, formatted: ``(text, number of rows)``."""
     ids = index.ids
@@ -130,6 +139,7 @@ def iter_blocks(
             read_rows(index.neighbour_indices, start, stop),
             read_rows(index.neighbour_scores, start, stop),
             k,
+            n_jobs,
         )
         related, scores = related[:, :k], scores[:, :k]
         present = related != NO_NEIGHBOUR
@@ -148,24 +158,29 @@ def iter_blocks(
 
 
 def _as_asked(
-    index: TrialIndex, start: int, related: np.ndarray, scores: np.ndarray, k: int
+    index: TrialIndex, start: int, related: np.ndarray, scores: np.ndarray, k: int, n_jobs: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The stored lists of rows ``start:start + len(related)``, thin trials' ordered by
-    their readings (all of a block's read together), as :meth:`TrialIndex.similar`
-    answers them."""
+    """The stored lists of rows ``start:start + len(related)``, with each thin trial's
+    replaced by its nearest by its reading (a block's thin trials read and searched
+    together), as :meth:`TrialIndex.similar` answers them."""
     thin = np.flatnonzero([index.asked.reads_prose(start + i) for i in range(len(related))])
     if not len(thin):
         return related, scores
-    related, scores = related.copy(), scores.copy()  # a block read from a file is read-only
-    related[thin], scores[thin] = rank_candidates(
-        index.vectors, related[thin], index.asked.vectors_of(start + thin)
+    positions = start + thin
+    # As many as TrialIndex.similar searches for, so the first k are its k.
+    wanted = max(k, related.shape[1])
+    queries = index.asked.vectors_of(positions)
+    # The searches release the GIL: one share of the block's thin trials per thread.
+    threads = min(effective_n_jobs(n_jobs), len(positions))
+    shares = np.array_split(np.arange(len(positions)), threads)
+    answers = Parallel(n_jobs=len(shares), backend="threading")(
+        delayed(index.search.kneighbors)(queries[share], wanted, exclude=positions[share])
+        for share in shares
     )
-    # Fewer than k stored: TrialIndex.similar searches the whole index for such a trial.
-    for row in thin[(related[thin, :k] == NO_NEIGHBOUR).any(axis=1)]:
-        found = index.similar(str(index.ids[start + row]), k)
-        related[row], scores[row] = NO_NEIGHBOUR, 0
-        related[row, : len(found)] = [n.position for n in found]
-        scores[row, : len(found)] = [n.score for n in found]
+    found = np.concatenate([a[0] for a in answers])
+    found_scores = np.concatenate([a[1] for a in answers])
+    related, scores = related.copy(), scores.copy()  # a block read from a file is read-only
+    related[thin], scores[thin] = found[:, : related.shape[1]], found_scores[:, : related.shape[1]]
     return related, scores
 
 
