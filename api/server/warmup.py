@@ -47,7 +47,7 @@ def warm_up_requests(index: TrialIndex) -> dict[str, tuple[str, str, dict | None
         "free-text query": ("POST", "/similar", {"text": text}),
         "page": ("GET", f"/?q={nct_id}", None),
     }
-    # A thin trial's list is ordered by its reading, through a kernel of its own.
+    # A thin trial is read as a query and searched: neither is on a rich trial's path.
     thin = next((p for p in range(min(len(index), 1000)) if index.asked.reads_prose(p)), None)
     if thin is not None:
         requests["thin trial's id query"] = ("GET", f"/similar/{index.ids[thin]}", None)

@@ -48,9 +48,9 @@ def similar_to_trial(
 
 def answered_from_stored_lists(index: TrialIndex, k: int, filters: dict[str, list[str]]) -> bool:
     """Whether :func:`similar_to_trial` is a lookup in the precomputed lists, not a
-    search: no filter, and ``k`` no more than the lists hold (tens of microseconds for
-    a trial asked with its row; a thin trial's list is ordered by its reading first,
-    :meth:`TrialIndex.lookup_query`)."""
+    search: no filter, and ``k`` no more than the lists hold (tens of microseconds). A
+    thin trial is searched with its reading instead (:meth:`TrialIndex.lookup_query`),
+    or answered from its kept answer (:func:`answered_on_the_loop`)."""
     return k <= index.neighbour_indices.shape[1] and not any(filters.values())
 
 
@@ -82,7 +82,7 @@ def similar_to_trial_payload(
     if answered_from_stored_lists(index, k, filters) and not index.asked.reads_prose(position):
         positions, scores = prepared.stored_neighbours(position, k)
         query_indices, query_data = prepared.explainer_.query_row(position)
-    else:  # a search, or a thin trial's stored list ordered by its reading
+    else:  # a search, or a thin trial asked with its reading (its answer maybe kept)
         allowed = index.facets.allowed(filters)
         neighbours = index.similar(record.nct_id, k, allowed=allowed)
         positions, scores = [n.position for n in neighbours], [n.score for n in neighbours]

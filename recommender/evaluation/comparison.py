@@ -38,8 +38,8 @@ BASELINES = ("plain TF-IDF", "BM25 (bm25s)")
 def with_built_index(
     index: TrialIndex, records: Sequence[TrialRecord]
 ) -> dict[str, Callable[[Sequence[TrialRecord]], Ranker]]:
-    """:data:`SYSTEMS` with the default scored as ``index`` answers (its stored lists,
-    a thin trial's ordered by its reading: :class:`IndexRanker`), not as an exact
+    """:data:`SYSTEMS` with the default scored as ``index`` answers (its stored lists;
+    a thin trial searched with its reading: :class:`IndexRanker`), not as an exact
     search over vectors made in memory.
 
     Raises

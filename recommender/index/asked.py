@@ -37,7 +37,8 @@ class _Kept:
 
 
 class AskedVectors:
-    """The query vector of each indexed trial, read once per trial and kept.
+    """The vector each indexed trial is asked about with; thin trials' readings (and
+    answers) kept for the trials asked about lately.
 
     Parameters
     ----------

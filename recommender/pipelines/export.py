@@ -52,7 +52,8 @@ def export_related(
     block_rows: int = DEFAULT_BLOCK_ROWS,
     n_jobs: int = -1,
 ) -> ExportSummary:
-    """Write every trial's stored related list to ``out``.
+    """Write every trial's related list, as :meth:`TrialIndex.similar` gives it, to
+    ``out``.
 
     Parameters
     ----------
