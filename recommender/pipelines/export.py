@@ -139,7 +139,6 @@ def iter_blocks(
             start,
             read_rows(index.neighbour_indices, start, stop),
             read_rows(index.neighbour_scores, start, stop),
-            k,
             n_jobs,
         )
         related, scores = related[:, :k], scores[:, :k]
@@ -159,7 +158,7 @@ def iter_blocks(
 
 
 def _as_asked(
-    index: TrialIndex, start: int, related: np.ndarray, scores: np.ndarray, k: int, n_jobs: int
+    index: TrialIndex, start: int, related: np.ndarray, scores: np.ndarray, n_jobs: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The stored lists of rows ``start:start + len(related)``, with each thin trial's
     replaced by its nearest by its reading (a block's thin trials read and searched
@@ -168,8 +167,9 @@ def _as_asked(
     if not len(thin):
         return related, scores
     positions = start + thin
-    # As many as TrialIndex.similar searches for, so the first k are its k.
-    wanted = max(k, related.shape[1])
+    # As many as TrialIndex.similar searches for (the stored k, which an export's k never
+    # exceeds), so the first k are its k.
+    wanted = related.shape[1]
     queries = index.asked.vectors_of(positions)
     # The searches release the GIL: one share of the block's thin trials per thread.
     threads = min(effective_n_jobs(n_jobs), len(positions))
@@ -181,7 +181,7 @@ def _as_asked(
     found = np.concatenate([a[0] for a in answers])
     found_scores = np.concatenate([a[1] for a in answers])
     related, scores = related.copy(), scores.copy()  # a block read from a file is read-only
-    related[thin], scores[thin] = found[:, : related.shape[1]], found_scores[:, : related.shape[1]]
+    related[thin], scores[thin] = found, found_scores
     return related, scores
 
 

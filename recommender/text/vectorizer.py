@@ -426,21 +426,18 @@ class FieldGroupVectorizer:
 
     def prunable_columns(self) -> np.ndarray:
         """Boolean mask of shape (n_features_,): columns of ``prune_frequent`` groups."""
-        self._check_fitted()
-        mask = np.zeros(self.n_features_, dtype=bool)
-        for g, start, stop in zip(self.groups, self.offsets_, self.offsets_[1:], strict=False):
-            mask[start:stop] = g.prune_frequent
-        return mask
+        return self._columns_of_groups([g.prune_frequent for g in self.groups])
 
     def fillable_columns(self) -> np.ndarray:
         """Boolean mask of shape (n_features_,): columns of the groups that have
         ``read_when_missing``. A record with no term among them is read with its prose
         there when asked about (:meth:`transform_queries`)."""
+        return self._columns_of_groups([g.read_when_missing > 0 for g in self.groups])
+
+    def _columns_of_groups(self, flags: list[bool]) -> np.ndarray:
+        """Each group's flag over its columns: a boolean mask of shape (n_features_,)."""
         self._check_fitted()
-        mask = np.zeros(self.n_features_, dtype=bool)
-        for g, start, stop in zip(self.groups, self.offsets_, self.offsets_[1:], strict=False):
-            mask[start:stop] = g.read_when_missing > 0
-        return mask
+        return np.repeat(np.array(flags, dtype=bool), np.diff(self.offsets_))
 
     def group_of_column(self, columns: np.ndarray) -> np.ndarray:
         """Index into ``groups`` of each column in ``columns``."""
