@@ -10,14 +10,16 @@ split by how the trial asks:
 - ``rich``: a trial with a condition or an intervention, answered from its stored
   list and row;
 - ``thin, first``: a thin trial, whose record is read as a draft would be
-  (:meth:`TrialIndex.lookup_query`) and searched with;
+  (:meth:`TrialIndex.lookup_query`) and searched with, from its stored list;
 - ``thin, kept``: the same trial asked again (its reading and answer kept);
 - ``scipy X @ q`` (baseline): the plain exact search of the same readings, ``X @ q.T``
   then ``argpartition`` (the reading itself not in this figure), as
   ``python -m bench.query`` times it.
 
-Also prints the share of a thin trial's stored top ``k`` (found with its row, what the
-lookup answered before) that its reading's answer keeps.
+Also prints the recall@k of the thin trials' answers against that exact search (they
+are searched from their stored lists, :meth:`TrialIndex.asked_kneighbors`), and the
+share of a thin trial's stored top ``k`` (found with its row, what the lookup answered
+before its reading) that its reading's answer keeps.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     rng = np.random.default_rng(args.seed)
     positions = rng.choice(len(index), size=min(args.lookups, len(index)), replace=False)
     timings: dict[str, list[float]] = {"rich": [], "thin, first": [], "thin, kept": []}
-    baseline, kept = [], []
+    baseline, kept, recall = [], [], []
     for pos in (int(p) for p in positions[:2]):  # compile and load outside the timing
         similar_to_trial_payload(index, str(index.ids[pos]), args.k, NO_FILTERS)
     index.asked.forget()
@@ -74,12 +76,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         timings["thin, kept"].append(timed_answer(index, nct_id, args.k))
         query = index.lookup_query(pos)
         start = time.perf_counter()
-        scipy_top_k(index.vectors, query, args.k, pos)
+        exact = scipy_top_k(index.vectors, query, args.k, pos)
         baseline.append(time.perf_counter() - start)
         stored = np.asarray(index.neighbour_indices[pos][: args.k])
         stored = set(stored[stored >= 0].tolist())
         answered = {n.position for n in index.similar(nct_id, args.k)}
         kept.append(len(stored & answered) / max(len(stored), 1))
+        recall.append(len(answered & set(exact.tolist())) / len(exact))
     timings["scipy X @ q (baseline)"] = baseline
     rows = [
         {"lookup": name, "n": len(t), "p50 ms": percentile_ms(t, 50),
@@ -89,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"GET /similar/{{id}} answers, top-{args.k}, in process, over {len(index):,} trials")
     print_table(rows, list(rows[0]))
     if kept:
+        print(f"thin: recall@{args.k} of the answers against the baseline's exact search: "
+              f"{np.mean(recall):.4f}")  # fmt: skip
         print(f"thin: share of the stored top-{args.k} (by row) that the reading's answer "
               f"keeps: {np.mean(kept):.4f}")  # fmt: skip
 

@@ -220,3 +220,118 @@ def scan_top_k(
         for r in range(k):
             out_ids[q, r] = heap_ids[q, order[r]]
             out_scores[q, r] = heap_scores[q, order[r]] if out_ids[q, r] >= 0 else 0.0
+
+
+@njit(nogil=True, cache=True)
+def listed_top_k(
+    q_indptr, q_indices, q_data, extra, t_indptr, t_indices, t_data,
+    x_indptr, x_indices, x_data, own, lists, list_scores, allowed, use_allowed,
+    out_ids, out_scores, out_proven,
+):  # fmt: skip
+    """Top-k for query rows that are an indexed row scaled plus terms it lacks.
+
+    Query row i is ``a * X[own[i]] + e`` with ``e`` only on ``extra`` columns, where
+    that row has nothing; ``lists[i]`` / ``list_scores[i]`` are ``X[own[i]]``'s stored
+    nearest rows by its row, best first (-1 / 0 padded). A row outside the list
+    scores at most ``a`` times the list's last score plus what ``e`` adds to it (0
+    when the list is shorter than full: no other row has a positive score by row),
+    so only the listed rows and the rows ``e``'s postings reach whose bound reaches
+    the k-th score so far are scored exactly (the same products in the same order
+    as :func:`rows_top_k`). ``out_proven[i]`` says the answer is the exact top-k
+    given the list: false when a filter left too few candidates above the bound.
+    """
+    n_rows = x_indptr.shape[0] - 1
+    k = out_ids.shape[1]
+    width = lists.shape[1]
+    acc = np.zeros(n_rows, dtype=np.float32)
+    stamp = np.zeros(n_rows, dtype=np.int32)  # i + 1: reached by e; -(i + 1): listed
+    touched = np.empty(n_rows, dtype=np.int32)
+    heap_scores = np.zeros(k, dtype=np.float32)
+    heap_ids = np.full(k, -1, dtype=np.int32)
+    for i in range(q_indptr.shape[0] - 1):
+        mark = np.int32(i + 1)
+        start, stop = q_indptr[i], q_indptr[i + 1]
+        scale = _row_scale(q_indices, q_data, extra, start, stop, x_indptr, x_data, own[i])
+        floor = np.float32(0.0)
+        if lists[i, width - 1] >= 0:
+            floor = np.float32(scale * list_scores[i, width - 1])
+        reached = 0
+        for p in range(start, stop):
+            term = q_indices[p]
+            if extra[term]:
+                weight = q_data[p]
+                for s in range(t_indptr[term], t_indptr[term + 1]):
+                    j = t_indices[s]
+                    if stamp[j] != mark:
+                        stamp[j] = mark
+                        acc[j] = 0.0
+                        touched[reached] = j
+                        reached += 1
+                    acc[j] += weight * t_data[s]
+        heap_scores[:] = 0.0
+        heap_ids[:] = -1
+        for c in range(width):
+            j = lists[i, c]
+            if j < 0:
+                break
+            if j != own[i] and (not use_allowed or allowed[j]):
+                lo, hi = x_indptr[j], x_indptr[j + 1]
+                score = _sorted_dot(q_indices, q_data, start, stop, x_indices, x_data, lo, hi)
+                _offer_row(heap_ids, heap_scores, j, score)
+            stamp[j] = -mark
+        # Rounding: a bound a little high only scores a few more rows exactly.
+        slack = np.float32(1.0 + 1e-5)
+        for c in range(reached):
+            j = touched[c]
+            if stamp[j] == -mark or j == own[i] or (use_allowed and not allowed[j]):
+                continue
+            if (floor + acc[j]) * slack >= heap_scores[0] or heap_ids[0] < 0:
+                lo, hi = x_indptr[j], x_indptr[j + 1]
+                score = _sorted_dot(q_indices, q_data, start, stop, x_indices, x_data, lo, hi)
+                _offer_row(heap_ids, heap_scores, j, score)
+        full = heap_ids[0] >= 0
+        out_proven[i] = floor == 0.0 or (full and heap_scores[0] * slack >= floor)
+        order = np.argsort(heap_ids, kind="mergesort")
+        order = order[np.argsort(-heap_scores[order], kind="mergesort")]
+        for r in range(k):
+            out_ids[i, r] = heap_ids[order[r]]
+            out_scores[i, r] = heap_scores[order[r]] if out_ids[i, r] >= 0 else 0.0
+
+
+@njit(nogil=True, cache=True)
+def _offer_row(heap_ids, heap_scores, row, score):
+    if score > 0.0 and (heap_ids[0] < 0 or _worse(heap_scores[0], heap_ids[0], score, row)):
+        heap_scores[0] = score
+        heap_ids[0] = row
+        _sift_down(heap_scores, heap_ids, 0)
+
+
+@njit(nogil=True, cache=True)
+def _sorted_dot(q_indices, q_data, start, stop, x_indices, x_data, x_start, x_stop):
+    # Both rows' columns ascend: a merge adds the products in the query's term order,
+    # as the accumulation over postings does, so the score is the same to the bit.
+    total = np.float32(0.0)
+    p, s = start, x_start
+    while p < stop and s < x_stop:
+        if q_indices[p] < x_indices[s]:
+            p += 1
+        elif q_indices[p] > x_indices[s]:
+            s += 1
+        else:
+            total += q_data[p] * x_data[s]
+            p += 1
+            s += 1
+    return total
+
+
+@njit(nogil=True, cache=True)
+def _row_scale(q_indices, q_data, extra, start, stop, x_indptr, x_data, row):
+    # |query outside the extra columns| / |row|: the a of a * X[row] + e.
+    outside = 0.0
+    for p in range(start, stop):
+        if not extra[q_indices[p]]:
+            outside += float(q_data[p]) * float(q_data[p])
+    own = 0.0
+    for s in range(x_indptr[row], x_indptr[row + 1]):
+        own += float(x_data[s]) * float(x_data[s])
+    return np.sqrt(outside / own) if own > 0.0 else 0.0

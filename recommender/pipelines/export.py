@@ -139,9 +139,9 @@ def iter_blocks(
             start,
             read_rows(index.neighbour_indices, start, stop),
             read_rows(index.neighbour_scores, start, stop),
+            k,
             n_jobs,
         )
-        related, scores = related[:, :k], scores[:, :k]
         present = related != NO_NEIGHBOUR
         # The rank counts only real neighbours, as TrialIndex.similar does.
         ranks = np.cumsum(present, axis=1)
@@ -158,30 +158,35 @@ def iter_blocks(
 
 
 def _as_asked(
-    index: TrialIndex, start: int, related: np.ndarray, scores: np.ndarray, n_jobs: int
+    index: TrialIndex,
+    start: int,
+    related: np.ndarray,
+    scores: np.ndarray,
+    k: int,
+    n_jobs: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The stored lists of rows ``start:start + len(related)``, with each thin trial's
-    replaced by its nearest by its reading (a block's thin trials read and searched
-    together), as :meth:`TrialIndex.similar` answers them."""
+    """The first ``k`` of the stored lists of rows ``start:start + len(related)``, with
+    each thin trial's replaced by its ``k`` nearest by its reading (a block's thin
+    trials read together and searched from their stored lists), as
+    :meth:`TrialIndex.similar` answers them."""
     thin = np.flatnonzero([index.asked.reads_prose(start + i) for i in range(len(related))])
     if not len(thin):
-        return related, scores
+        return related[:, :k], scores[:, :k]
     positions = start + thin
-    # As many as TrialIndex.similar searches for (the stored k, which an export's k never
-    # exceeds), so the first k are its k.
-    wanted = related.shape[1]
     queries = index.asked.vectors_of(positions)
+    stored = related[thin], scores[thin]  # whole lists: they bound the readings' scores
     # The searches release the GIL: one share of the block's thin trials per thread.
     threads = min(effective_n_jobs(n_jobs), len(positions))
     shares = np.array_split(np.arange(len(positions)), threads)
     answers = Parallel(n_jobs=len(shares), backend="threading")(
-        delayed(index.search.kneighbors)(queries[share], wanted, exclude=positions[share])
+        delayed(index.asked_kneighbors)(
+            positions[share], queries[share], k, lists=(stored[0][share], stored[1][share])
+        )
         for share in shares
     )
-    found = np.concatenate([a[0] for a in answers])
-    found_scores = np.concatenate([a[1] for a in answers])
-    related, scores = related.copy(), scores.copy()  # a block read from a file is read-only
-    related[thin], scores[thin] = found, found_scores
+    related, scores = related[:, :k].copy(), scores[:, :k].copy()  # a file's block is read-only
+    related[thin] = np.concatenate([a[0] for a in answers])
+    scores[thin] = np.concatenate([a[1] for a in answers])
     return related, scores
 
 
