@@ -48,7 +48,7 @@ def _from_lists(corpus, k, allowed=None, rows=slice(None)):
 
 @pytest.mark.parametrize("k", [1, 5, 10])
 def test_answers_are_exact_searches_bit_for_bit(corpus, k, monkeypatch):
-    X, search, _, _, thin, readings, _ = corpus
+    _, search, _, _, thin, readings, _ = corpus
     expected = search.kneighbors(readings, k, exclude=thin)
     # Proven from the lists alone: the exact search is never run without a filter.
     monkeypatch.setattr(search, "kneighbors", _never)
@@ -69,7 +69,7 @@ def test_a_query_adding_nothing_is_answered_by_its_list(corpus):
 
 
 def test_a_filter_is_applied_and_a_short_answer_is_searched_exactly(corpus):
-    X, search, _, _, thin, readings, _ = corpus
+    _, search, _, _, thin, readings, _ = corpus
     allowed = np.random.default_rng(3).random(N_ROWS) < 0.3
     ids, scores = _from_lists(corpus, 10, allowed=allowed)
     expected = search.kneighbors(readings, 10, exclude=thin, allowed=allowed)
