@@ -30,9 +30,7 @@ def corpus():
     search = CosineNeighbours(method="exact").fit(X)
     lists, scores = search.all_kneighbors(X, WIDTH)
     added = sp.random(len(thin), N_EXTRA, density=0.15, random_state=rng, dtype=np.float32)
-    readings = sp.hstack(
-        [0.8 * X[thin][:, :N_BASE], 0.5 * added], format="csr", dtype=np.float32
-    )
+    readings = sp.hstack([0.8 * X[thin][:, :N_BASE], 0.5 * added], format="csr", dtype=np.float32)
     is_extra = np.arange(N_BASE + N_EXTRA) >= N_BASE
     return X, search, lists, scores, thin, readings, is_extra
 
