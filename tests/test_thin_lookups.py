@@ -68,7 +68,10 @@ def test_only_trials_without_lists_read_their_prose(index):
 def test_a_thin_trial_is_answered_by_exact_search_with_its_reading(index):
     pos = index.position(THIN)
     query = reading(index, THIN)
-    assert (query != index.lookup_query(pos)).nnz == 0
+    # Made from its stored row and its prose alone: the same vector, to rounding.
+    asked = index.lookup_query(pos)
+    np.testing.assert_array_equal(asked.indices, query.indices)
+    np.testing.assert_allclose(asked.data, query.data, rtol=1e-6)
     scores = (index.vectors @ query.T).toarray().ravel()
     scores[pos] = 0
     best = np.argsort(-scores, kind="stable")[: np.count_nonzero(scores > 0)]
@@ -187,9 +190,10 @@ def test_the_lookup_benchmark_times_each_kind_of_trial_against_scipy(folder, cap
 
     main(["--index", str(folder), "--lookups", "11", "--k", "2"])
     out = capsys.readouterr().out
-    rows = {line.split("  ")[0]: line.split()[-3] for line in out.splitlines()[2:-1]}
+    rows = {line.split("  ")[0]: line.split()[-3] for line in out.splitlines()[2:-2]}
     assert rows == {"rich": "9", "thin, first": "2", "thin, kept": "2",
                     "scipy X @ q (baseline)": "2"}  # fmt: skip
+    assert out.splitlines()[-2].endswith("exact search: 1.0000")
     # Thin trial 10's stored top 2 were trials 1 and 3; its reading answers 1 and 2.
     kept = float(out.splitlines()[-1].split()[-1])
     assert 0 < kept < 1
@@ -210,3 +214,28 @@ def test_a_thin_trial_asked_first_is_answered_off_the_event_loop(folder):
     assert answered_on_the_loop(index, "NCT09999999", 5, {})  # a 404 at once
     assert answered_on_the_loop(index, "nct1", 5, {})  # a 422 at once
     assert not answered_on_the_loop(index, RICH, 5, {"status": ["RECRUITING"]})
+
+
+def test_unit_rows_keep_no_length_so_the_whole_record_is_read_again():
+    """An index of unit rows (norm_power 1) cannot rescale a row: it reads the
+    record as a draft, and gets the draft's vector exactly."""
+    from recommender.core import Intervention, TrialRecord
+    from recommender.text import FieldGroupVectorizer
+
+    cells = (Intervention("Stem cells"),)
+    records = [
+        TrialRecord("NCT00000001", brief_title="Stem cells in liver failure",
+                    conditions=("Liver Failure",), interventions=cells),
+        TrialRecord("NCT00000002", brief_title="Stem cells for liver failure",
+                    conditions=("Liver Failure",), interventions=cells),
+        TrialRecord("NCT00000003", brief_title="Liver failure: stem cells in children"),
+        TrialRecord("NCT00000004", brief_title="Children with liver failure"),
+    ]  # fmt: skip
+    for power in (1.0, 0.2):
+        vectorizer = FieldGroupVectorizer(norm_power=power, learn_abbreviations=False)
+        vectors = vectorizer.fit_transform(records)
+        asked = AskedVectors(vectors, vectorizer, records).vector(2)
+        expected = vectorizer.transform_queries([records[2]])
+        np.testing.assert_array_equal(asked.indices, expected.indices)
+        np.testing.assert_allclose(asked.data, expected.data, rtol=1e-6)
+        assert asked.nnz > vectors[2].nnz  # its prose also read into the lists

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommender.text import bm25_weights, pivot_normalise, row_norms
+from recommender.text import bm25_weights, extend_pivoted, pivot_normalise, row_norms
 
 
 def counts_matrix(seed: int) -> sp.csr_matrix:
@@ -74,3 +74,21 @@ def test_pivot_normalise_scales_rows_in_place():
     scale = scale.astype(np.float32)
     want = before.data * np.repeat(scale, np.diff(before.indptr))
     assert X.data.tobytes() == want.astype(np.float32).tobytes()
+
+
+@pytest.mark.parametrize("power", [0.0, 0.2, 0.6])
+def test_a_pivoted_row_is_extended_as_if_normalised_with_the_added_terms(power):
+    rng = np.random.default_rng(4)
+    lists = np.arange(50) >= 40  # the rows have nothing where terms are added
+    whole = sp.random(30, 50, density=0.2, random_state=rng, dtype=np.float32).toarray()
+    added = sp.random(30, 50, density=0.1, random_state=rng, dtype=np.float32).toarray()
+    added[3] = 0  # a row that gains nothing keeps its scale
+    whole = sp.csr_matrix(whole * ~lists, dtype=np.float32)
+    added = sp.csr_matrix(added * lists, dtype=np.float32)
+    pivot = 1.3
+    rows = pivot_normalise(whole.copy(), pivot, power)
+    expected = pivot_normalise((whole + added).tocsr(), pivot, power)
+    got = extend_pivoted(rows, added, pivot, power)
+    np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=2e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="do not keep their length"):
+        extend_pivoted(rows, added, pivot, 1.0)

@@ -7,8 +7,10 @@ registry corpus) is asked about as a draft with the same fields would be: its pr
 also read into the condition and intervention groups
 (:meth:`FieldGroupVectorizer.transform_queries`), so its words meet the trials'
 lists. That vector is not stored (it would add 83% to the vectors), and its nearest
-trials are not those of its stored list (found with its row), so it is read from the
-trial's record and searched when asked for; the latest readings are kept with their
+trials are not those of its stored list (found with its row), so it is made when
+asked for (the stored row rescaled, plus the record's prose read into the list
+groups: :func:`extend_pivoted`) and searched from the stored list
+(:meth:`TrialIndex.asked_kneighbors`); the latest readings are kept with their
 answers.
 """
 
@@ -23,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.core import TrialRecord
-from recommender.text import FieldGroupVectorizer
+from recommender.text import FieldGroupVectorizer, extend_pivoted
 
 #: Thin trials whose reading and answer are kept per index (about 5 KB each): the
 #: trials asked about most often are answered without reading their record again.
@@ -149,6 +151,14 @@ class AskedVectors:
 
     def _read(self, positions: Sequence[int] | np.ndarray) -> sp.csr_matrix:
         records = [self.records[int(p)] for p in positions]
-        reading = self.vectorizer.transform_queries(records)
+        vectorizer = self.vectorizer
+        if vectorizer.norm_power < 1:
+            # The row is the rest of the reading, rescaled: read only the prose.
+            rows = self.vectors[np.asarray(positions, dtype=np.int64)]
+            reading = extend_pivoted(
+                rows, vectorizer.prose_reading(records), vectorizer.pivot_, vectorizer.norm_power
+            )
+        else:  # unit rows keep no length to rescale by
+            reading = vectorizer.transform_queries(records)
         reading.sum_duplicates()  # an explanation matches each column once
         return reading

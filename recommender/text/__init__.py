@@ -20,6 +20,7 @@ from recommender.text.vectorizer import FieldGroupVectorizer, GroupModel
 from recommender.text.weighting import (
     average_length,
     bm25_weights,
+    extend_pivoted,
     mean_norm,
     pivot_normalise,
     row_norms,
@@ -40,6 +41,7 @@ __all__ = [
     "ItemAnalyzer",
     "average_length",
     "bm25_weights",
+    "extend_pivoted",
     "field_items",
     "learn_abbreviations",
     "mean_norm",

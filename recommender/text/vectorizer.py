@@ -142,6 +142,14 @@ def _collector_paused() -> Iterator[None]:
 CHUNK_RECORDS = 8192
 
 
+def _placed(rows: sp.csr_matrix, at: np.ndarray, n_rows: int) -> sp.csr_matrix:
+    """``rows`` as rows ``at`` of an otherwise empty (n_rows, width) matrix."""
+    place = sp.csr_matrix(
+        (np.ones(len(at), np.float32), (at, np.arange(len(at)))), shape=(n_rows, len(at))
+    )
+    return place @ rows
+
+
 def _chunk_bounds(n_items: int, n_chunks: int) -> list[tuple[int, int]]:
     edges = np.linspace(0, n_items, max(1, min(n_chunks, n_items)) + 1).astype(int)
     return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
@@ -335,16 +343,52 @@ class FieldGroupVectorizer:
         self._check_fitted()
         records = list(records)
         blocks = self._blocks(records, self.groups, free_texts)
-        filled = [
+        filled = self._filled()
+        lacking = np.flatnonzero(sum(np.diff(blocks[i].indptr) for i in filled) == 0)
+        X = self._weighted(blocks)
+        if filled and len(lacking):
+            # Those rows have nothing in the filled groups: adding places the reading.
+            reading = self.prose_reading([records[r] for r in lacking])
+            if len(lacking) < len(records):
+                reading = _placed(reading, lacking, len(records))
+            X = (X + reading).tocsr()
+        return pivot_normalise(X, self.pivot_, self.norm_power)
+
+    def prose_reading(self, records: Sequence[TrialRecord]) -> sp.csr_matrix:
+        """What :meth:`transform_queries` adds to a record that lacks every group with
+        ``read_when_missing``, before the whole row's normalisation: its
+        :data:`PROSE_FIELDS` read into those groups, their :func:`readable_mask` terms
+        only, at ``read_when_missing`` times the group's weight.
+
+        Returns
+        -------
+        X : csr_matrix of shape (n_records, n_features_), dtype float32
+            Nothing outside the filled groups' columns.
+        """
+        self._check_fitted()
+        filled = self._filled()
+        groups = [replace(self.groups[i], fields=PROSE_FIELDS) for i in filled]
+        parts = []
+        for i, group, block in zip(filled, groups, self._blocks(records, groups), strict=True):
+            # Prose is not a list: its "phase 2", "randomized" or "patients" must not
+            # meet "type 2 diabetes" or a list's protocol words as a condition would.
+            block.data *= np.float32(group.read_when_missing)
+            block.data *= np.float32(group.weight)  # as _weighted weighs a group
+            block = block.tocoo()
+            keep = self.models_[group.name].readable_columns[block.col] & (block.data != 0)
+            parts.append((block.row[keep], block.col[keep] + self.offsets_[i], block.data[keep]))
+        shape = (len(records), self.n_features_)
+        if not parts:
+            return sp.csr_matrix(shape, dtype=np.float32)
+        rows, columns, data = (np.concatenate(part) for part in zip(*parts, strict=True))
+        return sp.csr_matrix((data, (rows, columns)), shape=shape)
+
+    def _filled(self) -> list[int]:
+        return [
             i
             for i, g in enumerate(self.groups)
             if g.read_when_missing > 0 and self.models_[g.name] is not None
         ]
-        if filled:
-            lacking = np.flatnonzero(sum(np.diff(blocks[i].indptr) for i in filled) == 0)
-            if len(lacking):
-                self._read_prose(records, lacking, filled, blocks)
-        return pivot_normalise(self._weighted(blocks), self.pivot_, self.norm_power)
 
     def _blocks(
         self,
@@ -360,32 +404,6 @@ class FieldGroupVectorizer:
             else self.models_[g.name].transform(texts)
             for g, texts in zip(groups, encoded, strict=True)
         ]
-
-    def _read_prose(
-        self,
-        records: list[TrialRecord],
-        rows: np.ndarray,
-        filled: list[int],
-        blocks: list[sp.csr_matrix],
-    ) -> None:
-        """Put into ``blocks[i]`` (for ``i`` in ``filled``), at ``rows``, the group
-        read from those records' :data:`PROSE_FIELDS`, scaled by its
-        ``read_when_missing``, its :func:`readable_mask` terms only. The rows are
-        empty there, so adding replaces."""
-        groups = [replace(self.groups[i], fields=PROSE_FIELDS) for i in filled]
-        asked = [records[r] for r in rows]
-        every = len(rows) == len(records)  # one draft: no rows to place
-        place = None if every else sp.csr_matrix(
-            (np.ones(len(rows), np.float32), (rows, np.arange(len(rows)))),
-            shape=(len(records), len(rows)),
-        )  # fmt: skip
-        for i, group, block in zip(filled, groups, self._blocks(asked, groups), strict=True):
-            # Prose is not a list: its "phase 2", "randomized" or "patients" must not
-            # meet "type 2 diabetes" or a list's protocol words as a condition would.
-            block.data *= np.float32(group.read_when_missing)
-            block.data[~self.models_[group.name].readable_columns[block.indices]] = 0
-            block.eliminate_zeros()
-            blocks[i] = block if every else (blocks[i] + place @ block).tocsr()
 
     def _weighted(self, blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
         for group, block in zip(self.groups, blocks, strict=True):

@@ -186,6 +186,44 @@ def pivot_normalise(X: sp.csr_matrix, pivot: float, power: float) -> sp.csr_matr
     return X
 
 
+def extend_pivoted(
+    rows: sp.csr_matrix, added: sp.csr_matrix, pivot: float, power: float
+) -> sp.csr_matrix:
+    """``pivot_normalise(W + added)`` from ``rows = pivot_normalise(W)``, without ``W``.
+
+    A row divided by ``|W| ** power * pivot ** (1 - power)`` has the norm ``(|W| /
+    pivot) ** (1 - power)``, so ``|W|`` follows from it when ``power < 1``; ``added``
+    has no column in common with its row, so ``|W + added|`` is the root of the sum
+    of the squares. A thin trial's reading is so made from its stored row and its
+    prose reading alone (``FieldGroupVectorizer.prose_reading``): the same vector as
+    reading its whole record again, to float32 rounding, in a third of the time.
+
+    Parameters
+    ----------
+    rows : csr_matrix of shape (n, n_features), dtype float32
+    added : csr_matrix of shape (n, n_features), dtype float32
+        Unnormalised, on columns where its row has nothing.
+    pivot, power : float
+        Those ``rows`` were normalised with; ``power`` below 1.
+
+    Returns
+    -------
+    csr_matrix of shape (n, n_features), dtype float32
+    """
+    if not 0 <= power < 1:
+        raise ValueError(f"rows normalised with power {power} do not keep their length")
+    before = pivot * row_norms(rows) ** (1.0 / (1.0 - power))  # |W|
+    after = np.sqrt(before**2 + row_norms(added) ** 2)
+    divisor = np.where(after > 0, after**power * pivot ** (1.0 - power), 1.0)
+    old_divisor = before**power * pivot ** (1.0 - power)
+    return _scaled(rows, old_divisor / divisor) + _scaled(added, 1.0 / divisor)
+
+
+def _scaled(X: sp.csr_matrix, row_scale: np.ndarray) -> sp.csr_matrix:
+    data = X.data * np.repeat(row_scale.astype(np.float32), np.diff(X.indptr))
+    return sp.csr_matrix((data, X.indices, X.indptr), shape=X.shape)
+
+
 @njit(nogil=True, cache=True)
 def _scale_rows(indptr, data, scale):
     for row in range(indptr.shape[0] - 1):
