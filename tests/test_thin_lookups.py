@@ -65,7 +65,7 @@ def test_only_trials_without_lists_read_their_prose(index):
     assert index.lookup_query(rich).nnz == index.vectors[rich].nnz  # its row, as before
 
 
-def test_a_thin_trial_is_answered_by_exact_search_with_its_reading(index):
+def test_a_thin_trial_is_answered_by_exact_search_with_its_reading(index, monkeypatch):
     pos = index.position(THIN)
     query = reading(index, THIN)
     # Made from its stored row and its prose alone: the same vector, to rounding.
@@ -78,6 +78,11 @@ def test_a_thin_trial_is_answered_by_exact_search_with_its_reading(index):
     found = index.similar(THIN, 5)
     assert [n.position for n in found] == best[:5].tolist()
     assert [n.score for n in found] == pytest.approx(scores[best[:5]].tolist(), rel=1e-5)
+    # k at most half the stored list: searched from the list, the same answer.
+    index.asked.forget()
+    with monkeypatch.context() as patched:
+        patched.setattr(index.search, "kneighbors", None)  # the list proves the answer
+        assert index.similar(THIN, 2) == found[:2]
     # Its stored list (found with its row) put trial 3, a registry of acute liver
     # failure that lists no intervention, second; trial 2 lists the stem cells and
     # the liver failure its prose names.
@@ -91,7 +96,8 @@ def test_a_thin_trials_answer_is_kept_with_its_reading(folder, monkeypatch):
     pos = index.position(THIN)
     assert not index.asked.kept(pos)
     first = index.similar(THIN, 3)
-    assert index.asked.kept(pos)
+    assert index.asked.kept(pos, 3)
+    assert not index.asked.kept(pos, 4)  # a longer answer is searched for
 
     def searched(*args, **kwargs):
         raise AssertionError("a kept answer is not searched again")

@@ -66,7 +66,7 @@ def answered_on_the_loop(
     if not answered_from_stored_lists(index, k, filters):
         return False
     try:
-        return index.asked.kept(index.position(nct_id))
+        return index.asked.kept(index.position(nct_id), k)
     except (ValueError, NotInIndexError):  # InvalidNctIdError is a ValueError
         return True
 

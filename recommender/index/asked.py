@@ -87,14 +87,14 @@ class AskedVectors:
         columns = self._indices[self._indptr[position] : self._indptr[position + 1]]
         return not self.fillable_[columns].any()
 
-    def kept(self, position: int) -> bool:
-        """Whether the trial at ``position`` is answered without reading its record
-        or searching: a trial asked with its row, or a thin trial whose answer is
-        kept."""
+    def kept(self, position: int, k: int = 1) -> bool:
+        """Whether the trial at ``position`` is answered, ``k`` results, without
+        reading its record or searching: a trial asked with its row, or a thin trial
+        whose kept answer holds ``k``."""
         if not self.reads_prose(position):
             return True
         kept = self._kept.get(position)
-        return kept is not None and kept.answer is not None
+        return kept is not None and kept.answer is not None and len(kept.answer[0]) >= k
 
     def vector(self, position: int) -> sp.csr_matrix:
         """The (1, n_features) float32 vector the trial at ``position`` asks with, each
