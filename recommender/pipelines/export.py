@@ -173,16 +173,19 @@ def _as_asked(
     if not len(thin):
         return related[:, :k], scores[:, :k]
     positions = start + thin
-    queries = index.asked.vectors_of(positions)
     stored = related[thin], scores[thin]  # whole lists: they bound the readings' scores
-    # The searches release the GIL: one share of the block's thin trials per thread.
+
+    def answer(share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        queries = index.asked.vectors_of(positions[share])
+        lists = stored[0][share], stored[1][share]
+        return index.asked_kneighbors(positions[share], queries, k, lists=lists)
+
+    # One share of the block's thin trials per thread: the searches and the compiled
+    # parts of reading release the GIL.
     threads = min(effective_n_jobs(n_jobs), len(positions))
     shares = np.array_split(np.arange(len(positions)), threads)
     answers = Parallel(n_jobs=len(shares), backend="threading")(
-        delayed(index.asked_kneighbors)(
-            positions[share], queries[share], k, lists=(stored[0][share], stored[1][share])
-        )
-        for share in shares
+        delayed(answer)(share) for share in shares
     )
     related, scores = related[:, :k].copy(), scores[:, :k].copy()  # a file's block is read-only
     related[thin] = np.concatenate([a[0] for a in answers])
