@@ -35,11 +35,10 @@ def corpus():
     return X, search, lists, scores, thin, readings, is_extra
 
 
-def _from_lists(corpus, k, allowed=None, rows=slice(None)):
+def _from_lists(corpus, k, allowed=None):
     X, search, lists, scores, thin, readings, is_extra = corpus
-    own = thin[rows]
     return kneighbors_from_lists(
-        search, X, readings[rows], k, own=own, lists=lists[own], list_scores=scores[own],
+        search, X, readings, k, own=thin, lists=lists[thin], list_scores=scores[thin],
         extra=is_extra, allowed=allowed,
     )  # fmt: skip
 
