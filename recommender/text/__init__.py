@@ -12,11 +12,12 @@ from recommender.text.fields import (
     FieldGroup,
     field_items,
 )
+from recommender.text.group_model import GroupModel
 from recommender.text.names import parent_organisation
 from recommender.text.readable import PROTOCOL_WORDS, readable, readable_mask
 from recommender.text.stop_words import ENGLISH_STOP_WORDS
 from recommender.text.tokenizer import ItemAnalyzer, words
-from recommender.text.vectorizer import FieldGroupVectorizer, GroupModel
+from recommender.text.vectorizer import FieldGroupVectorizer
 from recommender.text.weighting import (
     average_length,
     bm25_weights,
