@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommender.text import bm25_weights, extend_pivoted, pivot_normalise, row_norms
+from recommender.text import (
+    average_length,
+    bm25_weights,
+    extend_pivoted,
+    pivot_normalise,
+    row_norms,
+)
+from recommender.text.weighting import column_counts
 
 
 def counts_matrix(seed: int) -> sp.csr_matrix:
@@ -92,3 +99,18 @@ def test_a_pivoted_row_is_extended_as_if_normalised_with_the_added_terms(power):
     np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=2e-6, atol=1e-7)
     with pytest.raises(ValueError, match="do not keep their length"):
         extend_pivoted(rows, added, pivot, 1.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_column_counts_and_average_length_equal_numpy_and_scipy(seed):
+    counts = counts_matrix(seed)
+    df = column_counts(counts)
+    want = np.bincount(counts.indices, minlength=counts.shape[1])
+    assert df.dtype == np.int64
+    np.testing.assert_array_equal(df, want)
+    lengths = np.asarray(counts.sum(axis=1)).ravel()
+    assert average_length(counts) == float(lengths[lengths > 0].mean())
+    as_float = counts.astype(np.float32)
+    as_float.data *= np.float32(0.5)
+    assert average_length(as_float) == pytest.approx(float(lengths[lengths > 0].mean()) / 2)
+    assert average_length(sp.csr_matrix((4, 3), dtype=np.int32)) == 1.0

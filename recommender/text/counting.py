@@ -18,8 +18,13 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
+from recommender.infra import release_free_memory
 from recommender.text._tokenizer_compiled import EncodedTexts, HashedCounts, count_new_terms
 from recommender.text.tokenizer import ItemAnalyzer
+from recommender.text.weighting import column_counts
+
+# Freed parts' bytes after which a merge gives the C heap's free memory back.
+_TRIM_BYTES = 64 << 20
 
 
 def count_chunk(texts: EncodedTexts, analyzer: ItemAnalyzer) -> tuple[HashedCounts, EncodedTexts]:
@@ -74,7 +79,7 @@ def merge_counts(parts: list[HashedCounts]) -> HashedCounts:
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     indices = np.empty(nnz, dtype=np.int32)
     data = np.empty(nnz, dtype=dtype)
-    row = entry = 0
+    row = entry = dropped = 0
     for key_start in key_starts[:-1]:
         counts = parts.pop(0).counts
         rows, size = counts.shape[0], counts.nnz
@@ -82,7 +87,14 @@ def merge_counts(parts: list[HashedCounts]) -> HashedCounts:
         indices[entry : entry + size] = column_of[key_start + counts.indices]
         data[entry : entry + size] = counts.data
         row, entry = row + rows, entry + size
+        dropped += counts.indices.nbytes + counts.data.nbytes
         del counts
+        if dropped >= _TRIM_BYTES:
+            # A part's arrays are small enough to come from the C heap, which keeps
+            # them when freed; the merge's arrays are not, so without this the
+            # group's counts were resident twice (at 600k, about 500 MB more, measured).
+            release_free_memory()
+            dropped = 0
     shape = (n_rows, len(keys))
     return HashedCounts(keys, spans, sp.csr_matrix((data, indices, indptr), shape=shape), sources)
 
@@ -96,7 +108,7 @@ def frequent_columns(counts: sp.csr_matrix, min_df: float, max_df: float) -> np.
     n_docs = counts.shape[0]
     low = min_df if isinstance(min_df, int | np.integer) else min_df * n_docs
     high = max_df if isinstance(max_df, int | np.integer) else max_df * n_docs
-    df = np.bincount(counts.indices, minlength=counts.shape[1])
+    df = column_counts(counts)
     return np.flatnonzero((df >= low) & (df <= high))
 
 

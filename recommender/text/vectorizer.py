@@ -34,6 +34,7 @@ from recommender.text.fields import (
 )
 from recommender.text.group_model import GroupModel, analyzer_for
 from recommender.text.record_texts import encode_groups, learn_abbreviations_of
+from recommender.text.stacking import stack_weighted
 from recommender.text.weighting import mean_norm, pivot_normalise
 
 
@@ -170,10 +171,12 @@ class FieldGroupVectorizer:
                 continue
             self.models_[group.name], block = GroupModel.fit(group, terms, counts)
             blocks.append(block)
+            # The block shares the counts' indices but not their data: dropped now,
+            # not while the next group merges (hundreds of MB for the text group at 600k).
+            del counts, block
         self._set_offsets()
         release_free_memory()
-        combined = self._weighted(blocks)
-        del blocks  # a second copy of every vector, at 600,000 trials most of a GB
+        combined = self._weighted(blocks)  # frees each block once copied
         self.pivot_ = mean_norm(combined)
         return pivot_normalise(combined, self.pivot_, self.norm_power)
 
@@ -324,9 +327,9 @@ class FieldGroupVectorizer:
         ]
 
     def _weighted(self, blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
-        for group, block in zip(self.groups, blocks, strict=True):
-            block.data *= np.float32(group.weight)  # the blocks are ours: no copy
-        return sp.hstack(blocks, format="csr", dtype=np.float32)
+        """The blocks side by side, each times its group's weight; ``blocks`` is
+        emptied (each block freed once copied: at 600,000 trials, hundreds of MB)."""
+        return stack_weighted(blocks, [group.weight for group in self.groups])
 
     def _terms(self, group: FieldGroup) -> list[str]:
         model = self.models_[group.name]

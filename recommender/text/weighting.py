@@ -34,14 +34,47 @@ def smooth_idf(counts: sp.csr_matrix) -> np.ndarray:
     idf : ndarray of shape (n_terms,), dtype float32
     """
     n_docs = counts.shape[0]
-    df = np.bincount(counts.indices, minlength=counts.shape[1])
+    df = column_counts(counts)
     return (np.log((1 + n_docs) / (1 + df)) + 1).astype(np.float32)
 
 
+def column_counts(X: sp.csr_matrix) -> np.ndarray:
+    """Stored entries per column (a count matrix's document frequencies), shape
+    (n_columns,), int64.
+
+    ``np.bincount(X.indices, minlength=n_columns)`` without its int64 copy of the
+    indices: at 600,000 trials the text group's counts hold about 85 million entries,
+    and that copy (about 680 MB, measured) made the build's peak.
+    """
+    return _column_counts(X.indices, X.shape[1])
+
+
+@njit(nogil=True, cache=True)
+def _column_counts(indices, n_columns):
+    counts = np.zeros(n_columns, dtype=np.int64)
+    for column in indices:
+        counts[column] += 1
+    return counts
+
+
 def average_length(counts: sp.csr_matrix) -> float:
-    """Mean number of counted terms over the documents that have any (1.0 if none)."""
-    lengths = np.asarray(counts.sum(axis=1)).ravel()
-    return _mean_positive(lengths)
+    """Mean number of counted terms over the documents that have any (1.0 if none).
+
+    Integer counts are summed in int64, as scipy's ``counts.sum(axis=1)`` sums them,
+    without its int64 copy of the data.
+    """
+    if counts.dtype.kind not in "iu":
+        return _mean_positive(np.asarray(counts.sum(axis=1)).ravel())
+    return _mean_positive(_row_totals(counts.indptr, counts.data))
+
+
+@njit(nogil=True, cache=True)
+def _row_totals(indptr, data):
+    totals = np.zeros(indptr.shape[0] - 1, dtype=np.int64)
+    for row in range(indptr.shape[0] - 1):
+        for p in range(indptr[row], indptr[row + 1]):
+            totals[row] += data[p]
+    return totals
 
 
 def bm25_weights(
