@@ -33,9 +33,10 @@ def stack_weighted(blocks: list[sp.csr_matrix], weights: Sequence[float]) -> sp.
     Returns
     -------
     csr_matrix of shape (n_rows, sum of n_columns_i), dtype float32
-        The same matrix as scipy's ``hstack`` of the weighted blocks, with its index
-        dtype (int32 while the entries and columns fit, else int64); a row's
-        indices are sorted when each block's are.
+        The same matrix as scipy's ``hstack`` of the weighted blocks (the same
+        entries, bit for bit, in the same order); indices and indptr are int32
+        while the entries and columns fit, else int64 (scipy also keeps int64 when
+        a block has it); a row's indices are sorted when each block's are.
     """
     if len(blocks) != len(weights):
         raise ValueError(f"{len(blocks)} blocks but {len(weights)} weights")
