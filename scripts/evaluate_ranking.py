@@ -7,7 +7,8 @@ TREC 2021 patient descriptions (free text) and the MeSH regression set; every tr
 query both as indexed (``full``) and reduced to a thin record (``thin``: titles,
 summary and description only). For each it prints the default's ratio to the better
 baseline (its gain, for re-ranking) with a 95% bootstrap interval and its spread over
-five folds of the queries: the table of ``docs/evaluation.md``. About ten minutes on
+five folds of the queries, queries that share relevant trials (the trials of one
+programme) drawn and folded together: the table of ``docs/evaluation.md``. About ten minutes on
 2 cores. The default is scored by exact search over vectors made in memory; with
 ``--index`` it is scored as that built index answers (its stored lists).
 
@@ -73,7 +74,8 @@ def main() -> None:
             sys.exit(f"evaluate_ranking: {exc}")
     rows = quality_rows(compare_systems(records, specs, systems), specs)
     print(f"nDCG over {len(records):,} trials; ratio (or gain) of the default to the better")
-    print("baseline, with its 95% paired bootstrap interval and its values on 5 query folds\n")
+    print("baseline, with its 95% paired bootstrap interval and its values on 5 query folds;")
+    print("queries that share relevant trials are drawn and folded as one group\n")
     print(format_quality_table(rows))
     met = sum(row.met for row in rows)
     print(f"\ntargets met: {met} of {len(rows)}")

@@ -7,8 +7,9 @@ judged candidates, TREC-layout folders by ranking free text; each trial query bo
 indexed and reduced to a thin record (:mod:`~recommender.evaluation.regimes`).
 :func:`quality_rows` then gives, per label set and regime, the default's ratio to the
 better baseline (its gain, for re-ranking) with a 95% bootstrap interval and its spread
-over five folds of the queries: the table ``scripts/evaluate_ranking.py`` prints and
-``docs/evaluation.md`` shows.
+over five folds of the queries, queries that share relevant trials resampled and
+folded together (:mod:`~recommender.evaluation.clusters`): the table
+``scripts/evaluate_ranking.py`` prints and ``docs/evaluation.md`` shows.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from recommender.core import TrialRecord
 from recommender.evaluation.baselines import BM25Ranker, field_group_ranker, tfidf_ranker
+from recommender.evaluation.clusters import linked_queries
 from recommender.evaluation.labels import load_labels, load_text_queries
 from recommender.evaluation.metrics import fold_values, paired_bootstrap, paired_bootstrap_ratio
 from recommender.evaluation.rankers import IndexRanker, Ranker
@@ -154,13 +156,16 @@ class QualityRow:
 
     ``value`` is the default's ratio to the better baseline (``better``), or, for
     re-ranking, its gain over it; ``low``/``high`` the 95% bootstrap interval of that
-    value; ``folds`` its values on five disjoint folds of the queries.
+    value; ``folds`` its values on five disjoint folds of the queries. ``groups``
+    counts the independent groups the queries fall into (as many as the queries
+    unless some share relevant trials); the interval and the folds draw groups whole.
     """
 
     label_set: str
     regime: str
     metric: str
     queries: int
+    groups: int
     means: dict[str, float]
     better: str
     value: float
@@ -184,6 +189,7 @@ def quality_rows(
     """The quality table of :func:`compare_systems`' results, label set by label set."""
     rows = []
     for spec in specs:
+        linked = spec_linked_queries(spec)
         for regime in spec.regimes:
             key, metric = (spec.name, regime), spec.metric
             means = {name: results[name][key].metrics[metric] for name in (system, *baselines)}
@@ -191,12 +197,22 @@ def quality_rows(
             theirs, mine = results[better][key].per_query, results[system][key].per_query
             gain = spec.protocol == "rerank"
             value, low, high = (paired_bootstrap if gain else paired_bootstrap_ratio)(
-                theirs, mine, metric
+                theirs, mine, metric, linked=linked
             )
-            folds = fold_values(theirs, mine, metric, ratio=not gain)
-            facts = (spec.name, regime, metric, len(mine), means, better)
+            folds = fold_values(theirs, mine, metric, ratio=not gain, linked=linked)
+            groups = len(mine) if linked is None else len({linked[q] for q in mine})
+            facts = (spec.name, regime, metric, len(mine), groups, means, better)
             rows.append(QualityRow(*facts, value, low, high, folds, spec.target, gain))
     return rows
+
+
+def spec_linked_queries(spec: LabelSetSpec) -> dict[str, str] | None:
+    """The groups of a trial-to-trial label set's queries that share relevant trials
+    (:func:`~recommender.evaluation.clusters.linked_queries`); None for free text,
+    whose patients are independent draws."""
+    if spec.protocol == "text":
+        return None
+    return linked_queries(load_labels(spec.path).judgements)
 
 
 def format_quality_table(rows: Sequence[QualityRow], system: str = "default") -> str:
@@ -218,8 +234,11 @@ def format_quality_table(rows: Sequence[QualityRow], system: str = "default") ->
             folds = f"{min(row.folds):.3f} to {max(row.folds):.3f}"
             target = f"{row.target:.1f}x"
         mark = "met" if row.met else "not met"
+        queries = f"{row.queries}"
+        if row.groups != row.queries:
+            queries += f" ({row.groups} group{'s' if row.groups > 1 else ''})"
         lines.append(
-            f"| {row.label_set}, {row.regime} | {row.queries} | {row.metric} | {values} "
+            f"| {row.label_set}, {row.regime} | {queries} | {row.metric} | {values} "
             f"| {shown} vs {row.better} | {folds} | {target}: {mark} |"
         )
     return "\n".join(lines)

@@ -23,13 +23,8 @@ numbers instead of flattering them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    pass
-
 
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
 
@@ -94,6 +89,7 @@ def paired_bootstrap(
     b: Mapping[str, Mapping[str, float]],
     metric: str,
     *,
+    linked: Mapping[str, str] | None = None,
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> tuple[float, float, float]:
@@ -102,14 +98,26 @@ def paired_bootstrap(
     Resamples queries with replacement, so a tuning change is kept only when the
     interval says more than query noise.
 
+    Parameters
+    ----------
+    a, b : mapping of str to mapping of str to float
+        Per-query metrics of two systems (``EvaluationResult.per_query``).
+    metric : str
+    linked : mapping of str to str, optional
+        Each query's group (:func:`~recommender.evaluation.clusters.linked_queries`):
+        a group is drawn whole, so queries that measure the same trials count once.
+        Every query alone by default.
+    n_resamples, seed : int
+
     Returns
     -------
     (mean, low, high) : tuple of float
     """
-    va, vb = _paired(a, b, metric)
+    va, vb, units = _paired(a, b, metric, linked)
     diff = vb - va
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), (n_resamples, len(diff)))].mean(axis=1)
+    sums, sizes = _unit_sums(diff, units), np.bincount(units)
+    draws = np.random.default_rng(seed).integers(0, len(sizes), (n_resamples, len(sizes)))
+    means = sums[draws].sum(axis=1) / sizes[draws].sum(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return float(diff.mean()), float(low), float(high)
 
@@ -119,23 +127,27 @@ def paired_bootstrap_ratio(
     b: Mapping[str, Mapping[str, float]],
     metric: str,
     *,
+    linked: Mapping[str, str] | None = None,
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> tuple[float, float, float]:
     """Ratio of means ``b / a`` of one metric over shared queries, with a 95% interval.
 
     The same resampled queries for both systems in each draw (a paired bootstrap), so
-    the interval reflects how much the ratio depends on which queries were drawn.
+    the interval reflects how much the ratio depends on which queries were drawn;
+    ``linked`` queries are drawn group by group, as in :func:`paired_bootstrap`.
 
     Returns
     -------
     (ratio, low, high) : tuple of float
         ``nan`` where ``a``'s mean is 0.
     """
-    va, vb = _paired(a, b, metric)
-    draws = np.random.default_rng(seed).integers(0, len(va), (n_resamples, len(va)))
+    va, vb, units = _paired(a, b, metric, linked)
+    sums_a, sums_b = _unit_sums(va, units), _unit_sums(vb, units)
+    draws = np.random.default_rng(seed).integers(0, len(sums_a), (n_resamples, len(sums_a)))
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = vb[draws].mean(axis=1) / va[draws].mean(axis=1)
+        # A ratio of means over the same drawn queries is the ratio of their sums.
+        ratios = sums_b[draws].sum(axis=1) / sums_a[draws].sum(axis=1)
         ratio = vb.mean() / va.mean()
     low, high = (
         np.nanpercentile(ratios, [2.5, 97.5]) if np.isfinite(ratios).any() else (np.nan,) * 2
@@ -144,13 +156,31 @@ def paired_bootstrap_ratio(
 
 
 def _paired(
-    a: Mapping[str, Mapping[str, float]], b: Mapping[str, Mapping[str, float]], metric: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """One metric of the queries both results share, in the same (sorted) order."""
+    a: Mapping[str, Mapping[str, float]],
+    b: Mapping[str, Mapping[str, float]],
+    metric: str,
+    linked: Mapping[str, str] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One metric of the queries both results share, in the same (sorted) order, and
+    each one's unit of resampling (an int from 0: its group's, or its own)."""
     shared = sorted(set(a) & set(b))
     if not shared:
         raise ValueError("the two results share no query")
-    return np.array([a[q][metric] for q in shared]), np.array([b[q][metric] for q in shared])
+    if linked is None:
+        units = np.arange(len(shared))
+    else:
+        missing = [q for q in shared if q not in linked]
+        if missing:
+            raise ValueError(f"{len(missing)} queries have no group in linked, e.g. {missing[0]}")
+        units = np.unique([linked[q] for q in shared], return_inverse=True)[1]
+    va = np.array([a[q][metric] for q in shared], dtype=np.float64)
+    vb = np.array([b[q][metric] for q in shared], dtype=np.float64)
+    return va, vb, units
+
+
+def _unit_sums(values: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """Sum of ``values`` per unit, shape (n_units,)."""
+    return np.bincount(units, weights=values, minlength=units.max() + 1)
 
 
 def fold_values(
@@ -159,19 +189,22 @@ def fold_values(
     metric: str,
     *,
     ratio: bool = True,
+    linked: Mapping[str, str] | None = None,
     n_folds: int = 5,
     seed: int = 0,
 ) -> list[float]:
     """``b / a`` (or ``b - a``) of one metric's means on each of ``n_folds`` disjoint
     folds of the shared queries (shuffled with ``seed``): how much a figure moves from
-    one part of a label set to another."""
-    shared = np.array(sorted(set(a) & set(b)))
-    np.random.default_rng(seed).shuffle(shared)
+    one part of a label set to another. ``linked`` queries (as in
+    :func:`paired_bootstrap`) fall in the same fold, so folds differ in size when a
+    group is large."""
+    va, vb, units = _paired(a, b, metric, linked)
+    order = np.random.default_rng(seed).permutation(units.max() + 1)
     values = []
-    for fold in np.array_split(shared, n_folds):
-        if not len(fold):
+    for fold_units in np.array_split(order, n_folds):
+        fold = np.isin(units, fold_units)
+        if not fold.any():
             continue
-        ma = np.mean([a[q][metric] for q in fold])
-        mb = np.mean([b[q][metric] for q in fold])
+        ma, mb = va[fold].mean(), vb[fold].mean()
         values.append(float(mb / ma) if ratio and ma else float(mb - ma) if not ratio else np.nan)
     return values
