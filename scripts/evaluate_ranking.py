@@ -8,8 +8,8 @@ query both as indexed (``full``) and reduced to a thin record (``thin``: titles,
 summary and description only). For each it prints the default's ratio to the better
 baseline (its gain, for re-ranking) with a 95% bootstrap interval and its spread over
 five folds of the queries, queries that share relevant trials (the trials of one
-programme) drawn and folded together: the table of ``docs/evaluation.md``. About ten minutes on
-2 cores. The default is scored by exact search over vectors made in memory; with
+programme) drawn and folded together: the table of ``docs/evaluation.md``. About ten
+minutes on 2 cores. The default is scored by exact search over vectors made in memory; with
 ``--index`` it is scored as that built index answers (its stored lists).
 
 Usage::
