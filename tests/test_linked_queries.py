@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from recommender.evaluation.clusters import linked_queries
+from recommender.evaluation.clusters import linked_folds, linked_queries
 from recommender.evaluation.comparison import (
     LabelSetSpec,
     format_quality_table,
@@ -41,6 +41,29 @@ def test_a_long_chain_is_one_group_whichever_way_it_points():
     backward = {f"q{i:05d}": {f"q{i - 1:05d}": 1} for i in range(1, n)}
     assert set(linked_queries(forward).values()) == {"q00000"}
     assert set(linked_queries(backward).values()) == {"q00001"}
+
+
+def test_folds_keep_each_group_whole_and_cover_every_query_once():
+    queries = [f"q{i:02d}" for i in range(40)]
+    groups = {q: f"g{int(q[1:]) // 4}" for q in queries}  # ten groups of four
+    folds = linked_folds(queries, groups, n_folds=3, seed=1)
+    assert sorted(q for fold in folds for q in fold) == queries
+    assert len(folds) == 3 and all(fold == sorted(fold) for fold in folds)
+    for fold in folds:
+        assert all(sum(groups[q] == groups[f] for q in fold) == 4 for f in fold)
+    assert sorted(len(fold) for fold in folds) == [12, 12, 16]  # 10 groups dealt 4, 3, 3
+    assert linked_folds(queries, groups, n_folds=3, seed=1) == folds  # the seed decides
+    alone = linked_folds(queries, n_folds=3, seed=1)
+    assert sorted(len(fold) for fold in alone) == [13, 13, 14]
+
+
+def test_folds_of_few_groups_and_bad_arguments():
+    assert linked_folds(["a", "b", "c"], {"a": "a", "b": "a", "c": "a"}) == [["a", "b", "c"]]
+    assert linked_folds([]) == []
+    with pytest.raises(ValueError, match="n_folds"):
+        linked_folds(["a"], n_folds=0)
+    with pytest.raises(ValueError, match="no group"):
+        linked_folds(["a", "b"], {"a": "a"})
 
 
 def _values(n, seed=0):

@@ -6,7 +6,7 @@ systems are in :mod:`recommender.evaluation.baselines` and
 :mod:`recommender.evaluation.comparison`, imported from there: they need libraries
 that building and serving do not."""
 
-from recommender.evaluation.clusters import linked_queries
+from recommender.evaluation.clusters import linked_folds, linked_queries
 from recommender.evaluation.labels import (
     LabelFormatError,
     LabelSet,
@@ -56,6 +56,7 @@ __all__ = [
     "evaluate_text",
     "format_table",
     "free_text_vectorizer",
+    "linked_folds",
     "linked_queries",
     "load_labels",
     "load_text_queries",

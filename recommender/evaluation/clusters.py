@@ -12,14 +12,17 @@ programmes, where the default scores 0.540: ``docs/evaluation.md``).
 
 :func:`linked_queries` joins the queries whose answers overlap (one is the other's
 relevant trial, or both have the same relevant trial, through any chain of such
-links); the bootstrap and the folds of :mod:`recommender.evaluation.metrics` resample
-and split those groups whole. Free-text queries (patients of a TREC track) are
+links); the bootstrap of :mod:`recommender.evaluation.metrics` resamples those groups
+whole, and :func:`linked_folds` (the quality table's folds, and folds to tune on)
+deals them whole into folds. Free-text queries (patients of a TREC track) are
 independent draws and are not grouped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 
 def linked_queries(judgements: Mapping[str, Mapping[str, int]]) -> dict[str, str]:
@@ -54,3 +57,52 @@ def linked_queries(judgements: Mapping[str, Mapping[str, int]]) -> dict[str, str
     for query in judgements:
         members.setdefault(root(query), []).append(query)
     return {query: min(group) for group in members.values() for query in group}
+
+
+def linked_folds(
+    queries: Sequence[str],
+    linked: Mapping[str, str] | None = None,
+    n_folds: int = 5,
+    seed: int = 0,
+) -> list[list[str]]:
+    """Split ``queries`` into ``n_folds`` disjoint folds, each group of ``linked``
+    queries whole in one fold: folds to cross-validate a setting on without a
+    programme on both sides.
+
+    Parameters
+    ----------
+    queries : sequence of str
+        Distinct query ids.
+    linked : mapping of str to str, optional
+        Each query's group (:func:`linked_queries`); every query alone if absent.
+    n_folds : int, default 5
+    seed : int, default 0
+        The groups are shuffled with it before they are dealt into folds.
+
+    Returns
+    -------
+    list of list of str
+        At most ``n_folds`` non-empty folds (fewer when there are fewer groups), each
+        sorted; folds differ in size when a group is large.
+
+    Raises
+    ------
+    ValueError
+        ``n_folds`` below 1, or a query without a group in ``linked``.
+    """
+    if n_folds < 1:
+        raise ValueError(f"n_folds must be at least 1, got {n_folds}")
+    ordered = sorted(queries)
+    if linked is not None:
+        missing = [q for q in ordered if q not in linked]
+        if missing:
+            raise ValueError(f"{len(missing)} queries have no group in linked, e.g. {missing[0]}")
+    names = ordered if linked is None else [linked[q] for q in ordered]
+    units = np.unique(names, return_inverse=True)[1] if ordered else np.array([], dtype=np.int64)
+    order = np.random.default_rng(seed).permutation(len(set(names)))
+    folds = []
+    for dealt in np.array_split(order, n_folds):
+        members = np.isin(units, dealt)
+        if members.any():
+            folds.append([q for q, member in zip(ordered, members, strict=True) if member])
+    return folds

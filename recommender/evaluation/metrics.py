@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from recommender.evaluation.clusters import linked_folds
+
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
 
 
@@ -194,17 +196,12 @@ def fold_values(
     seed: int = 0,
 ) -> list[float]:
     """``b / a`` (or ``b - a``) of one metric's means on each of ``n_folds`` disjoint
-    folds of the shared queries (shuffled with ``seed``): how much a figure moves from
-    one part of a label set to another. ``linked`` queries (as in
-    :func:`paired_bootstrap`) fall in the same fold, so folds differ in size when a
-    group is large."""
-    va, vb, units = _paired(a, b, metric, linked)
-    order = np.random.default_rng(seed).permutation(units.max() + 1)
+    folds of the shared queries (:func:`~recommender.evaluation.clusters.linked_folds`
+    with ``seed``, ``linked`` queries in one fold): how much a figure moves from one
+    part of a label set to another."""
     values = []
-    for fold_units in np.array_split(order, n_folds):
-        fold = np.isin(units, fold_units)
-        if not fold.any():
-            continue
-        ma, mb = va[fold].mean(), vb[fold].mean()
+    for fold in linked_folds(sorted(set(a) & set(b)), linked, n_folds, seed):
+        ma = np.mean([a[q][metric] for q in fold])
+        mb = np.mean([b[q][metric] for q in fold])
         values.append(float(mb / ma) if ratio and ma else float(mb - ma) if not ratio else np.nan)
     return values
