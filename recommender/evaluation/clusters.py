@@ -93,16 +93,30 @@ def linked_folds(
     if n_folds < 1:
         raise ValueError(f"n_folds must be at least 1, got {n_folds}")
     ordered = sorted(queries)
-    if linked is not None:
-        missing = [q for q in ordered if q not in linked]
-        if missing:
-            raise ValueError(f"{len(missing)} queries have no group in linked, e.g. {missing[0]}")
-    names = ordered if linked is None else [linked[q] for q in ordered]
-    units = np.unique(names, return_inverse=True)[1] if ordered else np.array([], dtype=np.int64)
-    order = np.random.default_rng(seed).permutation(len(set(names)))
+    units = group_units(ordered, linked)
+    order = np.random.default_rng(seed).permutation(units.max() + 1 if len(units) else 0)
     folds = []
     for dealt in np.array_split(order, n_folds):
         members = np.isin(units, dealt)
         if members.any():
             folds.append([q for q, member in zip(ordered, members, strict=True) if member])
     return folds
+
+
+def group_units(queries: Sequence[str], linked: Mapping[str, str] | None) -> np.ndarray:
+    """Each query's group as an int from 0 (groups numbered in the order of their
+    names), shape (len(queries),), dtype int64; every query its own group if
+    ``linked`` is None.
+
+    Raises
+    ------
+    ValueError
+        A query without a group in ``linked``.
+    """
+    if linked is None:
+        return np.arange(len(queries), dtype=np.int64)
+    missing = [q for q in queries if q not in linked]
+    if missing:
+        raise ValueError(f"{len(missing)} queries have no group in linked, e.g. {missing[0]}")
+    names = [linked[q] for q in queries]
+    return np.unique(names, return_inverse=True)[1].astype(np.int64).reshape(-1)

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from recommender.evaluation.clusters import linked_folds
+from recommender.evaluation.clusters import group_units, linked_folds
 
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
 
@@ -168,13 +168,7 @@ def _paired(
     shared = sorted(set(a) & set(b))
     if not shared:
         raise ValueError("the two results share no query")
-    if linked is None:
-        units = np.arange(len(shared))
-    else:
-        missing = [q for q in shared if q not in linked]
-        if missing:
-            raise ValueError(f"{len(missing)} queries have no group in linked, e.g. {missing[0]}")
-        units = np.unique([linked[q] for q in shared], return_inverse=True)[1]
+    units = group_units(shared, linked)
     va = np.array([a[q][metric] for q in shared], dtype=np.float64)
     vb = np.array([b[q][metric] for q in shared], dtype=np.float64)
     return va, vb, units
