@@ -219,3 +219,6 @@ class TrialOut(BaseModel):
     lead_sponsor: str | None = None
     eligibility_criteria: str = ""
     last_update_date: str | None = None
+    collaborators: list[str] = []
+    officials: list[str] = []
+    sites: list[str] = []

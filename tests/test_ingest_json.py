@@ -35,7 +35,25 @@ FULL_STUDY = {
             "startDateStruct": {"date": "2016-02", "type": "ACTUAL"},
             "lastUpdatePostDateStruct": {"date": "2020-07-28", "type": "ESTIMATED"},
         },
-        "sponsorCollaboratorsModule": {"leadSponsor": {"name": " Pere  Gines ", "class": "OTHER"}},
+        "sponsorCollaboratorsModule": {
+            "leadSponsor": {"name": " Pere  Gines ", "class": "OTHER"},
+            "collaborators": [{"name": "Someone Else", "class": "OTHER"}, {"name": " "}],
+        },
+        "contactsLocationsModule": {
+            "overallOfficials": [
+                {
+                    "name": "Pere Gines, MD",
+                    "affiliation": "Hospital Clinic",
+                    "role": "PRINCIPAL_INVESTIGATOR",
+                }
+            ],
+            "locations": [
+                {"facility": "Hospital Clinic", "city": "Barcelona", "country": "Spain"},
+                {"facility": "Hospital  Clinic", "city": "Barcelona"},
+                {"facility": "Hospital del Mar"},
+                {"city": "Girona"},
+            ],
+        },
         "descriptionModule": {
             "briefSummary": "Short\n\n  summary.",
             "detailedDescription": "Long\r\ndescription.",
@@ -112,6 +130,9 @@ FULL_RECORD = TrialRecord(
     lead_sponsor="Pere Gines",
     eligibility_criteria="Inclusion Criteria: * Adults",
     last_update_date="2020-07-28",
+    collaborators=("Someone Else",),
+    officials=("Pere Gines, MD",),
+    sites=("Hospital Clinic", "Hospital del Mar"),  # once each; a location without one
 )
 
 
@@ -199,6 +220,21 @@ def test_not_a_study_is_a_record_error(data: object, message: str) -> None:
             "protocolSection.armsInterventionsModule.armGroups[0].interventionNames",
         ),
         ("descriptionModule", ["text"], "protocolSection.descriptionModule"),
+        (
+            "contactsLocationsModule",
+            {"locations": [{"facility": ["Hospital Clinic"]}]},
+            "protocolSection.contactsLocationsModule.locations[0].facility",
+        ),
+        (
+            "contactsLocationsModule",
+            {"overallOfficials": "Pere Gines"},
+            "protocolSection.contactsLocationsModule.overallOfficials",
+        ),
+        (
+            "sponsorCollaboratorsModule",
+            {"collaborators": [3]},
+            "protocolSection.sponsorCollaboratorsModule.collaborators[0]",
+        ),
     ],
 )
 def test_wrong_type_names_the_field(module: str, content: object, path: str) -> None:
@@ -393,6 +429,8 @@ def _variants() -> list[dict]:
     nulls["protocolSection"]["statusModule"]["startDateStruct"] = None
     nulls["protocolSection"]["conditionsModule"]["keywords"] = None
     nulls["derivedSection"]["conditionBrowseModule"] = None
+    nulls["protocolSection"]["sponsorCollaboratorsModule"]["collaborators"] = None
+    nulls["protocolSection"]["contactsLocationsModule"]["locations"][0]["facility"] = None
     empties = copy.deepcopy(FULL_STUDY)
     empties["protocolSection"]["armsInterventionsModule"] = {
         "interventions": [{"name": " "}, {}],

@@ -87,6 +87,22 @@ FULL_XML = """<?xml version="1.0" encoding="UTF-8"?>
     </criteria>
     <gender>All</gender>
   </eligibility>
+  <overall_official>
+    <last_name>Pere Gines, MD, PhD</last_name>
+    <role>Principal Investigator</role>
+    <affiliation>Hospital Clinic</affiliation>
+  </overall_official>
+  <location>
+    <facility><name>Hospital Clinic</name><address><city>Barcelona</city></address></facility>
+    <contact><last_name>A Nurse</last_name></contact>
+  </location>
+  <location>
+    <facility><name>Hospital  Clinic</name></facility>
+    <contact><last_name>Another Nurse</last_name></contact>
+  </location>
+  <location>
+    <facility><name>Hospital del Mar</name></facility>
+  </location>
   <last_update_posted type="Estimate">July 8, 2020</last_update_posted>
   <keyword>MSC</keyword>
   <keyword>ACLF</keyword>
@@ -139,6 +155,9 @@ FULL_RECORD = TrialRecord(
     lead_sponsor="Pere Gines",
     eligibility_criteria="Inclusion Criteria: - Adults",
     last_update_date="2020-07-08",
+    collaborators=("Someone Else",),
+    officials=("Pere Gines, MD, PhD",),  # as given: the model reads the name alone
+    sites=("Hospital Clinic", "Hospital del Mar"),  # a site once, however many contacts
 )
 
 

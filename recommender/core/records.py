@@ -78,7 +78,11 @@ class TrialRecord:
     """A registered trial, as far as the recommender needs it.
 
     Every field but ``nct_id`` may be empty: most studies of a bulk download carry
-    only titles and texts.
+    only titles and texts. ``collaborators`` are the sponsor's collaborating
+    organisations, ``officials`` the names of the study's overall officials (its
+    principal investigators, chairs and directors, as the registry gives them) and
+    ``sites`` the names of the facilities where it runs, each once, in the
+    registry's order.
     """
 
     nct_id: str
@@ -100,6 +104,9 @@ class TrialRecord:
     lead_sponsor: str | None = None
     eligibility_criteria: str = ""
     last_update_date: str | None = None
+    collaborators: tuple[str, ...] = ()
+    officials: tuple[str, ...] = ()
+    sites: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nct_id", validate_nct_id(self.nct_id))
@@ -148,6 +155,9 @@ class TrialRecord:
             "condition_mesh_terms",
             "intervention_mesh_terms",
             "phases",
+            "collaborators",
+            "officials",
+            "sites",
         ):
             values[name] = tuple(data.get(name, ()))
         return cls(**values)

@@ -13,6 +13,8 @@ accepts (tests/test_ingest_json.py compares them).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import msgspec
 
 from recommender.core import (
@@ -54,6 +56,20 @@ class _Sponsor(_Struct):
 
 class _Sponsors(_Struct):
     leadSponsor: _Sponsor | None = None
+    collaborators: list[_Sponsor] | None = None
+
+
+class _Official(_Struct):
+    name: str | None = None
+
+
+class _Location(_Struct):
+    facility: str | None = None
+
+
+class _Contacts(_Struct):
+    overallOfficials: list[_Official] | None = None
+    locations: list[_Location] | None = None
 
 
 class _Description(_Struct):
@@ -103,6 +119,7 @@ class _Protocol(_Struct):
     designModule: _Design | None = None
     armsInterventionsModule: _Arms | None = None
     eligibilityModule: _Eligibility | None = None
+    contactsLocationsModule: _Contacts | None = None
 
 
 class _Mesh(_Struct):
@@ -137,6 +154,7 @@ _NO_CONDITIONS = _Conditions()
 _NO_DESIGN = _Design()
 _NO_ARMS = _Arms()
 _NO_ELIGIBILITY = _Eligibility()
+_NO_CONTACTS = _Contacts()
 _NO_DERIVED = _Derived()
 _NO_BROWSE = _Browse()
 _EMPTY_INTERVENTION = Intervention(name="")
@@ -175,7 +193,9 @@ def _record(protocol: _Protocol, ident: _Identification, derived: _Derived) -> T
     conditions = protocol.conditionsModule or _NO_CONDITIONS
     design = protocol.designModule or _NO_DESIGN
     arms = protocol.armsInterventionsModule or _NO_ARMS
-    sponsor = (protocol.sponsorCollaboratorsModule or _NO_SPONSORS).leadSponsor or _NO_SPONSOR
+    sponsors = protocol.sponsorCollaboratorsModule or _NO_SPONSORS
+    sponsor = sponsors.leadSponsor or _NO_SPONSOR
+    contacts = protocol.contactsLocationsModule or _NO_CONTACTS
     return TrialRecord(
         nct_id=ident.nctId,
         brief_title=collapse_whitespace(ident.briefTitle),
@@ -198,6 +218,9 @@ def _record(protocol: _Protocol, ident: _Identification, derived: _Derived) -> T
             (protocol.eligibilityModule or _NO_ELIGIBILITY).eligibilityCriteria
         ),
         last_update_date=_code((status.lastUpdatePostDateStruct or _NO_DATE).date),
+        collaborators=_names(item.name for item in sponsors.collaborators or ()),
+        officials=_names(item.name for item in contacts.overallOfficials or ()),
+        sites=_names(item.facility for item in contacts.locations or ()),
     )
 
 
@@ -209,6 +232,11 @@ def _texts(values: list[str] | None) -> tuple[str, ...]:
     if not values:
         return ()
     return tuple(text for text in map(collapse_whitespace, values) if text)
+
+
+def _names(values: Iterable[str | None]) -> tuple[str, ...]:
+    names = (collapse_whitespace(value) for value in values)
+    return tuple(dict.fromkeys(name for name in names if name))
 
 
 def _interventions(items: list[_Intervention] | None) -> tuple[Intervention, ...]:

@@ -155,6 +155,13 @@ def _arm_groups(arms_module: dict[str, Any], where: str) -> tuple[ArmGroup, ...]
     return tuple(arms)
 
 
+def _names(module: dict[str, Any], key: str, field: str, where: str) -> tuple[str, ...]:
+    """``<module>.<key>[].<field>`` (a collaborator's ``name``, a location's
+    ``facility``), collapsed, empty and repeated names dropped."""
+    names = (_text(item, field, path) for path, item in _objs(module, key, where))
+    return tuple(dict.fromkeys(name for name in names if name))
+
+
 def _mesh_terms(derived: dict[str, Any], module: str) -> tuple[str, ...]:
     """``derivedSection.<module>.meshes[].term``, collapsed, empty terms dropped."""
     where = f"derivedSection.{module}"
@@ -198,6 +205,7 @@ def parse_study(data: object) -> TrialRecord:
     design = _obj(protocol, "designModule", p)
     arms = _obj(protocol, "armsInterventionsModule", p)
     eligibility = _obj(protocol, "eligibilityModule", p)
+    contacts = _obj(protocol, "contactsLocationsModule", p)
     return TrialRecord(
         nct_id=_nct_id(ident),
         brief_title=_text(ident, "briefTitle", f"{p}.identificationModule"),
@@ -222,6 +230,9 @@ def parse_study(data: object) -> TrialRecord:
         ),
         eligibility_criteria=_text(eligibility, "eligibilityCriteria", f"{p}.eligibilityModule"),
         last_update_date=_date(status, "lastUpdatePostDateStruct"),
+        collaborators=_names(sponsors, "collaborators", "name", f"{p}.sponsorCollaboratorsModule"),
+        officials=_names(contacts, "overallOfficials", "name", f"{p}.contactsLocationsModule"),
+        sites=_names(contacts, "locations", "facility", f"{p}.contactsLocationsModule"),
     )
 
 
