@@ -9,8 +9,11 @@ WORKERS ?= 1
 # The shared registry extract when it is there, else the small sample in the repo.
 RECOMMENDER_DATA ?= ../shared/data
 export RECOMMENDER_DATA
+# The legacy XML records, where there are any, after the JSON: one record per id
+# survives, the later source's, and the XML carries what the JSON extract lacks
+# (collaborators, officials, sites); the reference trials last.
 ifneq ($(wildcard $(RECOMMENDER_DATA)/ctg-studies.json.zip),)
-SOURCES ?= $(RECOMMENDER_DATA)/ctg-studies.json.zip $(RECOMMENDER_DATA)/seed-cluster
+SOURCES ?= $(RECOMMENDER_DATA)/ctg-studies.json.zip $(wildcard $(RECOMMENDER_DATA)/AllPublicXML*.zip) $(RECOMMENDER_DATA)/seed-cluster
 else
 SOURCES ?= data/sample/ctg-studies-sample.json.zip data/sample/seed-cluster
 ifneq ($(origin RECOMMENDER_DATA),file)

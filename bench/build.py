@@ -32,8 +32,10 @@ import numpy as np
 import psutil
 
 from bench.common import Timer, print_table, write_result
+from recommender.ingest import extract_sources
 
-DEFAULT_SOURCES = ["../shared/data/ctg-studies.json.zip", "../shared/data/seed-cluster"]
+# `make serve`'s sources: the bulk JSON, the legacy XML records, the reference trials.
+DEFAULT_SOURCES = [str(path) for path in extract_sources("../shared/data")]
 
 
 def run_sampled(command: list[str]) -> tuple[float, float]:

@@ -1,7 +1,8 @@
 """The whole quality table: the default ranking against plain TF-IDF and BM25.
 
-Builds the three systems over the full shared corpus (``ctg-studies.json.zip`` then
-``seed-cluster/``) and scores each, in the same run, on every shared label set:
+Builds the three systems over the full shared corpus (``ctg-studies.json.zip``, the
+legacy XML subset's complete records, then ``seed-cluster/``: ``make serve``'s
+sources) and scores each, in the same run, on every shared label set:
 publication sisters, SECRET (full retrieval and re-ranking of its judged candidates),
 TREC 2021 patient descriptions (free text) and the MeSH regression set; every trial
 query both as indexed (``full``) and reduced to a thin record (``thin``: titles,
@@ -36,7 +37,7 @@ from recommender.evaluation.comparison import (
     with_built_index,
 )
 from recommender.index import TrialIndex, TrialIndexError
-from recommender.ingest import read_records
+from recommender.ingest import extract_sources, read_records
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,8 +64,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = make_parser().parse_args()
-    sources = [args.data / "ctg-studies.json.zip", args.data / "seed-cluster"]
-    records, _ = read_records(sources, n_jobs=-1)
+    records, _ = read_records(extract_sources(args.data), n_jobs=-1)
     specs = shared_label_sets(args.labels, REPO)
     systems = SYSTEMS
     if args.index:

@@ -11,8 +11,10 @@ from recommender.text import (
     DEFAULT_FIELD_GROUPS,
     FieldGroupVectorizer,
     parent_organisation,
+    person_name,
     readable,
     readable_mask,
+    site_name,
 )
 
 
@@ -121,3 +123,76 @@ def test_a_sponsor_matches_whole_or_by_a_whole_organisation_it_names():
 )
 def test_only_a_named_parent_organisation_is_read_from_a_sponsor(name, parent):
     assert parent_organisation(name) == parent
+
+
+def test_the_team_group_links_trials_by_whole_names_of_people_and_sites():
+    """Officials match by name without degrees, sites without their address;
+    roles and sponsors' placeholder sites link nothing and are never terms."""
+    team = next(g for g in DEFAULT_FIELD_GROUPS if g.name == "team")
+    first = TrialRecord(
+        "NCT00000001",
+        officials=("Walter Ling, M.D.", "Medical Monitor"),
+        sites=("Jonsson Comprehensive Cancer Center, UCLA", "GSK Investigational Site"),
+        collaborators=("National Institute on Drug Abuse (NIDA)",),
+    )
+    assert team.items(first) == [
+        "National Institute on Drug Abuse (NIDA)",
+        "Walter Ling",
+        "Jonsson Comprehensive Cancer Center",
+    ]
+    monitor, placeholder = ("Medical Monitor",), ("GSK Investigational Site",)
+    records = [
+        first,
+        TrialRecord("NCT00000002", officials=("Walter Ling, MD",)),
+        TrialRecord("NCT00000003", sites=("Jonsson Comprehensive Cancer Center",)),
+        TrialRecord("NCT00000004", officials=monitor, sites=placeholder),
+        TrialRecord("NCT00000005", officials=("Walter Smith",), sites=("UCLA",)),
+        TrialRecord("NCT00000006", officials=monitor, sites=("Jonsson Cancer Center",)),
+    ]
+    vectorizer = FieldGroupVectorizer([team], learn_abbreviations=False)
+    vectors = vectorizer.fit_transform(records).toarray()
+    terms = vectorizer.feature_names()
+    assert vectors[0] @ vectors[1] > 0 and vectors[0] @ vectors[2] > 0
+    assert vectors[0] @ vectors[3] == 0 and vectors[0] @ vectors[4] == 0
+    assert vectors[3] @ vectors[5] == 0  # a role is nobody's name
+    assert "walter ling" in terms and "jonsson comprehensive cancer center" in terms
+    assert not {"walter", "ling", "medical monitor", "ucla", "m d", "md"} & set(terms)
+
+
+@pytest.mark.parametrize(
+    ("name", "person"),
+    [
+        ("Stanislaw R. Burzynski, MD, PhD", "Stanislaw R. Burzynski"),
+        ("Heidi H Kong, M.D.", "Heidi H Kong"),
+        ("Belshe R", "Belshe R"),
+        ("Medical Monitor", None),
+        ("GSK Clinical Trials", None),
+        ("Bayer Study Director", None),
+        ("Pfizer CT.gov Call Center", None),
+        ("Call 1-877-CTLILLY (1-877-285-4559) or 1-317-615-4559 Mon - Fri", None),
+        ("MD", None),
+        (". ., .", None),
+    ],
+)
+def test_an_official_is_read_by_a_persons_name_only(name, person):
+    assert person_name(name) == person
+
+
+@pytest.mark.parametrize(
+    ("name", "site"),
+    [
+        ("National Institutes of Health Clinical Center, 9000 Rockville Pike",
+         "National Institutes of Health Clinical Center"),
+        ("Memorial Sloan-Kettering Cancer Center", "Memorial Sloan-Kettering Cancer Center"),
+        ("Scarborough Hospital - General Site", "Scarborough Hospital - General Site"),
+        ("Novartis Investigative Site", None),
+        ("GSK Investigational Site", None),
+        ("Teva Investigational Site 321", None),
+        ("Research Site", None),
+        ("Local Institution", None),
+        ("For additional information regarding investigative sites for this trial, contact "
+         "1-877-CTLILLY (1-877-285-4559, 1-317-615-4559) Mon - Fri from 9 AM to 5 PM", None),
+    ],
+)  # fmt: skip
+def test_a_site_is_read_by_its_name_never_a_placeholder(name, site):
+    assert site_name(name) == site

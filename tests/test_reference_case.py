@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from recommender.index import TrialIndex
+from recommender.ingest import extract_sources
 from recommender.pipelines import build_index
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,8 +28,7 @@ def check_reference_case(index: TrialIndex, seeds: Path) -> None:
 @pytest.fixture(scope="module")
 def corpus_index(shared_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("corpus") / "index"
-    sources = [shared_data / "ctg-studies.json.zip", shared_data / "seed-cluster"]
-    summary = build_index(sources, out, k=50)
+    summary = build_index(extract_sources(shared_data), out, k=50)  # make serve's sources
     return TrialIndex.load(summary.path), summary
 
 
@@ -37,8 +37,11 @@ def corpus_index(shared_data, tmp_path_factory):
 def test_reference_case_on_the_full_corpus(corpus_index, shared_data):
     index, summary = corpus_index
     assert summary.studies == 114_697 + 5  # five seeds are not in the bulk file
-    assert summary.report.replaced == 1  # NCT02857010, richer in seed-cluster/
+    # The 6,786 XML records replace their JSON copies; NCT02857010 is richer in
+    # seed-cluster/.
+    assert summary.report.replaced == 6_786 + 1
     assert index.record("NCT02857010").conditions == ("Acute on Chronic Hepatic Failure",)
+    assert index.record("NCT00000102").sites  # what the JSON extract lacks
     check_reference_case(index, shared_data / "seed-cluster")
 
 

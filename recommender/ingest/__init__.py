@@ -26,7 +26,7 @@ from recommender.ingest.errors import (
 from recommender.ingest.formats import FORMATS, KINDS, PARALLEL_FORMATS, detect_format
 from recommender.ingest.limits import DEFAULT_LIMITS, ReadLimits
 from recommender.ingest.report import IngestReport, SkippedItem, SourceSummary
-from recommender.ingest.sources import iter_records, iter_source, read_records
+from recommender.ingest.sources import extract_sources, iter_records, iter_source, read_records
 from recommender.ingest.spool import spool_records
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "SourceError",
     "SourceSummary",
     "detect_format",
+    "extract_sources",
     "iter_records",
     "iter_source",
     "parse_day",

@@ -6,7 +6,8 @@ Entry points:
   id, the one read last (so a hand-curated folder listed last overrides the bulk
   download);
 * :func:`iter_source` streams the records of one source;
-* :func:`detect_format` says how a path will be read.
+* :func:`detect_format` says how a path will be read;
+* :func:`extract_sources` lists an extract folder's sources in build order.
 
 Formats, by path: see :mod:`recommender.ingest.formats`.
 
@@ -247,3 +248,27 @@ def _open_source(source: PathLike, stack: contextlib.ExitStack) -> tuple[str, Re
         archive = stack.enter_context(open_zip(path))
         return zip_format(path, archive), archive
     return detect_format(path), None
+
+
+def extract_sources(folder: PathLike) -> list[Path]:
+    """The sources of a registry extract folder laid out as ``../shared/data``, in the
+    order to read them (the ``make serve`` build's order).
+
+    The bulk JSON download first, then any legacy XML download (``AllPublicXML*.zip``:
+    its records carry the collaborators, officials and sites the JSON extract lacks,
+    and one record per id survives, the later source's), then the reference trials of
+    ``seed-cluster/`` if the folder has them.
+
+    Parameters
+    ----------
+    folder : path
+        Holds ``ctg-studies.json.zip``.
+
+    Returns
+    -------
+    list of Path
+    """
+    folder = Path(folder)
+    sources = [folder / "ctg-studies.json.zip", *sorted(folder.glob("AllPublicXML*.zip"))]
+    seeds = folder / "seed-cluster"
+    return [*sources, seeds] if seeds.is_dir() else sources

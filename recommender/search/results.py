@@ -21,8 +21,8 @@ class Why:
     Attributes
     ----------
     field : str
-        ``conditions``, ``interventions``, ``titles``, ``text``, ``sponsor`` or
-        ``eligibility``.
+        ``conditions``, ``interventions``, ``titles``, ``text``, ``sponsor``,
+        ``eligibility`` or ``team`` (collaborators, overall officials, sites).
     score : float
         This group's share; the shares of a result add up to its score.
     terms : tuple of str

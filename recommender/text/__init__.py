@@ -13,7 +13,7 @@ from recommender.text.fields import (
     field_items,
 )
 from recommender.text.group_model import GroupModel
-from recommender.text.names import parent_organisation
+from recommender.text.names import parent_organisation, person_name, site_name
 from recommender.text.readable import PROTOCOL_WORDS, readable, readable_mask
 from recommender.text.stop_words import ENGLISH_STOP_WORDS
 from recommender.text.tokenizer import ItemAnalyzer, words
@@ -47,10 +47,12 @@ __all__ = [
     "learn_abbreviations",
     "mean_norm",
     "parent_organisation",
+    "person_name",
     "pivot_normalise",
     "readable",
     "readable_mask",
     "row_norms",
+    "site_name",
     "smooth_idf",
     "words",
 ]

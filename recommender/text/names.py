@@ -1,4 +1,4 @@
-"""Which part of a sponsor's name is an organisation a trial can share with another.
+"""Names two trials can share: a sponsor's organisation, an official, a site.
 
 A lead sponsor is often a unit and the organisation it belongs to, after a comma:
 "Third Affiliated Hospital, Sun Yat-Sen University", "Masonic Cancer Center,
@@ -9,6 +9,12 @@ many universities), a place ("University Hospital, Lille", "..., France"), a leg
 form ("..., Inc."), or a piece of a name that has commas in it ("National Heart,
 Lung, and Blood Institute"). Measured on the registry corpus: of the 478 distinct
 comma-separated parts, most were places, legal forms and generic units.
+
+An overall official and a site are matched by name too (:func:`person_name`,
+:func:`site_name`): the registry writes degrees and addresses after a comma, and
+sponsors write roles ("Medical Monitor") and placeholders ("Novartis Investigative
+Site") where a name should be; those link the trials of a sponsor, which the sponsor
+group does already, and would read as reasons no one could use.
 """
 
 from __future__ import annotations
@@ -69,3 +75,75 @@ def parent_organisation(name: str) -> str | None:
     if ORGANISATION_WORDS.intersection(words) and set(words) - GENERIC_WORDS:
         return last
     return None
+
+
+# Words of an overall official's "name" that say it is a role or a help line, not a
+# person ("Medical Monitor", "GSK Clinical Trials", "Pfizer CT.gov Call Center").
+ROLE_WORDS = frozenset(
+    """
+    call center centre clinical trials trial monitor director study studies medical
+    registry information sponsor contact department team desk
+    """.split()  # noqa: SIM905
+)
+
+# Words that, with "site", make a facility a sponsor's placeholder for its sites
+# ("Novartis Investigative Site", "Research Site"), not a place two trials share.
+_PLACEHOLDER_WORDS = frozenset(
+    """
+    investigational investigative investigator investigators research study clinical
+    """.split()  # noqa: SIM905
+)
+# A name of more words than this is a sentence ("For additional information ...").
+_MAX_NAME_WORDS = 10
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def person_name(name: str) -> str | None:
+    """An overall official's name without degrees, or ``None`` if it names no person.
+
+    The registry gives "Walter Ling, M.D." and "Walter Ling, MD" for one person: the
+    name is what comes before the first comma. A role or help line ("Medical
+    Monitor", "Call 1-877-CTLILLY ..."), a single word and a text with digits are
+    not names two trials could share.
+
+    Examples
+    --------
+    >>> person_name("Stanislaw R. Burzynski, MD, PhD")
+    'Stanislaw R. Burzynski'
+    >>> person_name("Bayer Study Director") is None
+    True
+    """
+    first = name.split(",", 1)[0].strip()
+    words = _words(first)
+    if len(words) < 2 or len(words) > _MAX_NAME_WORDS or any(c.isdigit() for c in first):
+        return None
+    if ROLE_WORDS.intersection(words):
+        return None
+    return first
+
+
+def site_name(name: str) -> str | None:
+    """A facility's name without its address, or ``None`` for a placeholder.
+
+    "National Institutes of Health Clinical Center, 9000 Rockville Pike" is the
+    "National Institutes of Health Clinical Center" (the name before the first
+    comma); "Novartis Investigative Site", "Research Site" or "Local Institution" are
+    how sponsors hide their sites, and a long text is a note, not a name.
+
+    Examples
+    --------
+    >>> site_name("Jonsson Comprehensive Cancer Center, UCLA")
+    'Jonsson Comprehensive Cancer Center'
+    >>> site_name("GSK Investigational Site") is None
+    True
+    """
+    first = name.split(",", 1)[0].strip()
+    words = _words(first)
+    if not words or len(words) > _MAX_NAME_WORDS or words == ["local", "institution"]:
+        return None
+    if {"site", "sites"}.intersection(words) and _PLACEHOLDER_WORDS.intersection(words):
+        return None
+    return first
