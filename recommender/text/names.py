@@ -97,8 +97,11 @@ _PLACEHOLDER_WORDS = frozenset(
 _MAX_NAME_WORDS = 10
 
 
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+def _name_before_comma(name: str) -> tuple[str, list[str]]:
+    """The part of ``name`` before its first comma (the registry writes degrees and
+    addresses after one), and its lower-cased words."""
+    first = name.split(",", 1)[0].strip()
+    return first, _WORD.findall(first.lower())
 
 
 def person_name(name: str) -> str | None:
@@ -116,8 +119,7 @@ def person_name(name: str) -> str | None:
     >>> person_name("Bayer Study Director") is None
     True
     """
-    first = name.split(",", 1)[0].strip()
-    words = _words(first)
+    first, words = _name_before_comma(name)
     if len(words) < 2 or len(words) > _MAX_NAME_WORDS or any(c.isdigit() for c in first):
         return None
     if ROLE_WORDS.intersection(words):
@@ -140,8 +142,7 @@ def site_name(name: str) -> str | None:
     >>> site_name("GSK Investigational Site") is None
     True
     """
-    first = name.split(",", 1)[0].strip()
-    words = _words(first)
+    first, words = _name_before_comma(name)
     if not words or len(words) > _MAX_NAME_WORDS or words == ["local", "institution"]:
         return None
     if {"site", "sites"}.intersection(words) and _PLACEHOLDER_WORDS.intersection(words):
