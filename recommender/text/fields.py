@@ -10,7 +10,7 @@ n-grams or what a free-text query is read into, change it here; the vectoriser
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from recommender.core import TrialRecord
@@ -122,11 +122,7 @@ class FieldGroup:
         """The strings of ``record`` this group reads, one per list item or text (an
         official or a site by its name alone, :data:`NAME_READERS`; with
         ``name_parts``, also the organisation each item belongs to, if it names one)."""
-        items = []
-        for name in self.fields:
-            values = field_items(record, (name,))
-            reader = NAME_READERS.get(name)
-            items.extend(values if reader is None else filter(None, map(reader, values)))
+        items = field_items(record, self.fields, readers=NAME_READERS)
         if not self.name_parts:
             return items
         parents = (parent_organisation(item) for item in items)
@@ -162,12 +158,18 @@ class FieldGroup:
 
 
 def field_items(
-    record: TrialRecord, fields: Sequence[str], *, other_names: bool = True
+    record: TrialRecord,
+    fields: Sequence[str],
+    *,
+    other_names: bool = True,
+    readers: Mapping[str, Callable[[str], str | None]] | None = None,
 ) -> list[str]:
     """The non-empty strings of ``record``'s ``fields``, one per list item or text.
 
     Interventions give their names (and, with ``other_names``, their other names),
-    arm groups their labels.
+    arm groups their labels. A list field with a function in ``readers`` gives what
+    it returns for each item, the items it returns None for left out (the names a
+    group reads: :data:`NAME_READERS`).
     """
     items: list[str] = []
     for name in fields:
@@ -180,7 +182,8 @@ def field_items(
         elif name == "arm_groups":
             items.extend(arm.label for arm in value)
         elif isinstance(value, tuple):
-            items.extend(value)
+            reader = readers.get(name) if readers else None
+            items.extend(value if reader is None else map(reader, value))
         elif value:
             items.append(value)
     return [item for item in items if item]
