@@ -11,7 +11,7 @@ formats compares equal.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -51,6 +51,14 @@ def collapse_whitespace(text: str | None) -> str:
     if text.isprintable() and "  " not in text and text[0] != " " and text[-1] != " ":
         return text
     return " ".join(text.split())
+
+
+def distinct_texts(values: Iterable[str | None]) -> tuple[str, ...]:
+    """``values`` with whitespace collapsed, empty ones dropped and each kept once,
+    where it first occurs: a record's list of names (collaborators, officials,
+    sites) as every reader gives it, however often the registry repeats one."""
+    texts = (collapse_whitespace(value) for value in values)
+    return tuple(dict.fromkeys(text for text in texts if text))
 
 
 @dataclass(frozen=True, slots=True)

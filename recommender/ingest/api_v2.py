@@ -13,8 +13,6 @@ accepts (tests/test_ingest_json.py compares them).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import msgspec
 
 from recommender.core import (
@@ -23,6 +21,7 @@ from recommender.core import (
     InvalidNctIdError,
     TrialRecord,
     collapse_whitespace,
+    distinct_texts,
 )
 
 # Every field is optional and may be null, as in the dict-walking parser: most
@@ -218,9 +217,9 @@ def _record(protocol: _Protocol, ident: _Identification, derived: _Derived) -> T
             (protocol.eligibilityModule or _NO_ELIGIBILITY).eligibilityCriteria
         ),
         last_update_date=_code((status.lastUpdatePostDateStruct or _NO_DATE).date),
-        collaborators=_names(item.name for item in sponsors.collaborators or ()),
-        officials=_names(item.name for item in contacts.overallOfficials or ()),
-        sites=_names(item.facility for item in contacts.locations or ()),
+        collaborators=distinct_texts(item.name for item in sponsors.collaborators or ()),
+        officials=distinct_texts(item.name for item in contacts.overallOfficials or ()),
+        sites=distinct_texts(item.facility for item in contacts.locations or ()),
     )
 
 
@@ -232,11 +231,6 @@ def _texts(values: list[str] | None) -> tuple[str, ...]:
     if not values:
         return ()
     return tuple(text for text in map(collapse_whitespace, values) if text)
-
-
-def _names(values: Iterable[str | None]) -> tuple[str, ...]:
-    names = (collapse_whitespace(value) for value in values)
-    return tuple(dict.fromkeys(name for name in names if name))
 
 
 def _interventions(items: list[_Intervention] | None) -> tuple[Intervention, ...]:

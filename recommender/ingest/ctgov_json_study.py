@@ -17,6 +17,7 @@ from recommender.core import (
     InvalidNctIdError,
     TrialRecord,
     collapse_whitespace,
+    distinct_texts,
     validate_nct_id,
 )
 from recommender.ingest.errors import RecordError
@@ -158,8 +159,7 @@ def _arm_groups(arms_module: dict[str, Any], where: str) -> tuple[ArmGroup, ...]
 def _names(module: dict[str, Any], key: str, field: str, where: str) -> tuple[str, ...]:
     """``<module>.<key>[].<field>`` (a collaborator's ``name``, a location's
     ``facility``), collapsed, empty and repeated names dropped."""
-    names = (_text(item, field, path) for path, item in _objs(module, key, where))
-    return tuple(dict.fromkeys(name for name in names if name))
+    return distinct_texts(_text(item, field, path) for path, item in _objs(module, key, where))
 
 
 def _mesh_terms(derived: dict[str, Any], module: str) -> tuple[str, ...]:

@@ -32,6 +32,7 @@ from recommender.core import (
     InvalidNctIdError,
     TrialRecord,
     collapse_whitespace,
+    distinct_texts,
     validate_nct_id,
 )
 from recommender.ingest.containers import (
@@ -192,11 +193,6 @@ def _texts(element: ET.Element, path: str) -> tuple[str, ...]:
     return tuple(text for text in texts if text)
 
 
-def _distinct(texts: tuple[str, ...]) -> tuple[str, ...]:
-    """``texts`` without repeats, first occurrence kept (a site listed per contact)."""
-    return tuple(dict.fromkeys(texts))
-
-
 def _nct_id(root: ET.Element) -> str:
     """The record's validated NCT id."""
     found = root.find("id_info/nct_id")
@@ -296,10 +292,10 @@ def parse_study_xml(data: bytes) -> TrialRecord:
         lead_sponsor=_text(root, "sponsors/lead_sponsor/agency") or None,
         eligibility_criteria=_text(root, "eligibility/criteria/textblock"),
         last_update_date=to_iso_date(_text(root, "last_update_posted")),
-        collaborators=_distinct(_texts(root, "sponsors/collaborator/agency")),
+        collaborators=distinct_texts(_texts(root, "sponsors/collaborator/agency")),
         # The legacy format puts an official's whole name in <last_name>.
-        officials=_distinct(_texts(root, "overall_official/last_name")),
-        sites=_distinct(_texts(root, "location/facility/name")),
+        officials=distinct_texts(_texts(root, "overall_official/last_name")),
+        sites=distinct_texts(_texts(root, "location/facility/name")),
     )
 
 
